@@ -1,0 +1,15 @@
+"""Search spaces, registered by name: `SPACES.get("nasnet")(**config)`."""
+
+from searchcore.registry import Registry
+from searchcore.spaces.base import Decision, SearchSpace
+from searchcore.spaces.nasnet import NasnetCellSpace
+
+SPACES: Registry[type[SearchSpace]] = Registry("search space")
+SPACES.register("nasnet", NasnetCellSpace)
+
+
+def create_space(name: str, **config) -> SearchSpace:
+    return SPACES.get(name)(**config)
+
+
+__all__ = ["SPACES", "Decision", "NasnetCellSpace", "SearchSpace", "create_space"]

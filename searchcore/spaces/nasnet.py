@@ -1,0 +1,123 @@
+"""The NASNet cell search space (Zoph et al. 2018, §3).
+
+Each of the B blocks of the Normal and the Reduction cell is five decisions, in the paper's
+order: the first hidden state, the second hidden state, an op for each, and how to combine
+them. That is the controller's 2 × 5B softmaxes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from searchcore.errors import ConfigError, GenotypeError
+from searchcore.genotype import NUM_CELL_INPUTS, Block, Cell, Genotype, cells_of
+from searchcore.opnames import ALL_OPS, COMBINE_OPS, NASNET_OPS
+from searchcore.spaces.base import Decision, SearchSpace
+
+DECISIONS_PER_BLOCK = 5
+
+
+class NasnetCellSpace(SearchSpace):
+    """B blocks per cell, ops drawn from `ops` (the paper's 13 by default)."""
+
+    name = "nasnet"
+
+    def __init__(
+        self,
+        num_blocks: int = 5,
+        ops: Sequence[str] = NASNET_OPS,
+        combines: Sequence[str] = COMBINE_OPS,
+    ) -> None:
+        if num_blocks < 1:
+            raise ConfigError(f"num_blocks must be at least 1, got {num_blocks}")
+        unknown = [op for op in ops if op not in ALL_OPS]
+        if unknown:
+            raise ConfigError(f"unknown op {unknown[0]!r}; known: {', '.join(ALL_OPS)}")
+        bad = [c for c in combines if c not in COMBINE_OPS]
+        if bad or not combines:
+            raise ConfigError(f"combines must be a non-empty subset of {', '.join(COMBINE_OPS)}")
+        self.num_blocks = num_blocks
+        self.ops = tuple(ops)
+        self.combines = tuple(combines)
+        self._decisions = tuple(self._make_decisions())
+
+    def _make_decisions(self):
+        for cell in ("normal", "reduction"):
+            for k in range(self.num_blocks):
+                states = tuple(range(NUM_CELL_INPUTS + k))
+                yield Decision(f"{cell}.{k}.input_a", states)
+                yield Decision(f"{cell}.{k}.input_b", states)
+                yield Decision(f"{cell}.{k}.op_a", self.ops)
+                yield Decision(f"{cell}.{k}.op_b", self.ops)
+                yield Decision(f"{cell}.{k}.combine", self.combines)
+
+    def decisions(self) -> Sequence[Decision]:
+        return self._decisions
+
+    def config(self) -> dict[str, Any]:
+        return {"num_blocks": self.num_blocks, "ops": list(self.ops), "combines": list(self.combines)}
+
+    def decode(self, actions: Sequence[int]) -> Genotype:
+        if len(actions) != len(self._decisions):
+            raise GenotypeError(f"expected {len(self._decisions)} decisions, got {len(actions)}")
+        values = [d.choices[int(a)] for d, a in zip(self._decisions, actions)]
+        cells = []
+        for c in range(2):
+            blocks = []
+            for k in range(self.num_blocks):
+                start = (c * self.num_blocks + k) * DECISIONS_PER_BLOCK
+                a, b, op_a, op_b, combine = values[start : start + DECISIONS_PER_BLOCK]
+                blocks.append(Block(inputs=(a, b), ops=(op_a, op_b), combine=combine))
+            cells.append(Cell(blocks=tuple(blocks)))
+        return Genotype(normal=cells[0], reduction=cells[1])
+
+    def encode(self, genotype: Genotype) -> list[int]:
+        self._check_fits(genotype)
+        actions = []
+        for _, cell in cells_of(genotype):
+            for block in cell.blocks:
+                actions += [block.inputs[0], block.inputs[1]]
+                actions += [self.ops.index(block.ops[0]), self.ops.index(block.ops[1])]
+                actions.append(self.combines.index(block.combine))
+        return actions
+
+    def _check_fits(self, genotype: Genotype) -> None:
+        for name, cell in cells_of(genotype):
+            if len(cell.blocks) != self.num_blocks:
+                raise GenotypeError(f"{name} cell: has {len(cell.blocks)} blocks, this space has {self.num_blocks}")
+            if cell.output_states() != Cell(blocks=cell.blocks).output_states():
+                raise GenotypeError(f"{name} cell, concat: this space concatenates exactly the unused blocks")
+            for k, block in enumerate(cell.blocks):
+                for j, op in enumerate(block.ops):
+                    if op not in self.ops:
+                        raise GenotypeError(f"{name} cell, block {k}: ops[{j}] = {op!r} is not in this space")
+                if block.combine not in self.combines:
+                    raise GenotypeError(f"{name} cell, block {k}: combine {block.combine!r} is not in this space")
+
+    def mutate(self, genotype: Genotype, rng: np.random.Generator) -> Genotype:
+        """Real et al. (2019): a hidden-state mutation or an op mutation, in one cell.
+
+        Draws until the result differs from the parent, as the paper's mutations always
+        change something.
+        """
+        actions = self.encode(genotype)
+        while True:
+            child = list(actions)
+            cell = int(rng.integers(2))
+            k = int(rng.integers(self.num_blocks))
+            branch = int(rng.integers(2))
+            start = (cell * self.num_blocks + k) * DECISIONS_PER_BLOCK
+            if rng.random() < 0.5:  # hidden-state mutation
+                position = start + branch
+            else:  # op mutation
+                position = start + 2 + branch
+            child[position] = int(rng.integers(self._decisions[position].size))
+            if child != actions:
+                return self.decode(child)
+
+    def genotype_from_dict(self, data: Mapping[str, Any]) -> Genotype:
+        genotype = Genotype.from_dict(data)
+        self._check_fits(genotype)
+        return genotype
