@@ -1,0 +1,28 @@
+"""Network builders: `build_model(genotype, NetworkConfig(...))` for any space's genotype."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from searchcore.models.config import NETWORK_PRESETS, NetworkConfig
+
+
+def build_model(genotype: Any, config: NetworkConfig) -> nn.Module:
+    """Build the network a genotype describes: NASNet cells stacked N@F, or a NAS-v1 chain."""
+    from searchcore.genotype import Genotype
+
+    if isinstance(genotype, Genotype):
+        from searchcore.models.nasnet import NASNet
+
+        return NASNet(genotype, config)
+    from searchcore.models.macro import MacroNet
+    from searchcore.spaces.macro import MacroGenotype
+
+    if isinstance(genotype, MacroGenotype):
+        return MacroNet(genotype, config)
+    raise TypeError(f"no builder for {type(genotype).__name__}")
+
+
+__all__ = ["NETWORK_PRESETS", "NetworkConfig", "build_model"]

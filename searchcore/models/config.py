@@ -1,0 +1,37 @@
+"""Typed network configuration and the paper's three presets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """How to stack cells into a network, in the paper's N@F notation.
+
+    `num_cells` is N, the Normal cells between reductions; `filters` is F, the filters in
+    the penultimate layer (the reference code's num_conv_filters = F / 24).
+    """
+
+    num_cells: int = 6
+    filters: int = 768
+    num_classes: int = 10
+    in_channels: int = 3
+    stem: Literal["cifar", "imagenet"] = "cifar"
+    stem_multiplier: float = 3.0
+    drop_path_keep: float = 1.0
+    auxiliary: bool = False
+    dropout: float = 0.0
+    skip_reduction_layer_input: bool = False
+
+
+#: The reference configurations (slim nasnet.py): CIFAR 6@768, mobile 4@1056, large 6@4032.
+NETWORK_PRESETS: dict[str, NetworkConfig] = {
+    "cifar": NetworkConfig(num_cells=6, filters=768, num_classes=10, stem="cifar", stem_multiplier=3.0,
+                           drop_path_keep=0.6, auxiliary=True, dropout=0.0),
+    "mobile": NetworkConfig(num_cells=4, filters=1056, num_classes=1000, stem="imagenet", stem_multiplier=1.0,
+                            drop_path_keep=1.0, auxiliary=True, dropout=0.5),
+    "large": NetworkConfig(num_cells=6, filters=4032, num_classes=1000, stem="imagenet", stem_multiplier=3.0,
+                           drop_path_keep=0.7, auxiliary=True, dropout=0.5, skip_reduction_layer_input=True),
+}
