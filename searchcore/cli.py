@@ -1,0 +1,295 @@
+"""`python -m searchcore`: search, compare, describe, render, train and list from the shell.
+
+Bad input ends the command with exit status 2 and one line naming the problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Sequence
+
+from searchcore.errors import ConfigError, SearchcoreError
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad flag in one line, like every other error here."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ConfigError(message)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return args.handler(args) or 0
+    except SearchcoreError as exc:
+        print(f"searchcore: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("searchcore: interrupted; re-run the same command to resume", file=sys.stderr)
+        return 130
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from searchcore.search import SearchConfig, run_search
+
+    config = SearchConfig(
+        space=args.space, strategy=args.strategy, budget=args.budget, seed=args.seed,
+        proxy=_proxy_config(args), space_options=_options(args.space_option),
+        strategy_options=_options(args.strategy_option), keep_checkpoints=args.keep_checkpoints,
+    )
+    _check_registered(config)
+    records = run_search(config, args.out, progress=not args.quiet)
+    finished = [r for r in records if r.reward is not None]
+    best = max(finished, key=lambda r: r.reward, default=None)
+    summary = {"out": str(args.out), "trials": len(records), "failed": len(records) - len(finished),
+               "best_reward": best.reward if best else None, "best_cell": best.cell_hash if best else None}
+    print(json.dumps(summary))
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from searchcore.compare import write_comparison
+    from searchcore.search import load_run_curves
+
+    ks = _int_list(args.top, "--top")
+    runs = [load_run_curves(path, ks) for path in args.runs]
+    output = Path(args.output)
+    json_path, html_path = output.with_suffix(".json"), output.with_suffix(".html")
+    write_comparison(runs, ks, json_path, html_path)
+    print(json.dumps({"json": str(json_path), "html": str(html_path), "runs": [r.label for r in runs]}))
+    return 0
+
+
+def _cmd_describe(args: argparse.Namespace) -> int:
+    from searchcore.profile import describe
+
+    genotype = load_genotype_arg(args.genotype)
+    config, image_size, preset = _network_config(args)
+    info = {"genotype": args.genotype, "preset": preset, "cells": config.num_cells, "filters": config.filters,
+            "image_size": image_size, **describe(genotype, config, image_size)}
+    if args.json:
+        print(json.dumps(info))
+    else:
+        for key, value in info.items():
+            print(f"{key:>12}: {_human(value) if key in ('params', 'mult_adds') else value}")
+    return 0
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    from searchcore.render import render_genotype
+
+    genotype = load_genotype_arg(args.cell)
+    output = Path(args.output)
+    fmt = output.suffix.lstrip(".") or "svg"
+    if fmt not in ("svg", "png", "pdf"):
+        raise ConfigError(f"-o {output}: the file must end in .svg, .png or .pdf")
+    output.write_bytes(render_genotype(genotype, fmt=fmt))
+    print(str(output))
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from searchcore.train import train_child
+
+    genotype = load_genotype_arg(args.genotype)
+    result = train_child(genotype, _proxy_config(args))
+    print(json.dumps({k: v for k, v in asdict(result).items() if k != "epochs"}))
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    print("\n".join(_registry(args.what).names()))
+    return 0
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+def load_genotype_arg(value: str) -> Any:
+    """A known cell's name, a genotype JSON file, or a search run directory (its best cell)."""
+    from searchcore.genotype import parse_genotype
+    from searchcore.known import KNOWN, get_known
+
+    if value in KNOWN:
+        return get_known(value)
+    path = Path(value)
+    if path.is_dir():
+        path = path / "best_genotype.json"
+        if not path.exists():
+            raise ConfigError(f"{value}: a directory, but not a search run with a finished trial")
+    if not path.exists():
+        raise ConfigError(f"genotype {value!r} is neither a known cell ({', '.join(KNOWN.names())}) nor a file")
+    return parse_genotype(path.read_text())
+
+
+def _proxy_config(args: argparse.Namespace):
+    from searchcore.train import ProxyConfig
+
+    overrides = {field: getattr(args, field) for field in _PROXY_FLAGS if getattr(args, field) is not None}
+    return replace(ProxyConfig(), dataset=args.dataset, data_root=args.data_root, seed=args.seed, **overrides)
+
+
+_DATASET_NETWORKS = {
+    # dataset: (stem, classes, in_channels, default image size, preset)
+    "cifar10": ("cifar", 10, 3, 32, "cifar"),
+    "digits": ("cifar", 10, 1, 16, "cifar"),
+    "imagenet": ("imagenet", 1000, 3, 224, "mobile"),
+}
+
+
+def _network_config(args: argparse.Namespace):
+    """The paper's preset for the dataset, then the user's flags on top."""
+    from searchcore.models import NETWORK_PRESETS
+
+    if args.dataset not in _DATASET_NETWORKS:
+        raise ConfigError(f"--dataset {args.dataset!r} must be one of {', '.join(_DATASET_NETWORKS)}")
+    stem, classes, channels, size, preset = _DATASET_NETWORKS[args.dataset]
+    image_size = args.image_size or size
+    if stem == "imagenet" and image_size >= 299:
+        preset = "large"  # Table 2's large models are evaluated at 331×331
+    preset = args.preset or preset
+    config = replace(NETWORK_PRESETS[preset], num_classes=args.num_classes or classes, in_channels=channels)
+    changes = {"num_cells": args.cells, "filters": args.filters, "stem_multiplier": args.stem_multiplier}
+    config = replace(config, **{k: v for k, v in changes.items() if v is not None})
+    return config, image_size, preset
+
+
+_REGISTRIES = {
+    "ops": ("searchcore.ops", "OPS"),
+    "spaces": ("searchcore.spaces", "SPACES"),
+    "strategies": ("searchcore.strategies", "STRATEGIES"),
+    "datasets": ("searchcore.data", "DATASETS"),
+    "known": ("searchcore.known", "KNOWN"),
+}
+
+
+def _registry(what: str):
+    module, name = _REGISTRIES[what]
+    return getattr(importlib.import_module(module), name)
+
+
+def _check_registered(config) -> None:
+    """Fail before any file is written when a name is unknown."""
+    from searchcore.data import DATASETS
+    from searchcore.spaces import SPACES
+    from searchcore.strategies import STRATEGIES
+
+    SPACES.get(config.space)
+    STRATEGIES.get(config.strategy)
+    DATASETS.get(config.proxy.dataset)
+
+
+def _options(pairs: list[str] | None) -> dict[str, Any]:
+    """KEY=VALUE flags; values parse as JSON when they can (numbers, lists), else as strings."""
+    options = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"option {pair!r} must look like KEY=VALUE")
+        try:
+            options[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            options[key] = raw
+    return options
+
+
+def _int_list(text: str, flag: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"{flag} {text!r} must be comma-separated integers, e.g. 1,5,25") from None
+    if not values or min(values) < 1:
+        raise ConfigError(f"{flag} {text!r} must list positive integers")
+    return values
+
+
+def _human(n: int) -> str:
+    for unit, scale in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.2f}{unit} ({n:,})"
+    return str(n)
+
+
+# -- parser -----------------------------------------------------------------------------------
+
+_PROXY_FLAGS = ("epochs", "cells", "filters", "batch_size", "lr", "weight_decay", "drop_path_keep", "cutout",
+                "device")
+
+
+def _add_proxy_flags(p: argparse.ArgumentParser, default_dataset: str = "digits") -> None:
+    g = p.add_argument_group("proxy training")
+    g.add_argument("--dataset", default=default_dataset, help="digits (default, ships with scikit-learn), "
+                   "cifar10, imagefolder or synthetic")
+    g.add_argument("--data-root", help="folder holding the dataset (cifar10, imagefolder)")
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--cells", type=int, help="N: normal cells per stack")
+    g.add_argument("--filters", type=int, help="F: filters in the penultimate layer")
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--lr", type=float)
+    g.add_argument("--weight-decay", type=float)
+    g.add_argument("--drop-path-keep", type=float)
+    g.add_argument("--cutout", type=int)
+    g.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    g.add_argument("--seed", type=int, default=0)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m searchcore", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("search", help="run or resume a search")
+    p.add_argument("--space", default="nasnet")
+    p.add_argument("--strategy", default="ppo")
+    p.add_argument("--budget", type=int, default=20, help="number of trials")
+    p.add_argument("--out", required=True, help="run directory; re-run with the same one to resume")
+    p.add_argument("--space-option", action="append", metavar="KEY=VALUE")
+    p.add_argument("--strategy-option", action="append", metavar="KEY=VALUE")
+    p.add_argument("--keep-checkpoints", action="store_true", help="save each trial's proxy checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_proxy_flags(p)
+    p.set_defaults(handler=_cmd_search)
+
+    p = sub.add_parser("compare", help="Figure 6: top-k unique models against models sampled")
+    p.add_argument("runs", nargs="+", help="run directories")
+    p.add_argument("--top", default="1,5,25")
+    p.add_argument("-o", "--output", default="figure6", help="writes OUTPUT.json and OUTPUT.html")
+    p.set_defaults(handler=_cmd_compare)
+
+    p = sub.add_parser("describe", help="params and mult-adds of a network")
+    p.add_argument("--genotype", default="nasnet-a", help="known cell name, genotype JSON file or run directory")
+    p.add_argument("--dataset", default="cifar10", help="cifar10, imagenet or digits")
+    p.add_argument("--cells", type=int, help="N")
+    p.add_argument("--filters", type=int, help="F")
+    p.add_argument("--image-size", type=int)
+    p.add_argument("--num-classes", type=int)
+    p.add_argument("--stem-multiplier", type=float)
+    p.add_argument("--preset", choices=("cifar", "mobile", "large"))
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_cmd_describe)
+
+    p = sub.add_parser("render", help="draw the Normal and Reduction cells with Graphviz")
+    p.add_argument("cell", help="known cell name, genotype JSON file or run directory")
+    p.add_argument("-o", "--output", default="cell.svg", help=".svg, .png or .pdf")
+    p.set_defaults(handler=_cmd_render)
+
+    p = sub.add_parser("train", help="proxy-train one genotype")
+    p.add_argument("--genotype", default="nasnet-a")
+    _add_proxy_flags(p)
+    p.set_defaults(handler=_cmd_train)
+
+    p = sub.add_parser("list", help="list registered names")
+    p.add_argument("what", choices=tuple(_REGISTRIES))
+    p.set_defaults(handler=_cmd_list)
+    return parser

@@ -1,0 +1,65 @@
+"""Figure 6 curves: the definition in the NASNet paper, checked by brute force."""
+
+import json
+import random
+
+import pytest
+
+from searchcore.compare import RunCurves, comparison_dict, group_by_strategy, topk_curves, write_comparison
+
+
+def brute_force(trials, k):
+    """The definition, literally: for each n, the best reward per unique cell, top k mean."""
+    values = []
+    for n in range(1, len(trials) + 1):
+        best = {}
+        for cell, reward in trials[:n]:
+            if reward is not None:
+                best[cell] = max(reward, best.get(cell, float("-inf")))
+        top = sorted(best.values(), reverse=True)
+        values.append(sum(top[:k]) / k if len(top) >= k else None)
+    return values
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_topk_curves_match_the_definition(seed):
+    rng = random.Random(seed)
+    # Few cells and many repeats, so improved rewards of the same cell are exercised too.
+    trials = [(f"cell{rng.randrange(12)}", rng.choice([None, rng.random()])) for _ in range(60)]
+    curves = topk_curves(trials, ks=(1, 5, 25))
+    for k in (1, 5, 25):
+        expected = brute_force(trials, k)
+        assert [None if v is None else round(v, 12) for v in curves[k]] == \
+               [None if v is None else round(v, 12) for v in expected]
+
+
+def test_a_curve_starts_once_k_unique_cells_exist():
+    curves = topk_curves([("a", 0.5), ("a", 0.9), ("b", 0.1), ("c", 0.3)], ks=(1, 2))
+    assert curves[1] == [0.5, 0.9, 0.9, 0.9]
+    assert curves[2] == [None, None, pytest.approx(0.5), pytest.approx(0.6)]
+
+
+def test_topk_rejects_non_positive_k():
+    with pytest.raises(ValueError, match="positive"):
+        topk_curves([("a", 1.0)], ks=(0,))
+
+
+def test_runs_of_one_strategy_become_a_mean_with_a_band():
+    runs = [RunCurves("rl-0", "ppo", {1: [0.1, 0.5]}), RunCurves("rl-1", "ppo", {1: [0.3, 0.7, 0.9]}),
+            RunCurves("rs-0", "random", {1: [0.2, 0.2]})]
+    groups = {g.strategy: g for g in group_by_strategy(runs)}
+    assert groups["ppo"].mean[1] == [pytest.approx(0.2), pytest.approx(0.6), 0.9]
+    assert groups["ppo"].low[1] == [0.1, 0.5, 0.9]
+    assert groups["ppo"].high[1] == [0.3, 0.7, 0.9]
+    assert groups["random"].runs == ["rs-0"]
+
+
+def test_write_comparison_produces_json_and_an_offline_html_chart(tmp_path):
+    runs = [RunCurves("a", "ppo", {1: [0.1, 0.4]}), RunCurves("b", "random", {1: [0.2, 0.3]})]
+    write_comparison(runs, [1], tmp_path / "f.json", tmp_path / "f.html")
+    data = json.loads((tmp_path / "f.json").read_text())
+    assert data == json.loads(json.dumps(comparison_dict(runs, [1])))
+    assert [s["strategy"] for s in data["strategies"]] == ["ppo", "random"]
+    html = (tmp_path / "f.html").read_text()
+    assert "ppo top 1 unique models" in html
+    assert "<script src=\"http" not in html  # plotly.js is inlined: the chart opens offline
