@@ -1,7 +1,8 @@
 """The search loop: ask → train → tell, kept on disk so a re-run resumes exactly.
 
 A run directory holds
-  search.json    the search's config (space, strategy, budget, seed, proxy): a resume must match it
+  search.json    the search's config (space, strategy, seed, proxy): a resume must match it (the
+                 budget may grow or shrink)
   state.pt       the strategy's state_dict and the genotypes asked but not yet told
   trials.jsonl   one finished (or failed) trial a line, in the order they finished
   best.json      the best unique cells so far; best_genotype.json the best one alone
@@ -18,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -40,7 +41,7 @@ BEST_KEPT = 10
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """Everything that defines a search; a resumed run must be given the same."""
+    """Everything that defines a search; a resumed run must match all but the budget."""
 
     space: str = "nasnet"
     strategy: str = "ppo"
@@ -178,7 +179,7 @@ def run_search(
     """
     run = RunDirectory(out)
     saved = run.load_config()
-    if saved is not None and saved != config:
+    if saved is not None and replace(saved, budget=config.budget) != config:
         raise ConfigError(f"{run.path} holds a different search ({_first_difference(saved, config)}); "
                           "use another --out or the same settings to resume")
     run.save_config(config)
@@ -253,6 +254,8 @@ def _format_reward(record: TrialRecord) -> str:
 def _first_difference(saved: SearchConfig, given: SearchConfig) -> str:
     a, b = saved.to_dict(), given.to_dict()
     for key in a:
+        if key == "budget":
+            continue
         if a[key] != b.get(key):
             if isinstance(a[key], dict) and isinstance(b.get(key), dict):
                 for sub in a[key]:

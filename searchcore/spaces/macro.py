@@ -1,0 +1,308 @@
+"""The NAS-v1 macro search space (Zoph & Le 2017, §3.3 and §4.1): a whole CNN, layer by layer.
+
+Every layer is one convolution whose filter height and width are drawn from {1, 3, 5, 7} and
+whose number of filters from {24, 36, 48, 64}. The paper's CIFAR-10 search either fixes every
+stride to 1 (its 15-layer, 5.50 %-error network) or also predicts a stride in [1, 2, 3] (its
+20-layer, 6.01 % network). The stride is one value for both axes, as §4.1 words it; the
+slides' token list (FH; FW; SH; SW; N) predicts height and width separately, which this space
+does not.
+
+Skip connections (§3.3): "At layer N, we add an anchor point which has N − 1 content-based
+sigmoids to indicate the previous layers that need to be connected"; the layer's inputs are
+exactly the previous layers whose sigmoid sampled 1, the immediately previous layer included,
+so a layer is not implicitly fed by its predecessor. Here each sigmoid is a binary decision.
+A genotype stores, per layer, those chosen earlier layers as `skips`; the network builder
+(`searchcore.models.macro`) applies the paper's three rules for layers with no input, no
+output, or inputs of different sizes.
+
+With `skip_connections=False` the space is §3.1's plain chain: layer k reads layer k − 1.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from searchcore.errors import ConfigError, GenotypeError, SpaceExhaustedError
+from searchcore.genotype import _check_format, _loads, _sha256, register_format
+from searchcore.spaces.base import Decision, SearchSpace
+
+MACRO_FORMAT = "cellsearch.macro/1"
+
+#: The paper's CIFAR-10 choices (§4.1).
+PAPER_FILTER_SIZES: tuple[int, ...] = (1, 3, 5, 7)
+PAPER_NUM_FILTERS: tuple[int, ...] = (24, 36, 48, 64)
+PAPER_STRIDES: tuple[int, ...] = (1, 2, 3)
+
+_LAYER_FIELDS = ("filter_height", "filter_width", "num_filters", "stride", "skips")
+_REQUIRED_LAYER_FIELDS = ("filter_height", "filter_width", "num_filters")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class MacroLayer:
+    """One convolution: its kernel, width, stride and the earlier layers it concatenates.
+
+    Empty `skips` means the layer reads the image (the paper's first rule).
+    """
+
+    filter_height: int
+    filter_width: int
+    num_filters: int
+    stride: int = 1
+    skips: tuple[int, ...] = ()
+
+    def validate(self, index: int) -> None:
+        """Raise `GenotypeError` naming this layer and the field at fault."""
+        where = f"layer {index}"
+        for field in ("filter_height", "filter_width"):
+            value = getattr(self, field)
+            # Odd sizes only: the builder pads (size - 1) / 2 on each side to keep the map size.
+            if not _is_int(value) or value < 1 or value % 2 == 0:
+                raise GenotypeError(f"{where}: {field} = {value!r} must be a positive odd integer")
+        for field in ("num_filters", "stride"):
+            value = getattr(self, field)
+            if not _is_int(value) or value < 1:
+                raise GenotypeError(f"{where}: {field} = {value!r} must be a positive integer")
+        if not isinstance(self.skips, tuple):
+            raise GenotypeError(f"{where}: skips must be a tuple of layer indices, got {self.skips!r}")
+        for source in self.skips:
+            if not _is_int(source) or not 0 <= source < index:
+                allowed = f"layers 0..{index - 1}" if index else "no earlier layer"
+                raise GenotypeError(f"{where}: skips holds {source!r}; layer {index} may read {allowed}")
+        if len(set(self.skips)) != len(self.skips):
+            raise GenotypeError(f"{where}: skips repeats a layer: {list(self.skips)}")
+
+    def canonical(self) -> MacroLayer:
+        """The same layer with its inputs sorted: concatenation order is not part of the graph."""
+        return MacroLayer(self.filter_height, self.filter_width, self.num_filters, self.stride,
+                          tuple(sorted(self.skips)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "filter_height": self.filter_height,
+            "filter_width": self.filter_width,
+            "num_filters": self.num_filters,
+            "stride": self.stride,
+            "skips": list(self.skips),
+        }
+
+
+@dataclass(frozen=True)
+class MacroGenotype:
+    """A NAS-v1 network: its layers in order, each reading only earlier layers."""
+
+    layers: tuple[MacroLayer, ...]
+
+    format = MACRO_FORMAT
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.layers, tuple) or not self.layers:
+            raise GenotypeError("macro genotype: layers must be a non-empty tuple of layers")
+        for k, layer in enumerate(self.layers):
+            if not isinstance(layer, MacroLayer):
+                raise GenotypeError(f"layer {k}: must be a MacroLayer, got {type(layer).__name__}")
+            layer.validate(k)
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    def output_layers(self) -> tuple[int, ...]:
+        """Layers no later layer reads, which the paper concatenates for the classifier.
+
+        The last layer is always among them, so every layer reaches the output.
+        """
+        read = {source for layer in self.layers for source in layer.skips}
+        return tuple(k for k in range(self.num_layers) if k not in read)
+
+    # -- JSON ---------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": MACRO_FORMAT, "layers": [layer.to_dict() for layer in self.layers]}
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MacroGenotype:
+        _check_format(data, MACRO_FORMAT)
+        unknown = set(data) - {"format", "layers"}
+        if unknown:
+            raise GenotypeError(f"genotype: unknown field(s) {', '.join(sorted(unknown))}")
+        raw_layers = data.get("layers")
+        if not isinstance(raw_layers, list):
+            raise GenotypeError("genotype: layers must be a list of layer objects")
+        return cls(layers=tuple(_layer_from_dict(raw, k) for k, raw in enumerate(raw_layers)))
+
+    @classmethod
+    def from_json(cls, text: str) -> MacroGenotype:
+        return cls.from_dict(_loads(text))
+
+    # -- identity -----------------------------------------------------------------------
+    def canonical(self) -> MacroGenotype:
+        return MacroGenotype(layers=tuple(layer.canonical() for layer in self.layers))
+
+    def canonical_hash(self) -> str:
+        """SHA-256 of the canonical JSON (skips sorted): equal for equivalent genotypes."""
+        return _sha256(self.canonical().to_dict())
+
+
+def _layer_from_dict(raw: Any, index: int) -> MacroLayer:
+    where = f"layer {index}"
+    if not isinstance(raw, Mapping):
+        raise GenotypeError(f"{where}: must be an object with {', '.join(_REQUIRED_LAYER_FIELDS)}")
+    missing = [field for field in _REQUIRED_LAYER_FIELDS if field not in raw]
+    if missing:
+        raise GenotypeError(f"{where}: missing field {missing[0]!r}")
+    unknown = set(raw) - set(_LAYER_FIELDS)
+    if unknown:
+        raise GenotypeError(f"{where}: unknown field {sorted(unknown)[0]!r}")
+    skips = raw.get("skips", [])
+    if not isinstance(skips, list):
+        raise GenotypeError(f"{where}: skips must be a list of layer indices")
+    return MacroLayer(
+        filter_height=raw["filter_height"],
+        filter_width=raw["filter_width"],
+        num_filters=raw["num_filters"],
+        stride=raw.get("stride", 1),
+        skips=tuple(skips),
+    )
+
+
+register_format(MACRO_FORMAT, MacroGenotype.from_dict)
+
+
+class MacroSpace(SearchSpace):
+    """`num_layers` convolutions; per layer: filter height, filter width, number of filters,
+    a stride when more than one is allowed, then one binary anchor decision per earlier layer.
+
+    For the paper's 15-layer network that is 15 × 3 + 15 · 14 / 2 = 150 decisions.
+    """
+
+    name = "macro"
+
+    def __init__(
+        self,
+        num_layers: int = 6,
+        filter_sizes: Sequence[int] = PAPER_FILTER_SIZES,
+        num_filters: Sequence[int] = PAPER_NUM_FILTERS,
+        strides: Sequence[int] = (1,),
+        skip_connections: bool = True,
+    ) -> None:
+        if not _is_int(num_layers) or num_layers < 1:
+            raise ConfigError(f"num_layers must be a positive integer, got {num_layers!r}")
+        self.num_layers = num_layers
+        self.filter_sizes = _choices("filter_sizes", filter_sizes, odd=True)
+        self.num_filters = _choices("num_filters", num_filters)
+        self.strides = _choices("strides", strides)
+        self.skip_connections = bool(skip_connections)
+        self._decisions = tuple(self._make_decisions())
+
+    @property
+    def searches_strides(self) -> bool:
+        return len(self.strides) > 1
+
+    def _layer_fields(self) -> list[tuple[str, tuple[int, ...]]]:
+        """The per-layer convolution decisions, in the controller's order (paper Figure 2)."""
+        fields = [("filter_height", self.filter_sizes), ("filter_width", self.filter_sizes)]
+        if self.searches_strides:
+            fields.append(("stride", self.strides))
+        fields.append(("num_filters", self.num_filters))
+        return fields
+
+    def _make_decisions(self):
+        for k in range(self.num_layers):
+            for field, choices in self._layer_fields():
+                yield Decision(f"layer.{k}.{field}", choices)
+            if self.skip_connections:
+                for source in range(k):
+                    yield Decision(f"layer.{k}.reads_layer_{source}", (False, True))
+
+    def decisions(self) -> Sequence[Decision]:
+        return self._decisions
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "num_layers": self.num_layers,
+            "filter_sizes": list(self.filter_sizes),
+            "num_filters": list(self.num_filters),
+            "strides": list(self.strides),
+            "skip_connections": self.skip_connections,
+        }
+
+    def decode(self, actions: Sequence[int]) -> MacroGenotype:
+        if len(actions) != len(self._decisions):
+            raise GenotypeError(f"expected {len(self._decisions)} decisions, got {len(actions)}")
+        values = iter(d.choices[int(a)] for d, a in zip(self._decisions, actions))
+        layers = []
+        for k in range(self.num_layers):
+            fields = {field: next(values) for field, _ in self._layer_fields()}
+            if self.skip_connections:
+                skips = tuple(source for source in range(k) if next(values))
+            else:
+                skips = (k - 1,) if k else ()
+            layers.append(MacroLayer(**fields, skips=skips))
+        return MacroGenotype(layers=tuple(layers))
+
+    def encode(self, genotype: MacroGenotype) -> list[int]:
+        self._check_fits(genotype)
+        actions = []
+        for k, layer in enumerate(genotype.layers):
+            for field, choices in self._layer_fields():
+                actions.append(choices.index(getattr(layer, field)))
+            if self.skip_connections:
+                actions += [int(source in layer.skips) for source in range(k)]
+        return actions
+
+    def _check_fits(self, genotype: MacroGenotype) -> None:
+        if genotype.num_layers != self.num_layers:
+            raise GenotypeError(f"genotype: has {genotype.num_layers} layers, this space has {self.num_layers}")
+        allowed = {"filter_height": self.filter_sizes, "filter_width": self.filter_sizes,
+                   "num_filters": self.num_filters, "stride": self.strides}
+        for k, layer in enumerate(genotype.layers):
+            for field, choices in allowed.items():
+                value = getattr(layer, field)
+                if value not in choices:
+                    raise GenotypeError(
+                        f"layer {k}: {field} = {value} is not in this space ({', '.join(map(str, choices))})"
+                    )
+            if not self.skip_connections and tuple(layer.skips) != ((k - 1,) if k else ()):
+                raise GenotypeError(
+                    f"layer {k}: skips = {list(layer.skips)}; this space has no skip connections, "
+                    f"so layer {k} reads only {'layer ' + str(k - 1) if k else 'the image'}"
+                )
+
+    def mutate(self, genotype: MacroGenotype, rng: np.random.Generator) -> MacroGenotype:
+        """Change one decision to a different choice: a conv hyperparameter or one connection."""
+        actions = self.encode(genotype)
+        mutable = [i for i, d in enumerate(self._decisions) if d.size > 1]
+        if not mutable:
+            raise SpaceExhaustedError("macro space: every decision has one choice, so nothing can mutate")
+        position = mutable[int(rng.integers(len(mutable)))]
+        # Draw from the other choices only, so the child always differs from its parent.
+        offset = 1 + int(rng.integers(self._decisions[position].size - 1))
+        actions[position] = (actions[position] + offset) % self._decisions[position].size
+        return self.decode(actions)
+
+    def genotype_from_dict(self, data: Mapping[str, Any]) -> MacroGenotype:
+        genotype = MacroGenotype.from_dict(data)
+        self._check_fits(genotype)
+        return genotype
+
+
+def _choices(name: str, values: Sequence[int], odd: bool = False) -> tuple[int, ...]:
+    """Validate a constructor's list of options: distinct positive (odd) integers."""
+    values = tuple(values)
+    kind = "positive odd integers" if odd else "positive integers"
+    if not values or len(set(values)) != len(values):
+        raise ConfigError(f"{name} must be a non-empty list of distinct {kind}, got {list(values)}")
+    for value in values:
+        if not _is_int(value) or value < 1 or (odd and value % 2 == 0):
+            raise ConfigError(f"{name} must hold {kind}, got {value!r}")
+    return values

@@ -1,0 +1,184 @@
+"""The ask/tell contract every search strategy meets.
+
+A strategy proposes cells (`ask`) and learns from the rewards workers report back (`tell`).
+It never trains anything itself, so the same object serves a synchronous CLI loop and a pool
+of asynchronous workers: many asks may be outstanding, tells arrive in any order, and a
+failed trial is told `None` and simply forgotten.
+
+`state_dict` holds only tensors and plain Python data, so `torch.save` / `torch.load(...,
+weights_only=True)` round-trips it, and a strategy rebuilt from it continues with exactly
+the asks the original would have made.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar
+
+import numpy as np
+
+from searchcore.errors import ConfigError, SearchcoreError, SpaceExhaustedError
+from searchcore.spaces.base import SearchSpace
+
+#: Version tag of `Strategy.state_dict`; bump it when the layout changes.
+STATE_FORMAT = "cellsearch.strategy/1"
+
+
+class UnknownTrialError(SearchcoreError, KeyError):
+    """`tell` named a trial that is not pending: never asked, already told, or failed."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """One cell to train: `trial_id` counts asks from 0, `cell_hash` is the canonical hash."""
+
+    trial_id: int
+    genotype: Any
+    cell_hash: str
+
+
+@dataclass(frozen=True)
+class StrategyConfig:
+    """Hyperparameters every strategy shares; subclasses add their own fields."""
+
+    #: Draws per ask before giving up on finding a cell not proposed before.
+    max_attempts: int = 1000
+
+    def validate(self) -> None:
+        """Raise `ConfigError` naming the first out-of-range field."""
+        if self.max_attempts < 1:
+            raise ConfigError(f"max_attempts must be at least 1, got {self.max_attempts}")
+
+    @classmethod
+    def from_hparams(cls, strategy: str, hparams: dict[str, Any]) -> StrategyConfig:
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(hparams) - set(known))
+        if unknown:
+            raise ConfigError(f"strategy {strategy!r} has no hyperparameter {unknown[0]!r}; known: {', '.join(known)}")
+        config = cls(**hparams)
+        config.validate()
+        return config
+
+
+class Strategy(ABC):
+    """Base class: trial bookkeeping, uniqueness, seeding and state; subclasses draw and learn.
+
+    A subclass implements `_draw` (one candidate genotype plus the plain-data record it needs
+    to learn from that trial later) and `_learn` (use one reward), and saves whatever else it
+    keeps through `_algorithm_state` / `_load_algorithm_state`.
+    """
+
+    #: Registry name, set by subclasses.
+    name: ClassVar[str] = ""
+    #: The hyperparameter dataclass of this strategy.
+    config_class: ClassVar[type[StrategyConfig]] = StrategyConfig
+
+    def __init__(self, space: SearchSpace, *, seed: int = 0, **hparams: Any) -> None:
+        self.space = space
+        self.config = self.config_class.from_hparams(self.name, hparams)
+        self._rng = np.random.default_rng(seed)
+        self._next_trial_id = 0
+        self._seen_hashes: set[str] = set()
+        self._pending: dict[int, dict[str, Any]] = {}
+
+    # -- the ask/tell interface -------------------------------------------------------------
+    def ask(self) -> Proposal:
+        """Propose a cell no earlier ask (pending, told or failed) has proposed."""
+        for _ in range(self.config.max_attempts):
+            genotype, record = self._draw()
+            cell_hash = genotype.canonical_hash()
+            if cell_hash not in self._seen_hashes:
+                break
+        else:
+            raise SpaceExhaustedError(
+                f"strategy {self.name!r} drew no new cell in {self.config.max_attempts} attempts after "
+                f"{len(self._seen_hashes)} distinct cells; the {self.space.name!r} space looks exhausted"
+            )
+        trial_id = self._next_trial_id
+        self._next_trial_id += 1
+        self._seen_hashes.add(cell_hash)
+        self._pending[trial_id] = record
+        return Proposal(trial_id=trial_id, genotype=genotype, cell_hash=cell_hash)
+
+    def tell(self, trial_id: int, reward: float | None) -> None:
+        """Report a trial's reward, or `None` if it failed: the strategy then learns nothing from it.
+
+        A failed cell stays among the seen ones, so it is not proposed again; failures such
+        as running out of memory are usually the cell's own fault.
+        """
+        if trial_id not in self._pending:
+            if isinstance(trial_id, int) and 0 <= trial_id < self._next_trial_id:
+                why = "it was already told"
+            else:
+                why = f"it was never asked (trial ids so far: 0..{self._next_trial_id - 1})"
+            raise UnknownTrialError(f"trial {trial_id!r} is not pending: {why}")
+        is_number = isinstance(reward, (int, float, np.number)) and not isinstance(reward, bool)
+        if reward is not None and not (is_number and math.isfinite(reward)):
+            raise ConfigError(f"reward of trial {trial_id} must be a finite number or None, got {reward!r}")
+        record = self._pending.pop(trial_id)
+        if reward is not None:
+            self._learn(record, float(reward))
+
+    @property
+    def pending(self) -> list[int]:
+        """Trial ids asked and not yet told, in ask order."""
+        return sorted(self._pending)
+
+    # -- state ------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume exactly, as tensors and plain data (copies, not views)."""
+        state = {
+            "format": STATE_FORMAT,
+            "strategy": self.name,
+            "space": {"name": self.space.name, "config": self.space.config()},
+            "hparams": asdict(self.config),
+            "rng": self._rng.bit_generator.state,
+            "next_trial_id": self._next_trial_id,
+            "seen_hashes": sorted(self._seen_hashes),
+            "pending": self._pending,
+            "algorithm": self._algorithm_state(),
+        }
+        return copy.deepcopy(state)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume from `state_dict()`; raises `ConfigError` if it belongs to another setup."""
+        state = copy.deepcopy(state)
+        if state.get("format") != STATE_FORMAT:
+            raise ConfigError(f"strategy state: format must be {STATE_FORMAT!r}, got {state.get('format')!r}")
+        if state["strategy"] != self.name:
+            raise ConfigError(f"strategy state: saved by {state['strategy']!r}, cannot load into {self.name!r}")
+        space = {"name": self.space.name, "config": self.space.config()}
+        if state["space"] != space:
+            raise ConfigError(f"strategy state: saved for space {state['space']}, this strategy searches {space}")
+        current = asdict(self.config)
+        for key in sorted(set(current) | set(state["hparams"])):
+            saved, now = state["hparams"].get(key), current.get(key)
+            if saved != now:
+                raise ConfigError(f"strategy state: hyperparameter {key!r} was {saved!r}, this strategy has {now!r}")
+        self._rng.bit_generator.state = state["rng"]
+        self._next_trial_id = state["next_trial_id"]
+        self._seen_hashes = set(state["seen_hashes"])
+        self._pending = dict(state["pending"])
+        self._load_algorithm_state(state["algorithm"])
+
+    # -- what subclasses implement ----------------------------------------------------------
+    @abstractmethod
+    def _draw(self) -> tuple[Any, dict[str, Any]]:
+        """One candidate genotype and the plain-data record `_learn` will get back with its reward."""
+
+    @abstractmethod
+    def _learn(self, record: dict[str, Any], reward: float) -> None:
+        """Use the reward of the trial that `record` describes."""
+
+    def _algorithm_state(self) -> dict[str, Any]:
+        """What the algorithm keeps besides the shared bookkeeping (plain data or tensors)."""
+        return {}
+
+    def _load_algorithm_state(self, state: dict[str, Any]) -> None:
+        """Restore what `_algorithm_state` returned."""

@@ -1,0 +1,175 @@
+"""The LSTM controller of NAS (Zoph & Le 2017) and NASNet, and the strategy base both RL methods share.
+
+The controller emits the space's decisions one at a time. Step t's input embeds the choice
+made at step t − 1 (a learned start vector feeds step 0), and decision t has its own softmax
+head: NASNet's 2 × 5B softmaxes. The joint log-probability of a cell is the sum over steps.
+
+Sampling runs on CPU with the strategy's numpy generator over float64 softmax probabilities,
+so the only randomness is plain data that `state_dict` saves.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from searchcore.errors import ConfigError
+from searchcore.spaces.base import SearchSpace
+from searchcore.strategies.base import Strategy, StrategyConfig
+
+
+class PolicyNetwork(nn.Module):
+    """An autoregressive LSTM policy over a fixed sequence of categorical decisions."""
+
+    def __init__(self, decision_sizes: Sequence[int], hidden_size: int, num_layers: int) -> None:
+        super().__init__()
+        self.decision_sizes = tuple(decision_sizes)
+        self.start = nn.Parameter(torch.zeros(1, hidden_size))
+        # The last decision's choice feeds no later step, so it needs no embedding.
+        self.embeddings = nn.ModuleList(nn.Embedding(size, hidden_size) for size in self.decision_sizes[:-1])
+        self.lstm = nn.LSTM(hidden_size, hidden_size, num_layers)
+        self.heads = nn.ModuleList(nn.Linear(hidden_size, size) for size in self.decision_sizes)
+
+    def reset_parameters(self, init_range: float, rng: np.random.Generator) -> None:
+        """Every weight uniform in ±init_range, as both papers do; drawn from `rng` to stay seeded."""
+        with torch.no_grad():
+            for param in self.parameters():
+                values = rng.uniform(-init_range, init_range, size=tuple(param.shape))
+                param.copy_(torch.from_numpy(values))
+
+    @torch.no_grad()
+    def sample(self, rng: np.random.Generator) -> tuple[list[int], float]:
+        """Draw one choice per decision; returns the choices and their joint log-probability."""
+        step_input = self.start
+        lstm_state = None
+        actions: list[int] = []
+        log_prob = 0.0
+        for step, head in enumerate(self.heads):
+            output, lstm_state = self.lstm(step_input.unsqueeze(0), lstm_state)
+            log_probs = torch.log_softmax(head(output[0, 0]).double(), dim=-1).numpy()
+            probs = np.exp(log_probs)
+            action = int(rng.choice(len(probs), p=probs / probs.sum()))
+            actions.append(action)
+            log_prob += float(log_probs[action])
+            if step < len(self.embeddings):
+                step_input = self.embeddings[step](torch.tensor([action]))
+        return actions, log_prob
+
+    def evaluate(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Joint log-probability and summed per-step entropy of a (batch, decisions) tensor of choices.
+
+        Every step's input is known in advance, so the LSTM runs over the whole sequence at once.
+        """
+        batch = actions.shape[0]
+        inputs = [self.start.expand(batch, -1)]
+        inputs += [embedding(actions[:, step]) for step, embedding in enumerate(self.embeddings)]
+        outputs, _ = self.lstm(torch.stack(inputs))
+        log_prob = outputs.new_zeros(batch)
+        entropy = outputs.new_zeros(batch)
+        for step, head in enumerate(self.heads):
+            log_probs = F.log_softmax(head(outputs[step]), dim=-1)
+            log_prob = log_prob + log_probs.gather(1, actions[:, step : step + 1]).squeeze(1)
+            entropy = entropy - (log_probs.exp() * log_probs).sum(dim=-1)
+        return log_prob, entropy
+
+
+@dataclass(frozen=True)
+class ControllerConfig(StrategyConfig):
+    """Controller and update hyperparameters shared by REINFORCE and PPO."""
+
+    hidden_size: int = 100
+    num_layers: int = 1
+    init_range: float = 0.1
+    lr: float = 3.5e-4
+    entropy_weight: float = 0.0
+    #: Weight of the old value in the reward baseline's exponential moving average.
+    baseline_decay: float = 0.95
+    #: Rewards collected per controller update.
+    batch_size: int = 5
+
+    def validate(self) -> None:
+        super().validate()
+        for field in ("hidden_size", "num_layers", "batch_size"):
+            if getattr(self, field) < 1:
+                raise ConfigError(f"{field} must be at least 1, got {getattr(self, field)}")
+        for field in ("init_range", "lr"):
+            if not getattr(self, field) > 0:
+                raise ConfigError(f"{field} must be positive, got {getattr(self, field)}")
+        if self.entropy_weight < 0:
+            raise ConfigError(f"entropy_weight must not be negative, got {self.entropy_weight}")
+        if not 0 <= self.baseline_decay < 1:
+            raise ConfigError(f"baseline_decay must be in [0, 1), got {self.baseline_decay}")
+
+
+class ControllerStrategy(Strategy):
+    """Samples cells from a `PolicyNetwork` and updates it with Adam every `batch_size` rewards.
+
+    Each told reward becomes an advantage against an exponential-moving-average baseline as
+    of that tell (the first reward seeds the baseline), then joins a buffer; a full buffer
+    is one policy-gradient update, whose loss `_policy_loss` defines.
+    """
+
+    config: ControllerConfig
+    config_class = ControllerConfig
+
+    def __init__(self, space: SearchSpace, *, seed: int = 0, **hparams: Any) -> None:
+        super().__init__(space, seed=seed, **hparams)
+        sizes = [decision.size for decision in space.decisions()]
+        self.policy = PolicyNetwork(sizes, self.config.hidden_size, self.config.num_layers)
+        self.policy.reset_parameters(self.config.init_range, self._rng)
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.config.lr)
+        self._baseline: float | None = None
+        self._buffer: list[dict[str, Any]] = []
+
+    @property
+    def baseline(self) -> float | None:
+        """The current reward baseline; None until the first reward."""
+        return self._baseline
+
+    def _draw(self) -> tuple[Any, dict[str, Any]]:
+        actions, log_prob = self.policy.sample(self._rng)
+        return self.space.decode(actions), {"actions": actions, "log_prob": log_prob}
+
+    def _learn(self, record: dict[str, Any], reward: float) -> None:
+        if self._baseline is None:
+            self._baseline = reward
+        advantage = reward - self._baseline
+        decay = self.config.baseline_decay
+        self._baseline = decay * self._baseline + (1 - decay) * reward
+        self._buffer.append({**record, "advantage": advantage})
+        if len(self._buffer) >= self.config.batch_size:
+            self._update(
+                actions=torch.tensor([item["actions"] for item in self._buffer], dtype=torch.long),
+                behaviour_log_prob=torch.tensor([item["log_prob"] for item in self._buffer]),
+                advantage=torch.tensor([item["advantage"] for item in self._buffer]),
+            )
+            self._buffer = []
+
+    @abstractmethod
+    def _update(self, actions: torch.Tensor, behaviour_log_prob: torch.Tensor, advantage: torch.Tensor) -> None:
+        """Improve the policy from one full buffer; `behaviour_log_prob` was recorded at ask time."""
+
+    def _step(self, loss: torch.Tensor) -> None:
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+
+    def _algorithm_state(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "baseline": self._baseline,
+            "buffer": self._buffer,
+        }
+
+    def _load_algorithm_state(self, state: dict[str, Any]) -> None:
+        self.policy.load_state_dict(state["policy"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self._baseline = state["baseline"]
+        self._buffer = list(state["buffer"])

@@ -1,0 +1,101 @@
+"""The search loop: trials on disk, exact resume after a crash, failed trials recorded."""
+
+import json
+
+import pytest
+
+from searchcore.errors import ConfigError, SearchcoreError
+from searchcore.search import RunDirectory, SearchConfig, run_search
+from searchcore.train import ProxyConfig, TrainResult
+
+TINY = ProxyConfig(dataset="digits", epochs=1, cells=1, filters=24, batch_size=64)
+
+
+class Crash(BaseException):
+    """Stands for a killed process: not an Exception, so nothing in the loop catches it."""
+
+
+def scored_by_genotype(genotype, config, **_):
+    """A deterministic stand-in for training: the loop's bookkeeping is what is tested here."""
+    score = int(genotype.canonical_hash()[:8], 16) / 16**8
+    return TrainResult(reward=score, val_acc=score, best_val_acc=score, test_acc=None, params=1, mult_adds=1,
+                       epochs=[], stopped=False, seconds=0.0)
+
+
+def crashing_at(trial_number):
+    calls = {"n": 0}
+
+    def train(genotype, config, **kw):
+        calls["n"] += 1
+        if calls["n"] == trial_number:
+            raise Crash
+        return scored_by_genotype(genotype, config, **kw)
+
+    return train
+
+
+@pytest.mark.parametrize("strategy", ["random", "reinforce", "ppo", "evolution"])
+def test_a_crashed_search_resumes_exactly(tmp_path, strategy):
+    options = {"random": {}, "reinforce": {"batch_size": 2}, "ppo": {"batch_size": 2},
+               "evolution": {"population_size": 3, "sample_size": 2}}[strategy]
+    config = SearchConfig(strategy=strategy, budget=8, seed=3, proxy=TINY, strategy_options=options)
+    straight = run_search(config, tmp_path / "straight", progress=False, train=scored_by_genotype)
+
+    with pytest.raises(Crash):
+        run_search(config, tmp_path / "crashed", progress=False, train=crashing_at(5))
+    assert len(RunDirectory(tmp_path / "crashed").load_trials()) == 4
+    resumed = run_search(config, tmp_path / "crashed", progress=False, train=scored_by_genotype)
+
+    assert [r.cell_hash for r in resumed] == [r.cell_hash for r in straight]
+    assert [r.trial_id for r in resumed] == list(range(8))
+
+
+def test_a_crash_between_record_and_tell_tells_once(tmp_path):
+    config = SearchConfig(strategy="ppo", budget=4, proxy=TINY, strategy_options={"batch_size": 2})
+    straight = run_search(config, tmp_path / "a", progress=False, train=scored_by_genotype)
+
+    def record_then_crash(record):
+        if record.trial_id == 1:
+            raise Crash
+
+    with pytest.raises(Crash):
+        run_search(config, tmp_path / "b", progress=False, train=scored_by_genotype, on_trial=record_then_crash)
+    resumed = run_search(config, tmp_path / "b", progress=False, train=scored_by_genotype)
+    assert [r.cell_hash for r in resumed] == [r.cell_hash for r in straight]
+
+
+def test_run_directory_holds_trials_state_and_best(tmp_path):
+    config = SearchConfig(strategy="random", budget=3, proxy=TINY)
+    records = run_search(config, tmp_path, progress=False, train=scored_by_genotype)
+    lines = (tmp_path / "trials.jsonl").read_text().splitlines()
+    assert [json.loads(line)["trial_id"] for line in lines] == [0, 1, 2]
+    best = json.loads((tmp_path / "best.json").read_text())
+    assert best[0]["reward"] == max(r.reward for r in records)
+    assert json.loads((tmp_path / "best_genotype.json").read_text()) == best[0]["genotype"]
+    assert RunDirectory(tmp_path).load_state()["pending"] == {}
+
+
+def test_a_failing_trial_is_recorded_and_the_search_goes_on(tmp_path):
+    def diverges_on_second(genotype, config, **kw):
+        diverges_on_second.calls += 1
+        if diverges_on_second.calls == 2:
+            raise SearchcoreError("loss became nan at epoch 1")
+        return scored_by_genotype(genotype, config)
+
+    diverges_on_second.calls = 0
+    records = run_search(SearchConfig(strategy="evolution", budget=4, proxy=TINY,
+                                      strategy_options={"population_size": 2, "sample_size": 2}),
+                         tmp_path, progress=False, train=diverges_on_second)
+    assert [r.status for r in records] == ["finished", "failed", "finished", "finished"]
+    assert "nan" in records[1].error and records[1].reward is None
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path):
+    run_search(SearchConfig(strategy="random", budget=1, proxy=TINY), tmp_path, progress=False,
+               train=scored_by_genotype)
+    with pytest.raises(ConfigError, match="strategy: saved 'random', given 'ppo'"):
+        run_search(SearchConfig(strategy="ppo", budget=1, proxy=TINY), tmp_path, progress=False,
+                   train=scored_by_genotype)
+    more = run_search(SearchConfig(strategy="random", budget=2, proxy=TINY), tmp_path, progress=False,
+                      train=scored_by_genotype)
+    assert len(more) == 2  # a larger budget extends the search
