@@ -188,7 +188,7 @@ class Genotype:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Genotype:
-        _check_format(data, NASNET_FORMAT)
+        check_format(data, NASNET_FORMAT)
         unknown = set(data) - {"format", "normal", "reduction", "normal_concat", "reduction_concat"}
         if unknown:
             raise GenotypeError(f"genotype: unknown field(s) {', '.join(sorted(unknown))}")
@@ -197,7 +197,7 @@ class Genotype:
 
     @classmethod
     def from_json(cls, text: str) -> Genotype:
-        return cls.from_dict(_loads(text))
+        return cls.from_dict(loads_json(text))
 
     # -- identity -----------------------------------------------------------------------
     def canonical(self) -> Genotype:
@@ -205,7 +205,7 @@ class Genotype:
 
     def canonical_hash(self) -> str:
         """SHA-256 of the canonical JSON: equal for equivalent genotypes."""
-        return _sha256(self.canonical().to_dict())
+        return sha256_of(self.canonical().to_dict())
 
     # -- DARTS --------------------------------------------------------------------------
     def to_darts(self) -> str:
@@ -249,28 +249,30 @@ def register_format(name: str, parse: Callable[[Mapping[str, Any]], Any]) -> Non
 def parse_genotype(data: Mapping[str, Any] | str) -> Any:
     """Load a genotype of any registered format from a dict or a JSON string."""
     if isinstance(data, str):
-        data = _loads(data)
+        data = loads_json(data)
     if not isinstance(data, Mapping):
         raise GenotypeError("genotype: must be a JSON object")
     fmt = data.get("format")
+    if fmt not in _FORMATS:
+        import searchcore.spaces  # noqa: F401  (each space registers its format on import)
     if fmt not in _FORMATS:
         raise GenotypeError(f"genotype: format {fmt!r} is not one of {', '.join(sorted(_FORMATS))}")
     return _FORMATS[fmt](data)
 
 
-def _loads(text: str) -> Any:
+def loads_json(text: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise GenotypeError(f"genotype: not valid JSON ({exc})") from None
 
 
-def _sha256(data: Any) -> str:
+def sha256_of(data: Any) -> str:
     text = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _check_format(data: Mapping[str, Any], expected: str) -> None:
+def check_format(data: Mapping[str, Any], expected: str) -> None:
     if not isinstance(data, Mapping):
         raise GenotypeError("genotype: must be a JSON object")
     fmt = data.get("format")

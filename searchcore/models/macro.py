@@ -3,19 +3,19 @@
 How a `MacroGenotype` becomes a network, following the paper:
 
 - Each layer is a convolution (filter height × width, number of filters, stride) followed by
-  batch normalisation and a ReLU. §4.1 names ReLU and batch norm but not their order; we use
-  the post-activation conv → BN → ReLU of the networks the paper compares against.
-  Padding (size − 1) / 2 keeps an H × W map at ⌈H / stride⌉ × ⌈W / stride⌉.
-- A layer's input is the depth-concatenation of exactly the earlier layers its anchor point
-  chose (`skips`); the previous layer is an input only when chosen, as the anchor has a
-  sigmoid for it like any other.
+  batch normalisation and a ReLU. §4.1 names ReLU and batch norm but not their order; we put
+  BN immediately before the nonlinearity, where the batch-norm paper it cites (Ioffe &
+  Szegedy 2015) places it. Padding (size − 1) / 2 keeps an H × W map at ⌈H / s⌉ × ⌈W / s⌉.
+- A layer's input is the depth-concatenation, in ascending layer order, of exactly the
+  earlier layers its anchor point chose (`skips`). The previous layer is an input only when
+  chosen: the anchor has a sigmoid for it like for any other layer.
 - "If a layer is not connected to any input layer then the image is used as the input layer."
 - "At the final layer we take all layer outputs that have not been connected and concatenate
   them before sending this final hiddenstate to the classifier."
 - "If input layers to be concatenated have different sizes, we pad the small layers with
-  zeros": strided layers shrink the map, so smaller maps are zero-padded at the bottom and
-  right, which keeps pixel (i, j) of every map aligned with the top-left of its receptive
-  field. The same rule applies to the final concatenation.
+  zeros so that the concatenated layers have the same sizes." Strided layers shrink the map;
+  the paper does not say on which side to pad, so we pad at the bottom and right, keeping
+  index (0, 0) at the top-left of every map. The same rule applies to the final concatenation.
 
 The classifier (global average pool → dropout → linear) is ours; the paper does not describe
 one. Pooling a zero-padded map scales its channels by a constant that the linear layer
@@ -29,24 +29,25 @@ import torch.nn.functional as F
 from torch import nn
 
 from searchcore.models.config import NetworkConfig
+from searchcore.models.layers import same_padding
 from searchcore.spaces.macro import MacroGenotype, MacroLayer
 
 
 class ConvBNReLU(nn.Sequential):
     """One NAS-v1 layer; the conv has no bias because BN's shift replaces it."""
 
-    def __init__(self, in_channels: int, layer: MacroLayer) -> None:
+    def __init__(self, in_channels: int, layer: MacroLayer, config: NetworkConfig) -> None:
         super().__init__(
             nn.Conv2d(
                 in_channels,
                 layer.num_filters,
                 kernel_size=(layer.filter_height, layer.filter_width),
                 stride=layer.stride,
-                padding=(layer.filter_height // 2, layer.filter_width // 2),
+                padding=(same_padding(layer.filter_height), same_padding(layer.filter_width)),
                 bias=False,
             ),
-            nn.BatchNorm2d(layer.num_filters),
-            nn.ReLU(inplace=False),
+            nn.BatchNorm2d(layer.num_filters, eps=config.bn_eps, momentum=config.bn_momentum),
+            nn.ReLU(),
         )
 
 
@@ -63,22 +64,23 @@ def concat_zero_padded(maps: list[torch.Tensor]) -> torch.Tensor:
 class MacroNet(nn.Module):
     """The network a `MacroGenotype` describes; `forward` returns logits.
 
-    Uses `config.in_channels`, `config.num_classes` and `config.dropout`. The N@F fields
-    (num_cells, filters, stem, drop path) describe stacked cells, which a NAS-v1 network does
-    not have, and `config.auxiliary` is ignored: the paper's child networks have no auxiliary
-    head, so the trainer always gets plain logits.
+    Uses `config.in_channels`, `num_classes`, `dropout`, `bn_eps` and `bn_momentum`. The
+    N@F fields (num_cells, filters, stem, drop path, image_size) describe stacked cells, which
+    a NAS-v1 network does not have, and `config.auxiliary` is ignored: the paper's child
+    networks have no auxiliary head, so the trainer always gets plain logits.
     """
 
     def __init__(self, genotype: MacroGenotype, config: NetworkConfig) -> None:
         super().__init__()
         self.genotype = genotype
-        self._layer_inputs = tuple(layer.skips for layer in genotype.layers)
+        # Inputs in ascending layer order, so genotypes with equal canonical hashes build equal nets.
+        self._layer_inputs = tuple(layer.skips for layer in genotype.canonical().layers)
         self._output_layers = genotype.output_layers()
         channels: list[int] = []
         self.layers = nn.ModuleList()
         for layer in genotype.layers:
             in_channels = sum(channels[j] for j in layer.skips) if layer.skips else config.in_channels
-            self.layers.append(ConvBNReLU(in_channels, layer))
+            self.layers.append(ConvBNReLU(in_channels, layer, config))
             channels.append(layer.num_filters)
         self.global_pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(config.dropout)

@@ -21,13 +21,14 @@ With `skip_connections=False` the space is §3.1's plain chain: layer k reads la
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from searchcore.errors import ConfigError, GenotypeError, SpaceExhaustedError
-from searchcore.genotype import _check_format, _loads, _sha256, register_format
+from searchcore.genotype import check_format, loads_json, sha256_of, register_format
 from searchcore.spaces.base import Decision, SearchSpace
 
 MACRO_FORMAT = "cellsearch.macro/1"
@@ -131,7 +132,7 @@ class MacroGenotype:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MacroGenotype:
-        _check_format(data, MACRO_FORMAT)
+        check_format(data, MACRO_FORMAT)
         unknown = set(data) - {"format", "layers"}
         if unknown:
             raise GenotypeError(f"genotype: unknown field(s) {', '.join(sorted(unknown))}")
@@ -142,7 +143,7 @@ class MacroGenotype:
 
     @classmethod
     def from_json(cls, text: str) -> MacroGenotype:
-        return cls.from_dict(_loads(text))
+        return cls.from_dict(loads_json(text))
 
     # -- identity -----------------------------------------------------------------------
     def canonical(self) -> MacroGenotype:
@@ -150,7 +151,7 @@ class MacroGenotype:
 
     def canonical_hash(self) -> str:
         """SHA-256 of the canonical JSON (skips sorted): equal for equivalent genotypes."""
-        return _sha256(self.canonical().to_dict())
+        return sha256_of(self.canonical().to_dict())
 
 
 def _layer_from_dict(raw: Any, index: int) -> MacroLayer:
@@ -162,7 +163,7 @@ def _layer_from_dict(raw: Any, index: int) -> MacroLayer:
         raise GenotypeError(f"{where}: missing field {missing[0]!r}")
     unknown = set(raw) - set(_LAYER_FIELDS)
     if unknown:
-        raise GenotypeError(f"{where}: unknown field {sorted(unknown)[0]!r}")
+        raise GenotypeError(f"{where}: unknown field {min(unknown)!r}")
     skips = raw.get("skips", [])
     if not isinstance(skips, list):
         raise GenotypeError(f"{where}: skips must be a list of layer indices")
@@ -179,10 +180,11 @@ register_format(MACRO_FORMAT, MacroGenotype.from_dict)
 
 
 class MacroSpace(SearchSpace):
-    """`num_layers` convolutions; per layer: filter height, filter width, number of filters,
-    a stride when more than one is allowed, then one binary anchor decision per earlier layer.
+    """`num_layers` convolutions. Per layer, in the controller's token order (paper Figure 2):
+    filter height, filter width, a stride when more than one is allowed, number of filters;
+    then one binary anchor decision per earlier layer ("does this layer read layer j?").
 
-    For the paper's 15-layer network that is 15 × 3 + 15 · 14 / 2 = 150 decisions.
+    For the paper's stride-free 15-layer network that is 15 × 3 + 15 · 14 / 2 = 150 decisions.
     """
 
     name = "macro"
@@ -272,7 +274,7 @@ class MacroSpace(SearchSpace):
                     raise GenotypeError(
                         f"layer {k}: {field} = {value} is not in this space ({', '.join(map(str, choices))})"
                     )
-            if not self.skip_connections and tuple(layer.skips) != ((k - 1,) if k else ()):
+            if not self.skip_connections and layer.skips != ((k - 1,) if k else ()):
                 raise GenotypeError(
                     f"layer {k}: skips = {list(layer.skips)}; this space has no skip connections, "
                     f"so layer {k} reads only {'layer ' + str(k - 1) if k else 'the image'}"

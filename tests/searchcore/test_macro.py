@@ -26,9 +26,9 @@ TINY = NetworkConfig(num_classes=5, in_channels=3)
 
 #: Tiny spaces that still cover strides, skips and the plain chain.
 SPACE_CONFIGS = {
-    "fixed_stride": dict(num_layers=4, num_filters=(4, 6)),
-    "searched_strides": dict(num_layers=5, num_filters=(4, 6), strides=PAPER_STRIDES),
-    "chain": dict(num_layers=4, num_filters=(4, 6), strides=(1, 2), skip_connections=False),
+    "fixed_stride": {"num_layers": 4, "num_filters": (4, 6)},
+    "searched_strides": {"num_layers": 5, "num_filters": (4, 6), "strides": PAPER_STRIDES},
+    "chain": {"num_layers": 4, "num_filters": (4, 6), "strides": (1, 2), "skip_connections": False},
 }
 
 
@@ -139,10 +139,10 @@ def test_registered_and_created_by_name():
     "config, expected",
     [
         # The paper's stride-free 15-layer CIFAR-10 network: 3 per layer + 15·14/2 anchor sigmoids.
-        (dict(num_layers=15), 15 * 3 + 15 * 14 // 2),
+        ({"num_layers": 15}, 15 * 3 + 15 * 14 // 2),
         # Its strided 20-layer network also predicts a stride in [1, 2, 3] per layer.
-        (dict(num_layers=20, strides=(1, 2, 3)), 20 * 4 + 20 * 19 // 2),
-        (dict(num_layers=6, skip_connections=False), 6 * 3),
+        ({"num_layers": 20, "strides": (1, 2, 3)}, 20 * 4 + 20 * 19 // 2),
+        ({"num_layers": 6, "skip_connections": False}, 6 * 3),
     ],
 )
 def test_decision_count(config, expected):
@@ -192,11 +192,12 @@ def test_mutate_with_nothing_to_change_raises():
 @pytest.mark.parametrize(
     "config, layers, message",
     [
-        (dict(num_layers=3), _layers(), r"^genotype: has 2 layers, this space has 3$"),
-        (dict(num_layers=2, filter_sizes=(1, 3)), _layers(), r"^layer 1: filter_height = 5 is not in this space \(1, 3\)$"),
-        (dict(num_layers=2), _layers(num_filters=30), r"^layer 1: num_filters = 30 is not in this space"),
-        (dict(num_layers=2), _layers(stride=2), r"^layer 1: stride = 2 is not in this space \(1\)$"),
-        (dict(num_layers=2, skip_connections=False), _layers(skips=[]),
+        ({"num_layers": 3}, _layers(), r"^genotype: has 2 layers, this space has 3$"),
+        ({"num_layers": 2, "filter_sizes": (1, 3)}, _layers(),
+         r"^layer 1: filter_height = 5 is not in this space \(1, 3\)$"),
+        ({"num_layers": 2}, _layers(num_filters=30), r"^layer 1: num_filters = 30 is not in this space"),
+        ({"num_layers": 2}, _layers(stride=2), r"^layer 1: stride = 2 is not in this space \(1\)$"),
+        ({"num_layers": 2, "skip_connections": False}, _layers(skips=[]),
          r"^layer 1: skips = \[\]; this space has no skip connections, so layer 1 reads only layer 0$"),
     ],
 )
@@ -208,7 +209,7 @@ def test_genotype_must_fit_the_space(config, layers, message):
 
 @pytest.mark.parametrize(
     "config",
-    [dict(num_layers=0), dict(filter_sizes=(3, 4)), dict(num_filters=()), dict(strides=(1, 1)), dict(strides=(0,))],
+    [{"num_layers": 0}, {"filter_sizes": (3, 4)}, {"num_filters": ()}, {"strides": (1, 1)}, {"strides": (0,)}],
 )
 def test_bad_space_config_is_rejected(config):
     with pytest.raises(ConfigError):
@@ -239,6 +240,16 @@ def test_skips_of_different_sizes_are_zero_padded_and_concatenated():
     assert not layer_2_input[:, 4:, 8:, :].any() and not layer_2_input[:, 4:, :, 8:].any()
 
 
+def test_equivalent_genotypes_build_the_same_network():
+    genotype = strided_skip_genotype()
+    reordered = MacroGenotype(layers=genotype.layers[:2] + (MacroLayer(1, 7, 5, skips=(0, 1)),))
+    images = torch.randn(2, 3, 16, 16)
+    torch.manual_seed(4)
+    first = MacroNet(genotype, TINY).eval()(images)
+    torch.manual_seed(4)
+    torch.testing.assert_close(MacroNet(reordered, TINY).eval()(images), first)
+
+
 def test_unconnected_layers_feed_the_classifier_and_unfed_layers_read_the_image():
     genotype = MacroGenotype(layers=(
         MacroLayer(3, 3, 4),
@@ -252,11 +263,13 @@ def test_unconnected_layers_feed_the_classifier_and_unfed_layers_read_the_image(
     assert model.layers[0][0].weight.grad.abs().sum() > 0
 
 
-def test_layer_is_conv_bn_relu_with_same_padding():
-    conv, bn, relu = MacroNet(strided_skip_genotype(), TINY).layers[1]
+def test_layer_is_conv_bn_relu_with_same_padding_and_the_configs_batch_norm():
+    config = NetworkConfig(num_classes=5, bn_momentum=0.0003, bn_eps=1e-3)
+    conv, bn, relu = MacroNet(strided_skip_genotype(), config).layers[1]
     assert isinstance(conv, torch.nn.Conv2d) and conv.bias is None
     assert conv.kernel_size == (3, 5) and conv.stride == (2, 2) and conv.padding == (1, 2)
-    assert isinstance(bn, torch.nn.BatchNorm2d) and isinstance(relu, torch.nn.ReLU)
+    assert isinstance(bn, torch.nn.BatchNorm2d) and (bn.momentum, bn.eps) == (0.0003, 1e-3)
+    assert isinstance(relu, torch.nn.ReLU)
 
 
 @pytest.mark.parametrize("in_channels", [1, 3])
