@@ -91,13 +91,13 @@ class Cell:
 
     def _validate_concat(self, name: str) -> None:
         where = f"{name} cell, concat"
-        if len(set(self.concat)) != len(self.concat):
-            raise GenotypeError(f"{where}: repeats a hidden state: {list(self.concat)}")
         for index in self.concat:
             if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < self.num_states:
                 raise GenotypeError(
                     f"{where}: {index!r} is out of range; hidden states are 0..{self.num_states - 1}"
                 )
+        if len(set(self.concat)) != len(self.concat):
+            raise GenotypeError(f"{where}: repeats a hidden state: {list(self.concat)}")
         reaches_output = set(self.concat)
         for k in reversed(range(len(self.blocks))):
             if NUM_CELL_INPUTS + k in reaches_output:
@@ -227,11 +227,15 @@ class Genotype:
             pairs = fields.get(key)
             if not isinstance(pairs, list) or len(pairs) % 2:
                 raise GenotypeError(f"DARTS genotype: {key} must be a list of an even number of (op, input) pairs")
+            if not all(isinstance(p, tuple) and len(p) == 2 for p in pairs):
+                raise GenotypeError(f"DARTS genotype: every entry of {key} must be an (op, input) pair")
             blocks = []
             for k in range(0, len(pairs), 2):
                 (op_a, a), (op_b, b) = pairs[k], pairs[k + 1]
                 blocks.append(Block(inputs=(a, b), ops=(op_a, op_b), combine="add"))
             concat = fields.get(f"{key}_concat")
+            if concat is not None and not isinstance(concat, (list, tuple)):
+                raise GenotypeError(f"DARTS genotype: {key}_concat must be a list of node indices")
             cells[name] = Cell(blocks=tuple(blocks), concat=tuple(concat) if concat is not None else None)
         return cls(**cells)
 
@@ -253,6 +257,8 @@ def parse_genotype(data: Mapping[str, Any] | str) -> Any:
     if not isinstance(data, Mapping):
         raise GenotypeError("genotype: must be a JSON object")
     fmt = data.get("format")
+    if not isinstance(fmt, str):
+        raise GenotypeError(f"genotype: format must be a string such as {NASNET_FORMAT!r}, got {fmt!r}")
     if fmt not in _FORMATS:
         import searchcore.spaces  # noqa: F401  (each space registers its format on import)
     if fmt not in _FORMATS:
@@ -318,13 +324,13 @@ def _parse_darts_call(text: str) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for kw in call.keywords:
         value = kw.value
-        if isinstance(value, ast.Call) and getattr(value.func, "id", None) == "range":
-            fields[kw.arg] = list(range(*(ast.literal_eval(a) for a in value.args)))
-        else:
-            try:
+        try:
+            if isinstance(value, ast.Call) and getattr(value.func, "id", None) == "range":
+                fields[kw.arg] = list(range(*(ast.literal_eval(a) for a in value.args)))
+            else:
                 fields[kw.arg] = ast.literal_eval(value)
-            except ValueError:
-                raise GenotypeError(f"DARTS genotype: {kw.arg} is not a literal") from None
+        except (ValueError, TypeError):
+            raise GenotypeError(f"DARTS genotype: {kw.arg} is not a literal list or range") from None
     for key in ("normal", "reduce"):
         if key not in fields:
             raise GenotypeError(f"DARTS genotype: missing {key}=")

@@ -4,7 +4,7 @@ The genotype layer validates against these names without importing torch, so the
 process can check a genotype cheaply; `searchcore.ops` registers a module builder for each.
 """
 
-#: The 13 operations of the NASNet search space, in the order the paper lists them (§3).
+#: The 13 operations of the NASNet search space, in the order the paper lists them (§2).
 NASNET_OPS: tuple[str, ...] = (
     "identity",
     "conv_1x3_3x1",
@@ -28,5 +28,5 @@ EXTRA_OPS: tuple[str, ...] = ("skip_connect", "dil_conv_3x3", "dil_conv_5x5", "n
 
 ALL_OPS: tuple[str, ...] = NASNET_OPS + EXTRA_OPS
 
-#: How a block merges its two branches (§3, step 5).
+#: How a block merges its two branches (§2, step 5).
 COMBINE_OPS: tuple[str, ...] = ("add", "concat")

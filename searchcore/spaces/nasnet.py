@@ -1,4 +1,4 @@
-"""The NASNet cell search space (Zoph et al. 2018, §3).
+"""The NASNet cell search space (Zoph et al. 2018, §2).
 
 Each of the B blocks of the Normal and the Reduction cell is five decisions, in the paper's
 order: the first hidden state, the second hidden state, an op for each, and how to combine

@@ -8,7 +8,7 @@ import pytest
 
 from searchcore.cli import main
 
-TINY = ["--dataset", "digits", "--epochs", "1", "--cells", "1", "--filters", "24", "--quiet"]
+TINY = ["--dataset", "digits", "--epochs", "1", "--cells", "1", "--filters", "48", "--quiet"]
 
 
 def run_cli(capsys, *argv):

@@ -8,7 +8,7 @@ from searchcore.errors import ConfigError, SearchcoreError
 from searchcore.search import RunDirectory, SearchConfig, run_search
 from searchcore.train import ProxyConfig, TrainResult
 
-TINY = ProxyConfig(dataset="digits", epochs=1, cells=1, filters=24, batch_size=64)
+TINY = ProxyConfig(dataset="digits", epochs=1, cells=1, filters=48, batch_size=64)
 
 
 class Crash(BaseException):

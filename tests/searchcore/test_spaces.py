@@ -60,7 +60,7 @@ def test_config_rebuilds_an_equal_space(space):
 def test_nasnet_space_has_the_papers_2x5B_decisions():
     space = create_space("nasnet")
     assert len(space.decisions()) == 2 * 5 * 5
-    assert len(space.ops) == 13  # §3: "the 13 operations"
+    assert len(space.ops) == 13  # §2: "the 13 operations"
 
 
 def test_unknown_space_lists_the_known_ones():

@@ -1,0 +1,139 @@
+"""Graphviz drawings of genotypes: the real `dot` binary renders every known cell."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from searchcore.errors import ConfigError, GenotypeError
+from searchcore.genotype import Block, Cell, Genotype, cells_of
+from searchcore.known import KNOWN, get_known
+from searchcore.opnames import ALL_OPS
+from searchcore.render import (
+    FAMILY_COLORS,
+    OP_FAMILIES,
+    cell_graph,
+    genotype_graph,
+    render_cell,
+    render_genotype,
+)
+from searchcore.spaces.macro import MacroGenotype, MacroLayer
+from searchcore.spaces.nasnet import NasnetCellSpace
+
+
+def svg_texts(svg: bytes) -> list[str]:
+    return re.findall(r"<text[^>]*>([^<]*)</text>", svg.decode())
+
+
+def node_titles(svg: bytes) -> list[str]:
+    return re.findall(r"<title>([^<]*)</title>", svg.decode())
+
+
+@pytest.mark.parametrize("name", KNOWN.names())
+def test_known_genotype_renders_both_cells_side_by_side(name):
+    genotype = get_known(name)
+    svg = render_genotype(genotype)
+    assert svg.lstrip().startswith(b"<?xml") and b"<svg" in svg
+    texts, titles = svg_texts(svg), node_titles(svg)
+    assert {"Normal Cell", "Reduction Cell"} <= set(texts)
+    assert {"cluster_normal", "cluster_reduction"} <= set(titles)
+    for cell_name, cell in cells_of(genotype):
+        op_nodes = [t for t in titles if re.fullmatch(rf"{cell_name}_op\d+_\d", t)]
+        assert len(op_nodes) == 2 * len(cell.blocks)
+        for block in cell.blocks:
+            for op in block.ops:
+                assert op in texts
+    assert texts.count("add") == len(genotype.normal.blocks) + len(genotype.reduction.blocks)
+    assert texts.count("concat") == 2  # one output concat per cell; every known cell adds
+
+
+def test_nasnet_a_has_ten_op_boxes_per_cell():
+    titles = node_titles(render_genotype(get_known("nasnet-a")))
+    for cell_name in ("normal", "reduction"):
+        assert len([t for t in titles if re.fullmatch(rf"{cell_name}_op\d+_\d", t)]) == 10
+
+
+def test_cell_graph_wires_inputs_ops_combines_and_output():
+    normal = get_known("nasnet-a").normal
+    source = cell_graph(normal, "normal").source
+    assert "label=<h<SUB>i-1</SUB>>" in source and "label=<h<SUB>i</SUB>>" in source
+    assert "label=<h<SUB>i+1</SUB>>" in source
+    # Block 0 = sep_conv_5x5(h_i) + sep_conv_3x3(h_{i-1}).
+    for edge in ("normal_h1 -> normal_op0_0", "normal_h0 -> normal_op0_1",
+                 "normal_op0_0 -> normal_h2", "normal_op0_1 -> normal_h2"):
+        assert edge in source
+    # The output takes slim's hand-set states: h_{i-1} and every block, not h_i.
+    fed = set(re.findall(r"normal_h(\d+) -> normal_concat", source))
+    assert fed == {"0", "2", "3", "4", "5", "6"}
+
+
+def test_concat_blocks_are_drawn_as_concat_nodes():
+    space = NasnetCellSpace(num_blocks=3, combines=("concat",))
+    genotype = space.sample(np.random.default_rng(0))
+    texts = svg_texts(render_genotype(genotype))
+    assert "add" not in texts
+    assert texts.count("concat") == 2 * 3 + 2
+
+
+def test_render_cell_draws_one_cell():
+    svg = render_cell(get_known("darts-v2").reduction, "reduction")
+    titles = node_titles(svg)
+    assert "Reduction Cell" in svg_texts(svg)
+    assert len([t for t in titles if re.fullmatch(r"reduction_op\d+_\d", t)]) == 8
+    assert not any(t.startswith("normal_") for t in titles)
+
+
+def test_other_formats_render():
+    assert render_genotype(get_known("enas"), fmt="png").startswith(b"\x89PNG")
+
+
+def test_unknown_format_is_a_config_error():
+    with pytest.raises(ConfigError, match="'svgz2' is not a Graphviz output format"):
+        render_genotype(get_known("enas"), fmt="svgz2")
+
+
+def test_missing_dot_is_a_config_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ConfigError, match="`dot` program is not on PATH"):
+        render_genotype(get_known("enas"))
+
+
+def test_every_op_has_a_family_and_colour():
+    assert set(OP_FAMILIES) == set(ALL_OPS)
+    assert set(OP_FAMILIES.values()) == set(FAMILY_COLORS)
+
+
+def test_macro_genotype_renders_as_a_layer_chain_with_skips():
+    genotype = MacroGenotype(layers=(
+        MacroLayer(3, 3, 36),
+        MacroLayer(5, 3, 48, skips=(0,)),
+        MacroLayer(3, 7, 24, stride=2, skips=(0, 1)),
+        MacroLayer(1, 1, 64, skips=(1,)),
+    ))
+    source = genotype_graph(genotype).source
+    assert "image -> layer0" in source
+    assert re.search(r"layer0 -> layer2 \[style=dashed\]", source)
+    assert re.search(r"layer1 -> layer2 \[style=solid\]", source)
+    # Layers 2 and 3 are read by no later layer, so both reach the classifier.
+    assert "layer2 -> concat" in source and "layer3 -> concat" in source and "concat -> softmax" in source
+    texts = svg_texts(render_genotype(genotype))
+    assert {"3x7 conv, 24", "stride 2", "softmax"} <= set(texts)
+
+
+def test_a_plain_macro_chain_feeds_the_classifier_directly():
+    genotype = MacroGenotype(layers=(MacroLayer(3, 3, 36), MacroLayer(3, 3, 36, skips=(0,))))
+    source = genotype_graph(genotype).source
+    assert "layer1 -> softmax" in source and "concat" not in source
+
+
+def test_something_else_is_a_genotype_error():
+    with pytest.raises(GenotypeError, match="cannot draw a dict"):
+        render_genotype({"format": "cellsearch.nasnet/1"})
+
+
+def test_cells_with_any_number_of_blocks_render():
+    one = Cell(blocks=(Block((0, 1), ("none", "dilated_conv_3x3"), "concat"),))
+    svg = render_genotype(Genotype(normal=one, reduction=one))
+    assert {"none", "dilated_conv_3x3"} <= set(svg_texts(svg))
