@@ -262,6 +262,11 @@ def parse_genotype(data: Mapping[str, Any] | str) -> Any:
     if fmt not in _FORMATS:
         import searchcore.spaces  # noqa: F401  (each space registers its format on import)
     if fmt not in _FORMATS:
+        family = fmt.rsplit("/", 1)[0] + "/"
+        same_family = [known for known in _FORMATS if known.startswith(family)]
+        if same_family:
+            raise GenotypeError(f"genotype: format version {fmt!r} is not supported; this reader knows "
+                                f"{', '.join(repr(k) for k in same_family)}")
         raise GenotypeError(f"genotype: format {fmt!r} is not one of {', '.join(sorted(_FORMATS))}")
     return _FORMATS[fmt](data)
 

@@ -89,7 +89,7 @@ def _set(data, path, value):
     (["search", "--out", "x", "--budget", "abc"], "--budget: invalid int value: 'abc'"),
     (["search", "--out", "x", "--strategy", "hillclimb"], "unknown strategy 'hillclimb'"),
     (["search", "--out", "x", "--dataset", "mnist"], "unknown dataset 'mnist'"),
-    (["search", "--bogus"], "unrecognized arguments: --bogus"),
+    (["search", "--out", "x", "--bogus"], "unrecognized arguments: --bogus"),
     (["describe", "--genotype", "nasnet-z"], "neither a known cell"),
     (["compare", "nowhere", "--top", "1"], "not a search run directory"),
     (["compare", "nowhere", "--top", "one"], "--top 'one' must be comma-separated integers"),

@@ -1,0 +1,342 @@
+"""The NASNet network (Zoph et al. 2018, §3 and Figure 2) for any genotype of the cell space.
+
+It follows tensorflow/models research/slim/nets/nasnet (nasnet.py, nasnet_utils.py):
+
+* N@F: num_conv_filters = F / 24 (F is the penultimate width of NASNet-A, whose cells
+  concatenate 6 states of 4 × num_conv_filters after two doublings), so F must be a
+  positive multiple of 24. The stack is N Normal cells, a Reduction cell, N Normal, a
+  Reduction, N Normal; each reduction doubles the filters.
+* Stems: CIFAR, a 3×3 conv to num_conv_filters × stem_multiplier then BN; ImageNet, a 3×3
+  stride-2 VALID conv to 32 × stem_multiplier then BN, then two Reduction cells at filter
+  scale 1/4 and 1/2.
+* Each cell prepares its inputs: the one-back input by ReLU → 1×1 conv → BN to the cell's
+  filters f, the two-back input by "reduce prev layer" (factorized reduction when it is
+  larger, else a 1×1 projection when its channels differ from f). Reduction cells stride
+  only the ops that read the cell inputs. The output concatenates `cell.output_states()`;
+  a Reduction cell's concatenated *inputs* pass through a factorized reduction first, as
+  slim's `_combine_unused_states` does.
+* A block's two branches add, or ("concat") are concatenated and projected back to f by
+  ReLU → 1×1 conv → BN, so every hidden state has f channels whatever the genotype.
+* Scheduled drop path, per-example, on every branch but the identity-like ops: cell i of T
+  keeps with 1 − (i + 1) / T × (1 − drop_path_keep), scaled by training progress
+  (`set_drop_path_progress`), and off in eval.
+
+One deliberate difference: slim's first cell has no two-back input and feeds the raw stem
+to its ops, which then need their own projections for the stem's width. Ops here map f → f,
+so the first cell's two-back input is the stem prepared by "reduce prev layer" (a 1×1
+projection, as DARTS does). NASNet-A's params and mult-adds stay within 1.2% of the paper's
+(tests/searchcore/test_nasnet_model.py).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from searchcore.errors import ConfigError
+from searchcore.genotype import NUM_CELL_INPUTS, Block, Cell, Genotype
+from searchcore.models.config import NetworkConfig
+from searchcore.models.layers import AUX_POOL_KERNEL, AuxiliaryHead, FactorizedReduction, ReLUConvBN, drop_path
+from searchcore.ops import DROP_PATH_EXEMPT_OPS, create_op
+
+FILTERS_PER_CONV_FILTER = 24
+REFERENCE_IMAGE_SIZE = {"cifar": 32, "imagenet": 224}
+IMAGENET_STEM_FILTERS = 32
+NUM_REDUCTIONS = 2
+#: Factorized reduction splits its filters over two paths, so every cell gets at least two:
+#: F >= 48 with the CIFAR stem, F >= 192 with the ImageNet stem (first cell at 1/4 scale).
+MIN_CELL_FILTERS = 2
+
+
+@dataclass(frozen=True)
+class _FeatureMap:
+    """What the builder knows of a tensor: its channels and how many times it was halved."""
+
+    channels: int
+    halvings: int
+
+
+@dataclass(frozen=True)
+class _CellPlan:
+    kind: Literal["normal", "reduction"]
+    filters: int
+    #: Where the two-back input sits in the list of outputs so far: −2, or −3 when
+    #: skip_reduction_layer_input makes a post-reduction cell skip the reduction's input.
+    prev_offset: int
+
+
+class NASNetBlock(nn.Module):
+    """Two (hidden state, op) branches merged by add, or by concat and a 1×1 projection."""
+
+    def __init__(self, block: Block, filters: int, reduction: bool) -> None:
+        super().__init__()
+        self.inputs = block.inputs
+        self.branches = nn.ModuleList(
+            create_op(op, filters, stride=2 if reduction and state < NUM_CELL_INPUTS else 1)
+            for state, op in zip(block.inputs, block.ops)
+        )
+        self.droppable = tuple(op not in DROP_PATH_EXEMPT_OPS for op in block.ops)
+        self.merge = ReLUConvBN(2 * filters, filters, 1) if block.combine == "concat" else None
+
+    def forward(self, states: list[torch.Tensor], keep_prob: torch.Tensor | None) -> torch.Tensor:
+        outputs = []
+        for state, branch, droppable in zip(self.inputs, self.branches, self.droppable):
+            out = branch(states[state])
+            if droppable and keep_prob is not None:
+                out = drop_path(out, keep_prob)
+            outputs.append(out)
+        if self.merge is not None:
+            return self.merge(torch.cat(outputs, dim=1))
+        return outputs[0] + outputs[1]
+
+
+class NASNetCell(nn.Module):
+    """A Normal or Reduction cell applied to (two-back, one-back) inputs."""
+
+    def __init__(
+        self, cell: Cell, prev: _FeatureMap, current: _FeatureMap, filters: int, reduction: bool, drop_path: bool
+    ) -> None:
+        super().__init__()
+        self.reduction = reduction
+        self.prepare_prev = _reduce_prev_layer(prev, current, filters)
+        self.prepare_current = ReLUConvBN(current.channels, filters, 1)
+        self.blocks = nn.ModuleList(NASNetBlock(block, filters, reduction) for block in cell.blocks)
+        self.output_states = cell.output_states()
+        # Inputs that reach a Reduction cell's output unstrided are halved to match.
+        self.reduce_output = nn.ModuleDict(
+            {str(state): FactorizedReduction(filters, filters, relu=False)
+             for state in self.output_states if reduction and state < NUM_CELL_INPUTS}
+        )
+        self.out_channels = len(self.output_states) * filters
+        #: Per-cell keep probability, set by `NASNet.set_drop_path_progress`; 1 = no drop.
+        self.register_buffer("drop_path_keep", torch.ones(()), persistent=False)
+        self.uses_drop_path = drop_path
+
+    def forward(self, prev: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
+        states = [self.prepare_prev(prev), self.prepare_current(current)]
+        keep_prob = self.drop_path_keep if self.training and self.uses_drop_path else None
+        for block in self.blocks:
+            states.append(block(states, keep_prob))
+        outputs = [
+            self.reduce_output[str(i)](states[i]) if str(i) in self.reduce_output else states[i]
+            for i in self.output_states
+        ]
+        return torch.cat(outputs, dim=1)
+
+
+def _reduce_prev_layer(prev: _FeatureMap, current: _FeatureMap, filters: int) -> nn.Module:
+    """slim's `_reduce_prev_layer`: match the two-back input to the one-back's size and f."""
+    if prev.halvings == current.halvings - 1:
+        return FactorizedReduction(prev.channels, filters, relu=True)
+    assert prev.halvings == current.halvings, "the two-back input is never more than one halving larger"
+    if prev.channels != filters:
+        return ReLUConvBN(prev.channels, filters, 1)
+    return nn.Identity()
+
+
+class NASNet(nn.Module):
+    """NASNet built from a genotype: `forward(x)` gives logits, plus aux logits in training."""
+
+    def __init__(self, genotype: Genotype, config: NetworkConfig) -> None:
+        super().__init__()
+        self.genotype = genotype
+        self.config = config
+        self.num_conv_filters = _num_conv_filters(config)
+        plans = _plan_cells(config, self.num_conv_filters)
+        _check_config(config, plans)
+
+        stem_channels = _stem_channels(config, self.num_conv_filters)
+        if config.stem == "cifar":
+            self.stem = nn.Sequential(
+                nn.Conv2d(config.in_channels, stem_channels, 3, padding=1, bias=False),
+                nn.BatchNorm2d(stem_channels),
+            )
+            stem_halvings = 0
+        else:
+            self.stem = nn.Sequential(
+                nn.Conv2d(config.in_channels, stem_channels, 3, stride=2, padding=0, bias=False),
+                nn.BatchNorm2d(stem_channels),
+            )
+            stem_halvings = 1
+
+        # The stem stands in for the missing two-back input of the first cell.
+        maps = [_FeatureMap(stem_channels, stem_halvings)] * 2
+        self.cells = nn.ModuleList()
+        for plan in plans:
+            reduction = plan.kind == "reduction"
+            cell = NASNetCell(
+                genotype.reduction if reduction else genotype.normal,
+                prev=maps[plan.prev_offset],
+                current=maps[-1],
+                filters=plan.filters,
+                reduction=reduction,
+                drop_path=config.drop_path_keep < 1.0,
+            )
+            self.cells.append(cell)
+            maps.append(_FeatureMap(cell.out_channels, maps[-1].halvings + reduction))
+        self._prev_offsets = tuple(plan.prev_offset for plan in plans)
+        self._cell_keep = _layer_keep_probs(config.drop_path_keep, len(plans))
+        cell_maps = maps[2:]
+
+        self.aux_cell_index: int | None = None
+        self.aux_head: AuxiliaryHead | None = None
+        if config.auxiliary:
+            self.aux_cell_index = _aux_cell_index(plans)
+            aux_map = cell_maps[self.aux_cell_index]
+            feature_size = _feature_size(config, aux_map.halvings)
+            if feature_size < AUX_POOL_KERNEL:
+                raise ConfigError(
+                    f"auxiliary head: image_size {_image_size(config)} leaves a {feature_size}×{feature_size} map "
+                    "before the second reduction, smaller than its 5×5 pool; use larger images or auxiliary=False"
+                )
+            self.aux_head = AuxiliaryHead(aux_map.channels, config.num_classes, feature_size)
+
+        self.classifier = nn.Sequential(
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Dropout(config.dropout),
+            nn.Linear(cell_maps[-1].channels, config.num_classes),
+        )
+        self.penultimate_filters = cell_maps[-1].channels
+        _init_like_reference(self, config)
+        self.set_drop_path_progress(0.0)
+
+    def set_drop_path_progress(self, fraction: float) -> None:
+        """Scale drop path to training progress, step / total_steps (the reference's schedule).
+
+        At 0 nothing is dropped; from 1 on each cell keeps with its full per-layer rate.
+        """
+        fraction = min(max(float(fraction), 0.0), 1.0)
+        for cell, layer_keep in zip(self.cells, self._cell_keep):
+            cell.drop_path_keep.fill_(1.0 - fraction * (1.0 - layer_keep))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        stem = self.stem(x)
+        outputs = [stem, stem]
+        aux_logits = None
+        for index, (cell, prev_offset) in enumerate(zip(self.cells, self._prev_offsets)):
+            out = cell(outputs[prev_offset], outputs[-1])
+            outputs = outputs[-2:] + [out]
+            if index == self.aux_cell_index and self.training:
+                aux_logits = self.aux_head(out)
+        logits = self.classifier(outputs[-1])
+        return (logits, aux_logits) if aux_logits is not None else logits
+
+    def describe_structure(self) -> dict[str, int]:
+        """Sizes worth showing next to params and mult-adds."""
+        return {
+            "num_conv_filters": self.num_conv_filters,
+            "total_cells": len(self.cells),
+            "penultimate_filters": self.penultimate_filters,
+        }
+
+
+def _num_conv_filters(config: NetworkConfig) -> int:
+    if config.filters < FILTERS_PER_CONV_FILTER or config.filters % FILTERS_PER_CONV_FILTER:
+        raise ConfigError(
+            f"filters F = {config.filters} must be a positive multiple of {FILTERS_PER_CONV_FILTER} "
+            "(num_conv_filters = F / 24)"
+        )
+    return config.filters // FILTERS_PER_CONV_FILTER
+
+
+def _plan_cells(config: NetworkConfig, num_conv_filters: int) -> list[_CellPlan]:
+    """Every cell in order, stem cells included, with its filters and two-back input."""
+    if config.num_cells < 1:
+        raise ConfigError(f"num_cells N = {config.num_cells} must be at least 1")
+    plans: list[_CellPlan] = []
+    if config.stem == "imagenet":
+        for scale in (0.25, 0.5):
+            plans.append(_CellPlan("reduction", int(num_conv_filters * scale), prev_offset=-2))
+    elif config.stem != "cifar":
+        raise ConfigError(f"stem {config.stem!r} must be 'cifar' or 'imagenet'")
+    filters = num_conv_filters
+    for stack in range(NUM_REDUCTIONS + 1):
+        if stack > 0:
+            filters *= 2
+            plans.append(_CellPlan("reduction", filters, prev_offset=-2))
+        for k in range(config.num_cells):
+            skip = config.skip_reduction_layer_input and stack > 0 and k == 0
+            plans.append(_CellPlan("normal", filters, prev_offset=-3 if skip else -2))
+    return plans
+
+
+def _stem_channels(config: NetworkConfig, num_conv_filters: int) -> int:
+    base = num_conv_filters if config.stem == "cifar" else IMAGENET_STEM_FILTERS
+    return int(base * config.stem_multiplier)
+
+
+def _check_config(config: NetworkConfig, plans: list[_CellPlan]) -> None:
+    smallest = min(plan.filters for plan in plans)
+    if smallest < MIN_CELL_FILTERS:
+        need = FILTERS_PER_CONV_FILTER * MIN_CELL_FILTERS * (4 if config.stem == "imagenet" else 1)
+        raise ConfigError(
+            f"filters F = {config.filters} leaves a cell with {smallest} filter(s); the {config.stem} stem needs F >= {need}"
+        )
+    if _stem_channels(config, config.filters // FILTERS_PER_CONV_FILTER) < 1:
+        raise ConfigError(f"stem_multiplier {config.stem_multiplier} leaves the stem without filters")
+    if not 0.0 < config.drop_path_keep <= 1.0:
+        raise ConfigError(f"drop_path_keep {config.drop_path_keep} must be in (0, 1]")
+    if not 0.0 <= config.dropout < 1.0:
+        raise ConfigError(f"dropout {config.dropout} must be in [0, 1)")
+    if config.in_channels < 1 or config.num_classes < 1:
+        raise ConfigError(f"in_channels {config.in_channels} and num_classes {config.num_classes} must be positive")
+
+
+def _layer_keep_probs(drop_path_keep: float, total_cells: int) -> list[float]:
+    """slim's per-layer keep: deeper cells drop more, the last at the full rate."""
+    return [1.0 - (i + 1) / total_cells * (1.0 - drop_path_keep) for i in range(total_cells)]
+
+
+def _aux_cell_index(plans: list[_CellPlan]) -> int:
+    """The Normal cell just before the last reduction (slim: reduction_indices[1] − 1)."""
+    last_reduction = max(i for i, plan in enumerate(plans) if plan.kind == "reduction")
+    return last_reduction - 1
+
+
+def _image_size(config: NetworkConfig) -> int:
+    return config.image_size if config.image_size is not None else REFERENCE_IMAGE_SIZE[config.stem]
+
+
+def _feature_size(config: NetworkConfig, halvings: int) -> int:
+    """Side of a map `halvings` halvings deep, for the configured image size."""
+    size = _image_size(config)
+    if config.stem == "imagenet":  # 3×3 stride-2 VALID conv
+        size = (size - 3) // 2 + 1
+        halvings -= 1
+    for _ in range(halvings):
+        size = math.ceil(size / 2)
+    return size
+
+
+def _init_like_reference(model: nn.Module, config: NetworkConfig) -> None:
+    """Variance scaling on fan-out (TF `variance_scaling_initializer(mode='FAN_OUT')`).
+
+    TF draws a normal truncated at two standard deviations, widened by 1.3 so the kept
+    values have variance 2 / fan_out. Fan-out counts one kernel per output channel *per
+    group*, so a depthwise k×k kernel has fan-out k², as in TF, not C·k² as PyTorch's
+    kaiming_normal_ would count it. BN uses the configured momentum and eps.
+    """
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            fan_out = module.out_channels // module.groups * math.prod(module.kernel_size)
+            _truncated_variance_scaling(module.weight, fan_out)
+        elif isinstance(module, nn.Linear):
+            _truncated_variance_scaling(module.weight, module.out_features)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.BatchNorm2d):
+            module.momentum = config.bn_momentum
+            module.eps = config.bn_eps
+            if module.affine:
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+
+
+def _truncated_variance_scaling(weight: torch.Tensor, fan_out: int) -> None:
+    std = math.sqrt(1.3 * 2.0 / fan_out)
+    nn.init.trunc_normal_(weight, std=std, a=-2 * std, b=2 * std)

@@ -1,0 +1,173 @@
+"""Cell operations, registered by name: `create_op("sep_conv_3x3", channels=32, stride=2)`.
+
+Every op maps C channels to C channels; stride 2 halves H and W to ceil(H / 2), so odd sizes
+work. The NASNet ops follow the slim reference (nasnet_utils.py): a separable conv is
+(ReLU → depthwise → pointwise → BN) twice with the stride on the first depthwise only and
+nothing between depthwise and pointwise; plain convs are ReLU → conv → BN; pools use SAME
+padding and average pooling ignores the padding. The DARTS extras follow quark0/darts
+operations.py. No conv has a bias: each is followed by BN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from searchcore.errors import ConfigError
+from searchcore.models.layers import FactorizedReduction, ReLUConvBN, same_padding
+from searchcore.registry import Registry
+
+OpBuilder = Callable[[int, int, bool], nn.Module]
+
+OPS: Registry[OpBuilder] = Registry("op")
+
+#: Ops that never get drop path. The reference skips its identity ('none') op even when
+#: strided; DARTS's skip is its identity; dropping the zero op would change nothing.
+DROP_PATH_EXEMPT_OPS: frozenset[str] = frozenset({"identity", "skip_connect", "none"})
+
+
+def create_op(name: str, channels: int, stride: int, affine: bool = True) -> nn.Module:
+    """Build op `name` mapping `channels` → `channels` with stride 1 or 2."""
+    if stride not in (1, 2):
+        raise ConfigError(f"op {name!r}: stride must be 1 or 2, got {stride}")
+    if channels < 1:
+        raise ConfigError(f"op {name!r}: channels must be positive, got {channels}")
+    return OPS.get(name)(channels, stride, affine)
+
+
+class SeparableConv(nn.Sequential):
+    """ReLU → depthwise k×k → pointwise 1×1 → BN: one layer of a separable op."""
+
+    def __init__(self, channels: int, kernel_size: int, stride: int, dilation: int = 1, affine: bool = True) -> None:
+        super().__init__(
+            nn.ReLU(),
+            nn.Conv2d(
+                channels,
+                channels,
+                kernel_size,
+                stride=stride,
+                padding=same_padding(kernel_size, dilation),
+                dilation=dilation,
+                groups=channels,
+                bias=False,
+            ),
+            nn.Conv2d(channels, channels, 1, bias=False),
+            nn.BatchNorm2d(channels, affine=affine),
+        )
+
+
+class StackedSeparableConv(nn.Sequential):
+    """NASNet's `separable_kxk_2`: two separable layers, only the first strided."""
+
+    def __init__(self, channels: int, kernel_size: int, stride: int, affine: bool = True) -> None:
+        super().__init__(
+            SeparableConv(channels, kernel_size, stride, affine=affine),
+            SeparableConv(channels, kernel_size, 1, affine=affine),
+        )
+
+
+class SpatiallyFactorizedConv(nn.Sequential):
+    """ReLU → 1×k conv → k×1 conv → BN; each conv strides along the axis it spans."""
+
+    def __init__(self, channels: int, kernel_size: int, stride: int, affine: bool = True) -> None:
+        pad = same_padding(kernel_size)
+        super().__init__(
+            nn.ReLU(),
+            nn.Conv2d(channels, channels, (1, kernel_size), stride=(1, stride), padding=(0, pad), bias=False),
+            nn.Conv2d(channels, channels, (kernel_size, 1), stride=(stride, 1), padding=(pad, 0), bias=False),
+            nn.BatchNorm2d(channels, affine=affine),
+        )
+
+
+class Zero(nn.Module):
+    """DARTS's `none`: zeros shaped like the (strided) input, so it carries no signal."""
+
+    def __init__(self, stride: int) -> None:
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :, :: self.stride, :: self.stride].mul(0.0)
+
+    def extra_repr(self) -> str:
+        return f"stride={self.stride}"
+
+
+def _identity(channels: int, stride: int, affine: bool) -> nn.Module:
+    # The reference turns its identity into ReLU → strided 1×1 conv → BN when it must reduce.
+    return nn.Identity() if stride == 1 else ReLUConvBN(channels, channels, 1, stride=stride, affine=affine)
+
+
+def _skip_connect(channels: int, stride: int, affine: bool) -> nn.Module:
+    return nn.Identity() if stride == 1 else FactorizedReduction(channels, channels, relu=True, affine=affine)
+
+
+def _avg_pool(kernel_size: int) -> OpBuilder:
+    def build(channels: int, stride: int, affine: bool) -> nn.Module:
+        return nn.AvgPool2d(kernel_size, stride=stride, padding=same_padding(kernel_size), count_include_pad=False)
+
+    return build
+
+
+def _max_pool(kernel_size: int) -> OpBuilder:
+    def build(channels: int, stride: int, affine: bool) -> nn.Module:
+        return nn.MaxPool2d(kernel_size, stride=stride, padding=same_padding(kernel_size))
+
+    return build
+
+
+def _conv(kernel_size: int, dilation: int = 1) -> OpBuilder:
+    def build(channels: int, stride: int, affine: bool) -> nn.Module:
+        return ReLUConvBN(channels, channels, kernel_size, stride=stride, dilation=dilation, affine=affine)
+
+    return build
+
+
+def _factorized_conv(kernel_size: int) -> OpBuilder:
+    def build(channels: int, stride: int, affine: bool) -> nn.Module:
+        return SpatiallyFactorizedConv(channels, kernel_size, stride, affine=affine)
+
+    return build
+
+
+def _sep_conv(kernel_size: int) -> OpBuilder:
+    def build(channels: int, stride: int, affine: bool) -> nn.Module:
+        return StackedSeparableConv(channels, kernel_size, stride, affine=affine)
+
+    return build
+
+
+def _dil_conv(kernel_size: int) -> OpBuilder:
+    def build(channels: int, stride: int, affine: bool) -> nn.Module:
+        return SeparableConv(channels, kernel_size, stride, dilation=2, affine=affine)
+
+    return build
+
+
+def _zero(channels: int, stride: int, affine: bool) -> nn.Module:
+    return Zero(stride)
+
+
+# The NASNet search space (§3).
+OPS.register("identity", _identity)
+OPS.register("conv_1x3_3x1", _factorized_conv(3))
+OPS.register("conv_1x7_7x1", _factorized_conv(7))
+OPS.register("dilated_conv_3x3", _conv(3, dilation=2))
+OPS.register("avg_pool_3x3", _avg_pool(3))
+OPS.register("max_pool_3x3", _max_pool(3))
+OPS.register("max_pool_5x5", _max_pool(5))
+OPS.register("max_pool_7x7", _max_pool(7))
+OPS.register("conv_1x1", _conv(1))
+OPS.register("conv_3x3", _conv(3))
+OPS.register("sep_conv_3x3", _sep_conv(3))
+OPS.register("sep_conv_5x5", _sep_conv(5))
+OPS.register("sep_conv_7x7", _sep_conv(7))
+# DARTS and ENAS extras.
+OPS.register("skip_connect", _skip_connect)
+OPS.register("dil_conv_3x3", _dil_conv(3))
+OPS.register("dil_conv_5x5", _dil_conv(5))
+OPS.register("none", _zero)
+
+__all__ = ["DROP_PATH_EXEMPT_OPS", "OPS", "OpBuilder", "create_op"]
