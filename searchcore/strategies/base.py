@@ -5,8 +5,8 @@ It never trains anything itself, so the same object serves a synchronous CLI loo
 of asynchronous workers: many asks may be outstanding, tells arrive in any order, and a
 failed trial is told `None` and simply forgotten.
 
-`state_dict` holds only tensors and plain Python data, so `torch.save` / `torch.load(...,
-weights_only=True)` round-trips it, and a strategy rebuilt from it continues with exactly
+`state_dict` holds only tensors and plain Python data, so `torch.save` and a safe
+`weights_only=True` load round-trip it, and a strategy rebuilt from it continues with exactly
 the asks the original would have made.
 """
 
@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, get_type_hints
 
 import numpy as np
 
@@ -57,11 +58,20 @@ class StrategyConfig:
 
     @classmethod
     def from_hparams(cls, strategy: str, hparams: dict[str, Any]) -> StrategyConfig:
+        """Check names and types (values often come from CLI flags or web forms), then ranges."""
+        types = get_type_hints(cls)
         known = [f.name for f in fields(cls)]
         unknown = sorted(set(hparams) - set(known))
         if unknown:
             raise ConfigError(f"strategy {strategy!r} has no hyperparameter {unknown[0]!r}; known: {', '.join(known)}")
-        config = cls(**hparams)
+        values = {}
+        for key, value in hparams.items():
+            accepted = numbers.Integral if types[key] is int else numbers.Real
+            if isinstance(value, bool) or not isinstance(value, accepted):
+                kind = "an integer" if types[key] is int else "a number"
+                raise ConfigError(f"strategy {strategy!r}: hyperparameter {key!r} must be {kind}, got {value!r}")
+            values[key] = types[key](value)
+        config = cls(**values)
         config.validate()
         return config
 
@@ -103,7 +113,7 @@ class Strategy(ABC):
         trial_id = self._next_trial_id
         self._next_trial_id += 1
         self._seen_hashes.add(cell_hash)
-        self._pending[trial_id] = record
+        self._pending[trial_id] = {**record, "cell_hash": cell_hash}
         return Proposal(trial_id=trial_id, genotype=genotype, cell_hash=cell_hash)
 
     def tell(self, trial_id: int, reward: float | None) -> None:
@@ -113,12 +123,12 @@ class Strategy(ABC):
         as running out of memory are usually the cell's own fault.
         """
         if trial_id not in self._pending:
-            if isinstance(trial_id, int) and 0 <= trial_id < self._next_trial_id:
+            if isinstance(trial_id, numbers.Integral) and 0 <= trial_id < self._next_trial_id:
                 why = "it was already told"
             else:
-                why = f"it was never asked (trial ids so far: 0..{self._next_trial_id - 1})"
+                why = f"it was never asked ({self._next_trial_id} trials asked so far)"
             raise UnknownTrialError(f"trial {trial_id!r} is not pending: {why}")
-        is_number = isinstance(reward, (int, float, np.number)) and not isinstance(reward, bool)
+        is_number = isinstance(reward, numbers.Real) and not isinstance(reward, bool)
         if reward is not None and not (is_number and math.isfinite(reward)):
             raise ConfigError(f"reward of trial {trial_id} must be a finite number or None, got {reward!r}")
         record = self._pending.pop(trial_id)
@@ -170,7 +180,10 @@ class Strategy(ABC):
     # -- what subclasses implement ----------------------------------------------------------
     @abstractmethod
     def _draw(self) -> tuple[Any, dict[str, Any]]:
-        """One candidate genotype and the plain-data record `_learn` will get back with its reward."""
+        """One candidate genotype and the plain-data record `_learn` will get back with its reward.
+
+        `ask` adds the genotype's canonical hash to the record as "cell_hash".
+        """
 
     @abstractmethod
     def _learn(self, record: dict[str, Any], reward: float) -> None:

@@ -11,8 +11,9 @@ so the only randomness is plain data that `state_dict` saves.
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,7 +26,11 @@ from searchcore.strategies.base import Strategy, StrategyConfig
 
 
 class PolicyNetwork(nn.Module):
-    """An autoregressive LSTM policy over a fixed sequence of categorical decisions."""
+    """An autoregressive LSTM policy over a fixed sequence of categorical decisions.
+
+    Stacked `LSTMCell`s rather than `nn.LSTM`: sampling steps one decision at a time, where
+    the cells cost a third as much per step on CPU, and training reuses the same step.
+    """
 
     def __init__(self, decision_sizes: Sequence[int], hidden_size: int, num_layers: int) -> None:
         super().__init__()
@@ -33,7 +38,7 @@ class PolicyNetwork(nn.Module):
         self.start = nn.Parameter(torch.zeros(1, hidden_size))
         # The last decision's choice feeds no later step, so it needs no embedding.
         self.embeddings = nn.ModuleList(nn.Embedding(size, hidden_size) for size in self.decision_sizes[:-1])
-        self.lstm = nn.LSTM(hidden_size, hidden_size, num_layers)
+        self.layers = nn.ModuleList(nn.LSTMCell(hidden_size, hidden_size) for _ in range(num_layers))
         self.heads = nn.ModuleList(nn.Linear(hidden_size, size) for size in self.decision_sizes)
 
     def reset_parameters(self, init_range: float, rng: np.random.Generator) -> None:
@@ -43,39 +48,45 @@ class PolicyNetwork(nn.Module):
                 values = rng.uniform(-init_range, init_range, size=tuple(param.shape))
                 param.copy_(torch.from_numpy(values))
 
-    @torch.no_grad()
+    def _step(
+        self, step: int, step_input: torch.Tensor, state: list[tuple[torch.Tensor, torch.Tensor]] | None
+    ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+        """Log-probabilities of decision `step` and the new per-layer (h, c) states."""
+        new_state = []
+        hidden = step_input
+        for depth, layer in enumerate(self.layers):
+            hidden, cell = layer(hidden, None if state is None else state[depth])
+            new_state.append((hidden, cell))
+        return F.log_softmax(self.heads[step](hidden), dim=-1), new_state
+
+    @torch.inference_mode()
     def sample(self, rng: np.random.Generator) -> tuple[list[int], float]:
         """Draw one choice per decision; returns the choices and their joint log-probability."""
-        step_input = self.start
-        lstm_state = None
+        step_input, state = self.start, None
         actions: list[int] = []
         log_prob = 0.0
-        for step, head in enumerate(self.heads):
-            output, lstm_state = self.lstm(step_input.unsqueeze(0), lstm_state)
-            log_probs = torch.log_softmax(head(output[0, 0]).double(), dim=-1).numpy()
-            probs = np.exp(log_probs)
+        for step in range(len(self.decision_sizes)):
+            log_probs, state = self._step(step, step_input, state)
+            probs = log_probs[0].double().exp().numpy()
             action = int(rng.choice(len(probs), p=probs / probs.sum()))
             actions.append(action)
-            log_prob += float(log_probs[action])
+            log_prob += float(log_probs[0, action])
             if step < len(self.embeddings):
-                step_input = self.embeddings[step](torch.tensor([action]))
+                step_input = self.embeddings[step].weight[action : action + 1]
         return actions, log_prob
 
     def evaluate(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Joint log-probability and summed per-step entropy of a (batch, decisions) tensor of choices.
-
-        Every step's input is known in advance, so the LSTM runs over the whole sequence at once.
-        """
+        """Joint log-probability and summed per-step entropy of a (batch, decisions) tensor of choices."""
         batch = actions.shape[0]
-        inputs = [self.start.expand(batch, -1)]
-        inputs += [embedding(actions[:, step]) for step, embedding in enumerate(self.embeddings)]
-        outputs, _ = self.lstm(torch.stack(inputs))
-        log_prob = outputs.new_zeros(batch)
-        entropy = outputs.new_zeros(batch)
-        for step, head in enumerate(self.heads):
-            log_probs = F.log_softmax(head(outputs[step]), dim=-1)
+        step_input, state = self.start.expand(batch, -1), None
+        log_prob = self.start.new_zeros(batch)
+        entropy = self.start.new_zeros(batch)
+        for step in range(len(self.decision_sizes)):
+            log_probs, state = self._step(step, step_input, state)
             log_prob = log_prob + log_probs.gather(1, actions[:, step : step + 1]).squeeze(1)
             entropy = entropy - (log_probs.exp() * log_probs).sum(dim=-1)
+            if step < len(self.embeddings):
+                step_input = self.embeddings[step](actions[:, step])
         return log_prob, entropy
 
 
@@ -112,7 +123,7 @@ class ControllerStrategy(Strategy):
 
     Each told reward becomes an advantage against an exponential-moving-average baseline as
     of that tell (the first reward seeds the baseline), then joins a buffer; a full buffer
-    is one policy-gradient update, whose loss `_policy_loss` defines.
+    is one policy-gradient update, which `_update` defines.
     """
 
     config: ControllerConfig

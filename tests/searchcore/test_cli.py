@@ -18,9 +18,9 @@ def run_cli(capsys, *argv):
 
 
 def test_search_compare_render_end_to_end(tmp_path, capsys):
-    for strategy in ("ppo", "random"):
+    for strategy, options in (("ppo", ["--strategy-option", "batch_size=2"]), ("random", [])):
         code, out, _ = run_cli(capsys, "search", "--space", "nasnet", "--strategy", strategy, "--budget", "3",
-                               "--out", str(tmp_path / strategy), *TINY, "--strategy-option", "batch_size=2")
+                               "--out", str(tmp_path / strategy), *TINY, *options)
         assert code == 0
         summary = json.loads(out)
         assert summary["trials"] == 3 and 0.0 <= summary["best_reward"] <= 1.0
