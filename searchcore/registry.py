@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Callable, Generic, Iterator, TypeVar
+import importlib
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
 
 from searchcore.errors import UnknownNameError
 
@@ -13,41 +15,53 @@ class Registry(Generic[T]):
     """Maps names to objects; `register` works as a decorator.
 
     Lookups of unknown names raise `UnknownNameError` listing every known name, which is
-    what a user who mistyped a flag needs to see.
+    what a user who mistyped a flag needs to see. `register_lazy` names an object by its
+    import path, so listing names never imports heavy modules (the web process lists
+    strategies without importing torch).
     """
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._items: dict[str, T] = {}
+        self._lazy: dict[str, str] = {}
 
     def register(self, name: str, obj: T | None = None) -> Callable[[T], T] | T:
         def add(item: T) -> T:
-            if name in self._items:
+            if name in self:
                 raise ValueError(f"{self.kind} {name!r} is already registered")
             self._items[name] = item
             return item
 
         return add(obj) if obj is not None else add
 
+    def register_lazy(self, name: str, target: str) -> None:
+        """Register `"package.module:attribute"`, imported on the first `get(name)`."""
+        if name in self:
+            raise ValueError(f"{self.kind} {name!r} is already registered")
+        self._lazy[name] = target
+
     def get(self, name: str) -> T:
+        if name in self._lazy:
+            module, _, attribute = self._lazy.pop(name).partition(":")
+            self._items[name] = getattr(importlib.import_module(module), attribute)
         try:
             return self._items[name]
         except KeyError:
-            known = ", ".join(sorted(self._items))
-            raise UnknownNameError(f"unknown {self.kind} {name!r}; known: {known}") from None
+            raise UnknownNameError(f"unknown {self.kind} {name!r}; known: {', '.join(self.names())}") from None
 
     def unregister(self, name: str) -> None:
         """Remove a name; tests use it to undo what they registered."""
-        del self._items[name]
+        self._items.pop(name, None)
+        self._lazy.pop(name, None)
 
     def names(self) -> list[str]:
-        return sorted(self._items)
+        return sorted([*self._items, *self._lazy])
 
     def __contains__(self, name: object) -> bool:
-        return name in self._items
+        return name in self._items or name in self._lazy
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._items) + len(self._lazy)

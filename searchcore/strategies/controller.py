@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,9 +19,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from searchcore.errors import ConfigError
 from searchcore.spaces.base import SearchSpace
-from searchcore.strategies.base import Strategy, StrategyConfig
+from searchcore.strategies.base import Strategy
+from searchcore.strategies.configs import ControllerConfig
 
 
 class PolicyNetwork(nn.Module):
@@ -88,34 +87,6 @@ class PolicyNetwork(nn.Module):
             if step < len(self.embeddings):
                 step_input = self.embeddings[step](actions[:, step])
         return log_prob, entropy
-
-
-@dataclass(frozen=True)
-class ControllerConfig(StrategyConfig):
-    """Controller and update hyperparameters shared by REINFORCE and PPO."""
-
-    hidden_size: int = 100
-    num_layers: int = 1
-    init_range: float = 0.1
-    lr: float = 3.5e-4
-    entropy_weight: float = 0.0
-    #: Weight of the old value in the reward baseline's exponential moving average.
-    baseline_decay: float = 0.95
-    #: Rewards collected per controller update.
-    batch_size: int = 5
-
-    def validate(self) -> None:
-        super().validate()
-        for field in ("hidden_size", "num_layers", "batch_size"):
-            if getattr(self, field) < 1:
-                raise ConfigError(f"{field} must be at least 1, got {getattr(self, field)}")
-        for field in ("init_range", "lr"):
-            if not getattr(self, field) > 0:
-                raise ConfigError(f"{field} must be positive, got {getattr(self, field)}")
-        if self.entropy_weight < 0:
-            raise ConfigError(f"entropy_weight must not be negative, got {self.entropy_weight}")
-        if not 0 <= self.baseline_decay < 1:
-            raise ConfigError(f"baseline_decay must be in [0, 1), got {self.baseline_decay}")
 
 
 class ControllerStrategy(Strategy):

@@ -10,29 +10,11 @@ having good descendants, not by one lucky reward.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
-from searchcore.errors import ConfigError
 from searchcore.spaces.base import SearchSpace
-from searchcore.strategies.base import Strategy, StrategyConfig
-
-
-@dataclass(frozen=True)
-class EvolutionConfig(StrategyConfig):
-    """The paper's P = 100 and S = 25."""
-
-    population_size: int = 100
-    sample_size: int = 25
-
-    def validate(self) -> None:
-        super().validate()
-        if self.population_size < 1:
-            raise ConfigError(f"population_size must be at least 1, got {self.population_size}")
-        if not 1 <= self.sample_size <= self.population_size:
-            raise ConfigError(
-                f"sample_size must be in 1..population_size ({self.population_size}), got {self.sample_size}"
-            )
+from searchcore.strategies.base import Strategy
+from searchcore.strategies.configs import EvolutionConfig
 
 
 class RegularizedEvolution(Strategy):

@@ -2,39 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-from searchcore.errors import ConfigError
-from searchcore.strategies.controller import ControllerConfig, ControllerStrategy
-
-
-@dataclass(frozen=True)
-class PPOConfig(ControllerConfig):
-    """NASNet: one-layer LSTM of 100 units, lr 0.00035, entropy weight 0.00001, baseline EMA
-    weight 0.95, weights U(−0.1, 0.1), minibatches of 20 architectures.
-
-    The paper states neither the clip range nor the epochs per minibatch; 0.2 is PPO's usual
-    clip (Schulman et al. 2017) and a few epochs its usual reuse of a batch.
-    """
-
-    hidden_size: int = 100
-    num_layers: int = 1
-    init_range: float = 0.1
-    lr: float = 3.5e-4
-    entropy_weight: float = 1e-5
-    baseline_decay: float = 0.95
-    batch_size: int = 20
-    clip: float = 0.2
-    epochs: int = 4
-
-    def validate(self) -> None:
-        super().validate()
-        if not self.clip > 0:
-            raise ConfigError(f"clip must be positive, got {self.clip}")
-        if self.epochs < 1:
-            raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
+from searchcore.strategies.configs import PPOConfig
+from searchcore.strategies.controller import ControllerStrategy
 
 
 class PPO(ControllerStrategy):

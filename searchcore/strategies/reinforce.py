@@ -2,28 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-from searchcore.strategies.controller import ControllerConfig, ControllerStrategy
-
-
-@dataclass(frozen=True)
-class ReinforceConfig(ControllerConfig):
-    """NAS v1's controller: two-layer LSTM of 35 units, Adam lr 0.0006, weights U(±0.08).
-
-    NAS v1 gives no baseline decay; 0.95 is NASNet's. Its controller updated from the
-    rewards of many replicas; a small batch lets a short search learn early.
-    """
-
-    hidden_size: int = 35
-    num_layers: int = 2
-    init_range: float = 0.08
-    lr: float = 6e-4
-    entropy_weight: float = 0.0
-    baseline_decay: float = 0.95
-    batch_size: int = 5
+from searchcore.strategies.configs import ReinforceConfig
+from searchcore.strategies.controller import ControllerStrategy
 
 
 class Reinforce(ControllerStrategy):

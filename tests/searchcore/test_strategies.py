@@ -268,3 +268,21 @@ def test_unknown_names_and_bad_hparams_raise(strategy_name):
     for value in ("100", 100.0, True):
         with pytest.raises(ConfigError, match=f"hyperparameter 'max_attempts' must be an integer, got {value!r}"):
             create_strategy(strategy_name, space, max_attempts=value)
+
+
+def test_every_strategy_has_a_torch_free_config_class():
+    from searchcore.strategies import STRATEGY_CONFIGS
+
+    assert sorted(STRATEGY_CONFIGS) == STRATEGIES.names()
+    for name in STRATEGIES.names():
+        assert STRATEGIES.get(name).config_class is STRATEGY_CONFIGS[name]
+
+
+def test_listing_and_validating_strategies_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from searchcore.strategies import STRATEGIES, validate_strategy_options; "
+            "STRATEGIES.names(); validate_strategy_options('ppo', {'batch_size': 4}); "
+            "assert 'torch' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
