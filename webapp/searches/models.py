@@ -1,0 +1,59 @@
+"""A search: one strategy exploring one space under one proxy-training config."""
+
+from django.conf import settings
+from django.db import models
+
+
+class Search(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        PAUSED = "paused"
+        FINISHED = "finished"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+    ENDED = (Status.FINISHED, Status.FAILED, Status.CANCELLED)
+
+    team = models.ForeignKey("teams.Team", on_delete=models.CASCADE, related_name="searches")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="searches")
+    name = models.CharField(max_length=200, blank=True)
+    space = models.CharField(max_length=50, default="nasnet")
+    space_options = models.JSONField(default=dict, blank=True)
+    strategy = models.CharField(max_length=50, default="ppo")
+    strategy_options = models.JSONField(default=dict, blank=True)
+    dataset = models.CharField(max_length=50, default="digits")
+    #: searchcore.train.ProxyConfig.to_dict(), dataset included.
+    proxy = models.JSONField(default=dict)
+    #: Identifies `proxy` so a cell trained under the same config is not trained again.
+    proxy_key = models.CharField(max_length=64, db_index=True)
+    budget = models.PositiveIntegerField()
+    parallelism = models.PositiveIntegerField(default=1)
+    seed = models.IntegerField(default=0)
+    keep_checkpoints = models.BooleanField(default=False)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    #: torch.save bytes of the strategy's state_dict; changes only inside advance_search's lock.
+    strategy_state = models.BinaryField(null=True, blank=True)
+    #: Trials asked of the strategy so far (the next trial's index).
+    trials_issued = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["team", "-created_at"]),
+            models.Index(fields=["status"]),
+            models.Index(fields=["team", "space", "dataset"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or f"search {self.pk}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE

@@ -1,0 +1,73 @@
+"""Reads of searches, always scoped to the teams of the user asking."""
+
+from __future__ import annotations
+
+from django.db.models import Count, Max, Q, QuerySet
+from django.shortcuts import get_object_or_404
+
+from webapp.searches.models import Search
+from webapp.trials.models import Trial
+
+
+def search_list_for_user(*, user) -> QuerySet[Search]:
+    """The user's teams' searches, newest first, with trial counts for the list page."""
+    return (
+        Search.objects.filter(team__members=user)
+        .select_related("owner", "team")
+        .annotate(
+            trials_done=Count("trials", filter=Q(trials__status__in=Trial.DONE)),
+            trials_running=Count("trials", filter=Q(trials__status=Trial.Status.RUNNING)),
+            best_reward=Max("trials__reward"),
+        )
+    )
+
+
+def search_get_for_user(*, user, search_id: int) -> Search:
+    """One search of the user's teams, or 404 (another team's search does not exist for them)."""
+    return get_object_or_404(search_list_for_user(user=user), pk=search_id)
+
+
+def search_progress(*, search: Search) -> dict:
+    """Counts for the progress bar and status line."""
+    counts = dict(search.trials.values_list("status").annotate(n=Count("id")).order_by())
+    done = sum(counts.get(s, 0) for s in Trial.DONE)
+    best = search.trials.filter(status=Trial.Status.FINISHED).aggregate(best=Max("reward"))["best"]
+    return {
+        "budget": search.budget,
+        "done": done,
+        "failed": counts.get(Trial.Status.FAILED, 0),
+        "running": counts.get(Trial.Status.RUNNING, 0),
+        "pending": counts.get(Trial.Status.PENDING, 0),
+        "percent": round(100 * done / search.budget) if search.budget else 0,
+        "best_reward": best,
+    }
+
+
+def search_workers(*, search: Search) -> list[dict]:
+    """The workers busy on a search now, with the trial each is training."""
+    running = search.trials.filter(status=Trial.Status.RUNNING).order_by("worker", "index")
+    return [{"worker": t.worker, "trial_index": t.index, "trial_id": t.pk, "heartbeat_at": t.heartbeat_at,
+             "epochs_done": len(t.epochs)} for t in running]
+
+
+def searches_for_compare(*, user, search_ids: list[int]) -> list[Search]:
+    """The user's searches among `search_ids`, in the order given; unknown ids are left out
+    (the caller reports them)."""
+    found = {s.pk: s for s in Search.objects.filter(team__members=user, pk__in=search_ids)}
+    return [found[i] for i in search_ids if i in found]
+
+
+def compare_curves(*, searches: list[Search], ks: list[int]) -> dict:
+    """Figure 6 data for several searches: each one's top-k curves and each strategy's mean."""
+    from searchcore.compare import RunCurves, comparison_dict, topk_curves
+
+    runs = []
+    for search in searches:
+        trials = search.trials.order_by("index").values_list("cell_hash", "reward", "status")
+        points = ((h, r if status == Trial.Status.FINISHED else None) for h, r, status in trials.iterator())
+        runs.append(RunCurves(label=f"#{search.pk} {search}", strategy=search.strategy,
+                              curves=topk_curves(points, ks)))
+    data = comparison_dict(runs, ks)
+    data["searches"] = [{"id": s.pk, "name": str(s), "strategy": s.strategy, "space": s.space,
+                         "dataset": s.dataset} for s in searches]
+    return data

@@ -1,0 +1,62 @@
+"""A trial: one cell proposed by a search's strategy, trained once under the search's proxy."""
+
+from django.db import models
+
+
+class Trial(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"  # queued for a gpu worker
+        RUNNING = "running"  # a worker claimed it and beats its heartbeat
+        FINISHED = "finished"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    IN_FLIGHT = (Status.PENDING, Status.RUNNING)
+    DONE = (Status.FINISHED, Status.FAILED)
+
+    search = models.ForeignKey("searches.Search", on_delete=models.CASCADE, related_name="trials")
+    #: The strategy's trial id: 0, 1, 2... in the order the cells were sampled.
+    index = models.PositiveIntegerField()
+    cell = models.ForeignKey("cells.Cell", on_delete=models.PROTECT, related_name="trials")
+    genotype = models.JSONField()
+    cell_hash = models.CharField(max_length=64)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    #: Set when the result was copied from an earlier trial of the same cell under the same proxy.
+    reused_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    reward = models.FloatField(null=True, blank=True)
+    val_acc = models.FloatField(null=True, blank=True)
+    params = models.BigIntegerField(null=True, blank=True)
+    mult_adds = models.BigIntegerField(null=True, blank=True)
+    #: One dict per finished epoch (searchcore.train.EpochMetrics), appended as they happen.
+    epochs = models.JSONField(default=list, blank=True)
+    worker = models.CharField(max_length=255, blank=True)
+    task_id = models.CharField(max_length=255, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    #: Whether advance_search has told the strategy this trial's result.
+    told = models.BooleanField(default=False)
+    checkpoint = models.FileField(upload_to="checkpoints/", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["search", "index"]
+        constraints = [models.UniqueConstraint(fields=["search", "index"], name="unique_trial_index")]
+        indexes = [
+            models.Index(fields=["search", "status"]),
+            models.Index(fields=["search", "-reward"]),
+            models.Index(fields=["search", "told", "status"]),
+            models.Index(fields=["status", "heartbeat_at"]),
+            models.Index(fields=["cell_hash", "status"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"trial {self.index} of search {self.search_id}"
+
+    @property
+    def seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
