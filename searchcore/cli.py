@@ -135,7 +135,7 @@ def load_genotype_arg(value: str) -> Any:
 
 
 def _proxy_config(args: argparse.Namespace):
-    from searchcore.train import ProxyConfig
+    from searchcore.proxy import ProxyConfig
 
     overrides = {field: getattr(args, field) for field in _PROXY_FLAGS if getattr(args, field) is not None}
     return replace(ProxyConfig(), dataset=args.dataset, data_root=args.data_root, seed=args.seed, **overrides)

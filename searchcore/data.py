@@ -9,22 +9,27 @@ scale, applied on the device after augmentation.
 
 Splits are fixed (seed 0, stratified) whatever the trial's seed, so every trial of every
 search is scored on the same validation images and rewards stay comparable.
+
+Importing this module does not import torch (the loaders do), so the web process can list
+the datasets, their summaries and options from `DATASETS`.
 """
 
 from __future__ import annotations
 
 import inspect
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from searchcore.errors import ConfigError, DatasetNotFoundError, SearchcoreError
 from searchcore.registry import Registry
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 #: The seed of every held-out split; fixed so rewards stay comparable across trials.
 SPLIT_SEED = 0
@@ -55,6 +60,8 @@ class DatasetSplits:
     horizontal_flip: bool = True
 
     def __post_init__(self) -> None:
+        import torch
+
         expected = (self.in_channels, self.image_size, self.image_size)
         for split, pair in (("train", self.train), ("val", self.val), ("test", self.test)):
             if pair is None:
@@ -67,6 +74,8 @@ class DatasetSplits:
                 )
             if labels.dtype != torch.int64 or labels.shape != (images.shape[0],):
                 raise DatasetFormatError(f"{self.name}: {split} labels must be int64 of shape ({images.shape[0]},)")
+            if not len(labels):
+                raise DatasetFormatError(f"{self.name}: the {split} split holds no images")
         if len(self.mean) != self.in_channels or len(self.std) != self.in_channels:
             raise DatasetFormatError(f"{self.name}: mean and std need one value per channel ({self.in_channels})")
 
@@ -142,6 +151,8 @@ def channel_stats(images: Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]
 
     Histograms need no float copy of the images, which for CIFAR-10 would be 1.1 GB.
     """
+    import torch
+
     values = torch.arange(256, dtype=torch.float64) / 255
     means, stds = [], []
     for c in range(images.shape[1]):
@@ -154,6 +165,8 @@ def channel_stats(images: Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]
 
 
 def _pair(images: Tensor | np.ndarray, labels: np.ndarray | Tensor, index: np.ndarray | None = None):
+    import torch
+
     images = torch.as_tensor(images)
     labels = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
     if index is not None:
@@ -181,6 +194,7 @@ DIGITS_TEST_SIZE = 300
 )
 def load_digits(image_size: int = 16) -> DatasetSplits:
     """1,197 train / 300 validation / 300 test images, stratified, always the same split."""
+    import torch
     from sklearn.datasets import load_digits as sklearn_digits
 
     _check_positive("digits", image_size=image_size)
@@ -281,6 +295,7 @@ IMAGEFOLDER_SPLITS = ("train", "val", "test")
 
 def _read_image_folder(folder: Path, image_size: int, in_channels: int) -> tuple[list[str], Tensor, Tensor]:
     """Every image under `folder/<class>/`, resized (short side) and centre-cropped."""
+    import torch
     from PIL import UnidentifiedImageError
     from torchvision import transforms
     from torchvision.datasets import ImageFolder
@@ -309,11 +324,14 @@ def _read_image_folder(folder: Path, image_size: int, in_channels: int) -> tuple
     "your own images: root/train/<class>/*.png|jpg and root/val/<class>/... (root/test/ optional)",
     needs_root=True,
 )
-def load_imagefolder(root: Path, image_size: int = 32, in_channels: int = 3) -> DatasetSplits:
+def load_imagefolder(
+    root: Path, image_size: int = 32, in_channels: int = 3, horizontal_flip: bool = True
+) -> DatasetSplits:
     """Images in torchvision ImageFolder layout; `val/` scores the reward, `test/` is optional.
 
     Every image is resized so its short side is `image_size`, centre-cropped square and
-    held in memory, so this suits the small sets a proxy search trains on.
+    held in memory, so this suits the small sets a proxy search trains on. Set
+    `horizontal_flip` False when a mirror image would change the class (text, digits).
     """
     _check_positive("imagefolder", image_size=image_size)
     if in_channels not in (1, 3):
@@ -344,7 +362,7 @@ def load_imagefolder(root: Path, image_size: int = 32, in_channels: int = 3) -> 
     return DatasetSplits(
         name="imagefolder", num_classes=len(classes), in_channels=in_channels, image_size=image_size,
         train=splits["train"], val=splits["val"], test=splits.get("test"),
-        mean=mean, std=std, horizontal_flip=True,
+        mean=mean, std=std, horizontal_flip=horizontal_flip,
     )
 
 
@@ -365,6 +383,8 @@ def load_synthetic(
     seed: int = 0,
 ) -> DatasetSplits:
     """Random uint8 images and labels drawn from `seed`; no test split."""
+    import torch
+
     _check_positive(
         "synthetic", num_samples=num_samples, val_samples=val_samples, image_size=image_size,
         in_channels=in_channels, num_classes=num_classes,

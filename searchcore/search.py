@@ -29,7 +29,8 @@ from searchcore.errors import ConfigError, SearchcoreError
 from searchcore.genotype import parse_genotype
 from searchcore.spaces import create_space
 from searchcore.strategies import Proposal, create_strategy
-from searchcore.train import ProxyConfig, TrainResult, train_child
+from searchcore.proxy import ProxyConfig
+from searchcore.train import TrainResult, proxy_dataset, train_child
 
 CONFIG_FILE = "search.json"
 STATE_FILE = "state.pt"
@@ -182,6 +183,7 @@ def run_search(
     if saved is not None and replace(saved, budget=config.budget) != config:
         raise ConfigError(f"{run.path} holds a different search ({_first_difference(saved, config)}); "
                           "use another --out or the same settings to resume")
+    data = proxy_dataset(config.proxy)  # once per search; a missing dataset fails before any file is written
     run.save_config(config)
 
     space = create_space(config.space, **config.space_options)
@@ -202,14 +204,13 @@ def run_search(
 
     bar = _progress_bar(config.budget, len(records), progress)
     try:
-        queue = [Proposal(trial_id=i, genotype=(g := parse_genotype(d)), cell_hash=g.canonical_hash())
-                 for i, d in sorted(pending.items()) if i not in done]
+        queue = [_proposal_from_dict(i, d) for i, d in sorted(pending.items()) if i not in done]
         while len(records) < config.budget:
             proposal = queue.pop(0) if queue else strategy.ask()
             pending[proposal.trial_id] = proposal.genotype.to_dict()
             run.save_state(strategy.state_dict(), pending)
 
-            record = _train_trial(proposal, config, run, train)
+            record = _train_trial(proposal, config, run, train, data)
             run.append_trial(record)
             records.append(record)
             strategy.tell(proposal.trial_id, record.reward)
@@ -227,12 +228,18 @@ def run_search(
     return records
 
 
-def _train_trial(proposal: Proposal, config: SearchConfig, run: RunDirectory, train: TrainFn) -> TrialRecord:
+def _proposal_from_dict(trial_id: int, genotype_dict: dict[str, Any]) -> Proposal:
+    """A pending trial saved before a crash, to be trained again."""
+    genotype = parse_genotype(genotype_dict)
+    return Proposal(trial_id=trial_id, genotype=genotype, cell_hash=genotype.canonical_hash())
+
+
+def _train_trial(proposal: Proposal, config: SearchConfig, run: RunDirectory, train: TrainFn, data) -> TrialRecord:
     started = time.time()
     sink = run.checkpoint_sink(proposal.trial_id) if config.keep_checkpoints else None
     base = {"trial_id": proposal.trial_id, "cell_hash": proposal.cell_hash, "genotype": proposal.genotype.to_dict()}
     try:
-        result = train(proposal.genotype, config.proxy, checkpoint_sink=sink)
+        result = train(proposal.genotype, config.proxy, checkpoint_sink=sink, data=data)
     except SearchcoreError as exc:
         return TrialRecord(**base, status="failed", reward=None, seconds=time.time() - started,
                            error=f"{type(exc).__name__}: {exc}")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
+from searchcore.models.config import FILTERS_PER_CONV_FILTER, NETWORK_PRESETS, NetworkConfig
 
-from searchcore.models.config import NETWORK_PRESETS, NetworkConfig
+if TYPE_CHECKING:
+    from torch import nn
 
 
 def build_model(genotype: Any, config: NetworkConfig) -> nn.Module:
@@ -25,4 +26,4 @@ def build_model(genotype: Any, config: NetworkConfig) -> nn.Module:
     raise TypeError(f"no builder for {type(genotype).__name__}")
 
 
-__all__ = ["NETWORK_PRESETS", "NetworkConfig", "build_model"]
+__all__ = ["FILTERS_PER_CONV_FILTER", "NETWORK_PRESETS", "NetworkConfig", "build_model"]

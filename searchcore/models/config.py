@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+#: N@F: F, the penultimate layer's filters, is 24 × the reference code's num_conv_filters
+#: (a NASNet-A normal cell concatenates 6 states at 4× the base filters).
+FILTERS_PER_CONV_FILTER = 24
+
 
 @dataclass(frozen=True)
 class NetworkConfig:

@@ -39,11 +39,10 @@ from torch import nn
 
 from searchcore.errors import ConfigError
 from searchcore.genotype import NUM_CELL_INPUTS, Block, Cell, Genotype
-from searchcore.models.config import NetworkConfig
+from searchcore.models.config import FILTERS_PER_CONV_FILTER, NetworkConfig
 from searchcore.models.layers import AUX_POOL_KERNEL, AuxiliaryHead, FactorizedReduction, ReLUConvBN, drop_path
 from searchcore.ops import DROP_PATH_EXEMPT_OPS, create_op
 
-FILTERS_PER_CONV_FILTER = 24
 REFERENCE_IMAGE_SIZE = {"cifar": 32, "imagenet": 224}
 IMAGENET_STEM_FILTERS = 32
 NUM_REDUCTIONS = 2

@@ -1,0 +1,163 @@
+"""Child-training throughput: our device-resident data path against a torchvision DataLoader.
+
+Both paths train the SAME network with the SAME step (`ChildTrainer.train_step`: SGD,
+cosine lr, bf16 autocast and channels-last on CUDA) on CIFAR-shaped synthetic data
+(32×32×3, 10 classes); only the data path differs:
+
+* ours: the uint8 images live on the device; each batch is gathered by index, then
+  cropped, flipped and normalised there in a few batched ops (`DeviceAugment`).
+* baseline: the usual torchvision recipe, as `torchvision.datasets.CIFAR10` runs it: per
+  image a PIL image, `RandomCrop(32, padding=4)`, `RandomHorizontalFlip`, `ToTensor`,
+  `Normalize`, collated by a `DataLoader` with `--workers` processes, then copied over.
+
+Run from the repository root:  python bench/train_child.py [--device cuda] [--steps 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
+
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from searchcore.data import DatasetSplits, load_dataset
+from searchcore.known import KNOWN, get_known
+from searchcore.profile import count_params
+from searchcore.train import ChildTrainer, DeviceAugment, ProxyConfig, build_child, resolve_device
+
+
+class TorchvisionStyleCIFAR(Dataset):
+    """HWC uint8 images turned into augmented tensors one at a time, as CIFAR10 does."""
+
+    def __init__(self, data: DatasetSplits) -> None:
+        from torchvision import transforms
+
+        images, labels = data.train
+        self.images = images.permute(0, 2, 3, 1).numpy()
+        self.labels = labels.tolist()
+        self.transform = transforms.Compose([
+            transforms.RandomCrop(data.image_size, padding=data.image_size // 8),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            transforms.Normalize(data.mean, data.std),
+        ])
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.transform(Image.fromarray(self.images[index])), self.labels[index]
+
+
+def device_batches(data: DatasetSplits, config: ProxyConfig, device: torch.device) -> Iterator:
+    """Our path: shuffled index batches gathered and augmented on the device, forever."""
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    augment = DeviceAugment(data, config, generator)
+    images, labels = (t.to(device) for t in data.train)
+    while True:
+        order = torch.randperm(len(labels), generator=generator, device=device)
+        for start in range(0, len(labels) - config.batch_size + 1, config.batch_size):
+            index = order[start : start + config.batch_size]
+            yield augment.train(images[index]), labels[index]
+
+
+def loader_batches(data: DatasetSplits, config: ProxyConfig, device: torch.device, workers: int) -> Iterator:
+    """The baseline: a DataLoader over per-image torchvision transforms, copied to the device."""
+    loader = DataLoader(
+        TorchvisionStyleCIFAR(data), batch_size=config.batch_size, shuffle=True, drop_last=True,
+        num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=workers > 0,
+    )
+    while True:
+        for images, labels in loader:
+            yield images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+
+
+def images_per_second(
+    consume: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    batches: Iterator,
+    device: torch.device,
+    warmup: int,
+    steps: int,
+    batch_size: int,
+) -> float:
+    """Images per second through `consume` over `steps` batches, after `warmup` untimed ones.
+
+    `consume` returns a device scalar that depends on its batch; reading the running sum
+    once makes the clock wait for every queued kernel, with a single host sync.
+    """
+    total = torch.zeros((), device=device)
+    for _ in range(warmup):
+        total += consume(*next(batches))
+    total.item()
+    started = time.perf_counter()
+    for _ in range(steps):
+        total += consume(*next(batches))
+    total.item()
+    return steps * batch_size / (time.perf_counter() - started)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    parser.add_argument("--genotype", default="nasnet-a", choices=KNOWN.names())
+    parser.add_argument("--cells", type=int, default=1, help="N, normal cells per stack (default: 1)")
+    parser.add_argument("--filters", type=int, default=48, help="F, penultimate filters (default: 48)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=30, help="timed steps per path (default: 30)")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps per path first (default: 5)")
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader worker processes (default: 2)")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating timed rounds; best kept (default: 2)")
+    parser.add_argument("--samples", type=int, default=5000, help="synthetic training images (default: 5000)")
+    args = parser.parse_args(argv)
+    if min(args.steps, args.rounds, args.samples // args.batch_size) < 1 or args.warmup < 0 or args.workers < 0:
+        parser.error("--steps and --rounds must be positive, --samples at least one batch, --warmup/--workers >= 0")
+
+    device = resolve_device(args.device)
+    config = ProxyConfig(dataset="synthetic", cells=args.cells, filters=args.filters,
+                         batch_size=args.batch_size, device=str(device))
+    data = load_dataset("synthetic", num_samples=args.samples, val_samples=2, image_size=32, in_channels=3)
+    torch.manual_seed(config.seed)
+    model = build_child(get_known(args.genotype), config, data)
+    total_steps = 2 * args.rounds * (args.warmup + args.steps)  # both paths train on one cosine schedule
+    trainer = ChildTrainer(model, config, total_steps=total_steps, device=device)
+    torch.backends.cudnn.benchmark = True
+
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{os.cpu_count()} CPU cores"
+    print(f"device: {device} ({name}), torch {torch.__version__}, {torch.get_num_threads()} torch thread(s)")
+    print(f"network: {args.genotype} {args.cells}@{args.filters}, {count_params(model):,} params; "
+          f"batch {args.batch_size}, {args.rounds} x ({args.warmup} warm-up + {args.steps} timed) steps per path; "
+          f"amp {'bf16' if trainer.amp else 'off'}, channels_last {trainer.memory_format is torch.channels_last}")
+
+    paths = {
+        "device-resident tensors + on-device augmentation": device_batches(data, config, device),
+        f"DataLoader + torchvision transforms, {args.workers} workers": loader_batches(data, config, device, args.workers),
+    }
+    modes = {
+        "data alone": lambda images, labels: images.reshape(-1)[0].float() + labels[0],
+        "training": lambda images, labels: trainer.train_step(images, labels)[0],
+    }
+    best = {(path, mode): 0.0 for path in paths for mode in modes}
+    for round_index in range(1, args.rounds + 1):  # alternate, so a busy moment hits both paths
+        for path, batches in paths.items():
+            for mode, consume in modes.items():
+                rate = images_per_second(consume, batches, device, args.warmup, args.steps, args.batch_size)
+                best[path, mode] = max(best[path, mode], rate)
+                print(f"round {round_index}: {path}: {mode}: {rate:10.1f} images/s")
+    print("best of the rounds, images/s:")
+    for path in paths:
+        print(f"  {path:56s}" + "".join(f"  {mode} {best[path, mode]:10.1f}" for mode in modes))
+    ours, baseline = paths
+    ratios = ", ".join(f"{mode} {best[ours, mode] / best[baseline, mode]:.2f}x" for mode in modes)
+    print(f"ratio (ours / DataLoader): {ratios}")
+
+
+if __name__ == "__main__":
+    main()

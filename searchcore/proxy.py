@@ -1,0 +1,140 @@
+"""The proxy-training config: how a child is trained for its reward.
+
+Free of torch, so the web process validates a search's proxy settings without it; the
+training itself is `searchcore.train`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from searchcore.data import DATASETS
+from searchcore.errors import ConfigError
+from searchcore.models.config import FILTERS_PER_CONV_FILTER
+from searchcore.registry import Registry
+
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+# -- rewards ------------------------------------------------------------------------------------
+
+#: How a child's per-epoch validation accuracies become the reward a strategy is told.
+REWARDS: Registry[Callable[[list[float]], float]] = Registry("reward")
+
+
+@REWARDS.register("val_acc")
+def final_val_acc(val_accs: list[float]) -> float:
+    """NASNet (Zoph et al. 2018, A.3): the validation accuracy after the last epoch."""
+    return val_accs[-1]
+
+
+@REWARDS.register("nas_v1")
+def nas_v1_reward(val_accs: list[float]) -> float:
+    """NAS v1 (Zoph & Le 2017, §4.1): the best validation accuracy of the last 5 epochs, cubed."""
+    return max(val_accs[-5:]) ** 3
+
+
+# -- configuration ------------------------------------------------------------------------------
+
+#: The Python types a scalar field (annotated by name, as `from __future__ import annotations` keeps them) accepts.
+_SCALAR_TYPES = {"bool": (bool,), "int": (int,), "float": (int, float), "str": (str,)}
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """How to train a child for its reward. Defaults are a CPU-friendly proxy on digits.
+
+    The paper's search proxy is CIFAR-10, N = 2, 20 epochs, cosine lr, momentum 0.9, weight
+    decay (A.3), 5,000 held-out images (A.1). `cells` is N (normal cells per stack);
+    `filters` is F, the penultimate layer's filters (the builder's base is F / 24).
+    `grad_clip` 0 and `cutout` 0 turn those off; the auxiliary head is on when
+    `auxiliary_weight` > 0. `augment` is pad-and-crop plus a horizontal flip where the
+    dataset allows one (not for digits). `amp` (bf16 autocast) and `channels_last` apply on
+    CUDA only.
+    """
+
+    dataset: str = "digits"
+    data_root: str | None = None
+    dataset_options: dict[str, Any] = field(default_factory=dict, hash=False)
+    cells: int = 2
+    filters: int = 96
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+    grad_clip: float = 5.0
+    drop_path_keep: float = 1.0
+    auxiliary_weight: float = 0.0
+    cutout: int = 0
+    augment: bool = True
+    reward: str = "val_acc"
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    channels_last: bool = True
+
+    def __post_init__(self) -> None:
+        self._check_types()
+        self._check_ranges()
+
+    def _check_types(self) -> None:
+        """Configs arrive as JSON from files and web forms: reject "3" for 3 and true for 1."""
+        for f in fields(self):
+            allowed = _SCALAR_TYPES.get(f.type)
+            value = getattr(self, f.name)
+            if allowed is not None and (not isinstance(value, allowed) or isinstance(value, bool) != (f.type == "bool")):
+                raise ConfigError(f"proxy config: {f.name} must be {f.type}, got {value!r}")
+        if self.data_root is not None and not isinstance(self.data_root, str):
+            raise ConfigError(f"proxy config: data_root must be a path string or null, got {self.data_root!r}")
+        if not isinstance(self.dataset_options, Mapping):
+            raise ConfigError(f"proxy config: dataset_options must be a mapping, got {self.dataset_options!r}")
+
+    def _check_ranges(self) -> None:
+        def need(ok: bool, name: str, rule: str) -> None:
+            if not ok:
+                raise ConfigError(f"proxy config: {name} must be {rule}, got {getattr(self, name)!r}")
+
+        if self.dataset not in DATASETS:
+            raise ConfigError(f"proxy config: unknown dataset {self.dataset!r}; known: {', '.join(DATASETS)}")
+        known_options = DATASETS.get(self.dataset).options()
+        for key in self.dataset_options:
+            if key not in known_options:
+                raise ConfigError(
+                    f"proxy config: dataset_options: {self.dataset} has no option {key!r}; "
+                    f"options: {', '.join(known_options) or 'none'}"
+                )
+        need(self.cells >= 1, "cells", "at least 1")
+        need(
+            self.filters >= FILTERS_PER_CONV_FILTER and self.filters % FILTERS_PER_CONV_FILTER == 0,
+            "filters", f"a positive multiple of {FILTERS_PER_CONV_FILTER} (F = 24 x the builder's base filters)",
+        )
+        need(self.epochs >= 1, "epochs", "at least 1")
+        need(self.batch_size >= 2, "batch_size", "at least 2 (batch norm needs two images)")
+        need(self.lr > 0, "lr", "positive")
+        need(0 <= self.momentum < 1, "momentum", "in [0, 1)")
+        need(self.weight_decay >= 0, "weight_decay", "non-negative")
+        need(not self.nesterov or self.momentum > 0, "nesterov", "off when momentum is 0")
+        need(self.grad_clip >= 0, "grad_clip", "non-negative (0 = off)")
+        need(0 < self.drop_path_keep <= 1, "drop_path_keep", "in (0, 1]")
+        need(self.auxiliary_weight >= 0, "auxiliary_weight", "non-negative (0 = no auxiliary head)")
+        need(self.cutout >= 0, "cutout", "non-negative (0 = off)")
+        need(self.reward in REWARDS, "reward", f"one of {', '.join(REWARDS)}")
+        need(self.seed >= 0, "seed", "non-negative")
+        need(re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device) is not None, "device", "auto, cpu, cuda or cuda:N")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ProxyConfig:
+        """Build from a JSON object; missing keys keep their defaults, unknown keys are errors."""
+        names = {f.name for f in fields(cls)}
+        for key in data:
+            if key not in names:
+                raise ConfigError(f"proxy config: unknown key {key!r}; known: {', '.join(sorted(names))}")
+        return cls(**data)

@@ -1,0 +1,24 @@
+"""The web process validates, hashes, draws and compares cells without importing torch."""
+
+import subprocess
+import sys
+
+import pytest
+
+TORCH_FREE = [
+    "searchcore.genotype", "searchcore.spaces", "searchcore.strategies", "searchcore.proxy", "searchcore.data",
+    "searchcore.compare", "searchcore.render", "searchcore.known", "searchcore.models",
+]
+
+
+@pytest.mark.parametrize("module", TORCH_FREE)
+def test_module_imports_without_torch(module):
+    code = f"import sys, {module}; assert 'torch' not in sys.modules, 'torch was imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_proxy_config_validates_without_torch():
+    code = ("import sys; from searchcore.proxy import ProxyConfig; "
+            "ProxyConfig.from_dict({'dataset': 'digits', 'epochs': 2, 'device': 'cuda:1'}); "
+            "assert 'torch' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
