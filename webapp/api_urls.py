@@ -1,1 +1,36 @@
-urlpatterns = []
+"""The REST API under /api/ (names in the `api` namespace, e.g. `api:search-detail`).
+
+Session and token auth (`Authorization: Token <key>`; `manage.py drf_create_token USER`);
+the OpenAPI schema is at /api/schema/ and Swagger UI at /api/docs/.
+"""
+
+from django.urls import path
+
+from webapp.cells.apis import CellDiagramApi, CellGenotypeJsonApi, CellGenotypeTextApi, CellListApi
+from webapp.searches.apis import (
+    CompareApi,
+    SearchCancelApi,
+    SearchDetailApi,
+    SearchListApi,
+    SearchPauseApi,
+    SearchResumeApi,
+)
+from webapp.trials.apis import SearchTrialListApi, TrialCheckpointApi, TrialDetailApi
+
+app_name = "api"
+
+urlpatterns = [
+    path("searches/", SearchListApi.as_view(), name="search-list"),
+    path("searches/<int:search_id>/", SearchDetailApi.as_view(), name="search-detail"),
+    path("searches/<int:search_id>/pause/", SearchPauseApi.as_view(), name="search-pause"),
+    path("searches/<int:search_id>/resume/", SearchResumeApi.as_view(), name="search-resume"),
+    path("searches/<int:search_id>/cancel/", SearchCancelApi.as_view(), name="search-cancel"),
+    path("searches/<int:search_id>/trials/", SearchTrialListApi.as_view(), name="search-trials"),
+    path("trials/<int:trial_id>/", TrialDetailApi.as_view(), name="trial-detail"),
+    path("trials/<int:trial_id>/checkpoint", TrialCheckpointApi.as_view(), name="trial-checkpoint"),
+    path("cells/", CellListApi.as_view(), name="cell-list"),
+    path("cells/<int:cell_id>/diagram.svg", CellDiagramApi.as_view(), name="cell-diagram"),
+    path("cells/<int:cell_id>/genotype.json", CellGenotypeJsonApi.as_view(), name="cell-genotype-json"),
+    path("cells/<int:cell_id>/genotype.txt", CellGenotypeTextApi.as_view(), name="cell-genotype-text"),
+    path("compare/", CompareApi.as_view(), name="compare"),
+]

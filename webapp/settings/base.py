@@ -27,6 +27,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_htmx",
     "webapp.teams",
     "webapp.cells",
@@ -108,13 +109,21 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "PAGE_SIZE": 50,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "CellSearch API",
     "DESCRIPTION": "Launch, watch and compare NASNet-style cell searches.",
     "VERSION": "1",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Searches and trials both have a `status`: name their enums apart.
+    "ENUM_NAME_OVERRIDES": {
+        "SearchStatusEnum": "webapp.searches.models.Search.Status",
+        "TrialStatusEnum": "webapp.trials.models.Trial.Status",
+    },
+    # Swagger UI from our own static files: it works without internet access.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # -- Celery: `gpu` trains trials (one worker process per GPU), `control` runs strategy steps.

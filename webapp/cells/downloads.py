@@ -1,0 +1,74 @@
+"""Files a user downloads: a cell's genotype (JSON or DARTS string) and a trial's checkpoint.
+
+Shared by the API and the pages, so both offer the same bytes under the same names. Torch-free:
+a checkpoint is streamed from storage as it was saved, never loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+
+from django.http import FileResponse, Http404, HttpResponse
+
+from searchcore.errors import GenotypeError
+from searchcore.genotype import parse_genotype
+
+
+class DartsUnsupportedError(ValueError):
+    """The genotype has no DARTS form (a cell that concatenates, or another space's genotype)."""
+
+
+def genotype_json_bytes(genotype: dict) -> bytes:
+    """The versioned genotype JSON (`{"format": "cellsearch.nasnet/1", ...}`), indented."""
+    return (json.dumps(genotype, indent=2) + "\n").encode()
+
+
+def genotype_darts(genotype: dict) -> str:
+    """The DARTS `Genotype(normal=[...], normal_concat=[...], reduce=[...], reduce_concat=[...])`
+    string; raises `DartsUnsupportedError` with a message a user can read."""
+    parsed = parse_genotype(genotype)
+    to_darts = getattr(parsed, "to_darts", None)
+    if to_darts is None:
+        raise DartsUnsupportedError(f"{parsed.format} genotypes have no DARTS form; download the JSON instead")
+    try:
+        return to_darts()
+    except GenotypeError as exc:
+        raise DartsUnsupportedError(f"{exc}; download the JSON instead") from None
+
+
+def genotype_filename(*, cell_hash: str, ext: str) -> str:
+    return f"cell-{cell_hash[:12]}.{ext}"
+
+
+def genotype_json_response(*, genotype: dict, cell_hash: str) -> HttpResponse:
+    response = HttpResponse(genotype_json_bytes(genotype), content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="{genotype_filename(cell_hash=cell_hash, ext="json")}"'
+    return response
+
+
+def genotype_darts_response(*, genotype: dict, cell_hash: str) -> HttpResponse:
+    """The DARTS string as a text attachment; raises `DartsUnsupportedError`."""
+    response = HttpResponse(genotype_darts(genotype) + "\n", content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = (
+        f'attachment; filename="{genotype_filename(cell_hash=cell_hash, ext="darts.txt")}"'
+    )
+    return response
+
+
+def trial_has_checkpoint(trial) -> bool:
+    """Whether the trial kept a checkpoint and its file is still in storage."""
+    return bool(trial.checkpoint.name) and trial.checkpoint.storage.exists(trial.checkpoint.name)
+
+
+def checkpoint_filename(trial) -> str:
+    ext = posixpath.splitext(trial.checkpoint.name)[1] or ".pt"
+    return f"search{trial.search_id}-trial{trial.index}-{trial.cell_hash[:12]}{ext}"
+
+
+def checkpoint_response(trial) -> FileResponse:
+    """The trial's checkpoint as an attachment, streamed; 404 when it has none."""
+    if not trial_has_checkpoint(trial):
+        raise Http404("This trial kept no checkpoint.")
+    return FileResponse(trial.checkpoint.open("rb"), as_attachment=True, filename=checkpoint_filename(trial),
+                        content_type="application/octet-stream")

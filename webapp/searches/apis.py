@@ -1,0 +1,392 @@
+"""REST API for searches: list, create, read, pause/resume/cancel, and the Figure 6 comparison.
+
+One view per operation with its serializers nested inside it; reads go through the
+selectors (scoped to the user's teams, so another team's search is a 404) and writes
+through the services. The small helpers at the top are shared by the trials and cells APIs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from django.core.exceptions import NON_FIELD_ERRORS
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
+from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.views import APIView
+
+from searchcore.data import DATASETS
+from searchcore.proxy import ProxyConfig
+from searchcore.spaces import SPACES
+from searchcore.strategies import STRATEGIES
+from webapp.searches import services
+from webapp.searches.models import Search
+from webapp.searches.selectors import (
+    compare_curves,
+    search_get_for_user,
+    search_list_for_user,
+    search_progress,
+    search_workers,
+    searches_for_compare,
+)
+
+# -- helpers shared by the API modules ---------------------------------------------------------
+
+
+def get_paginated_response(*, pagination_class, serializer_class, queryset, request, view) -> Response:
+    paginator = pagination_class()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    serializer = serializer_class(page if page is not None else queryset, many=True, context={"request": request})
+    if page is None:
+        return Response(serializer.data)
+    return paginator.get_paginated_response(serializer.data)
+
+
+def validation_error_detail(exc: DjangoValidationError) -> dict | list:
+    """A service's ValidationError as DRF error detail: `{"field": [msg]}`, with dotted keys
+    nested (`"proxy.epochs"` becomes `{"proxy": {"epochs": [msg]}}`)."""
+    if not hasattr(exc, "error_dict"):
+        return {api_settings.NON_FIELD_ERRORS_KEY: exc.messages}
+    detail: dict[str, Any] = {}
+    for key, messages in exc.message_dict.items():
+        if key == NON_FIELD_ERRORS:
+            key = api_settings.NON_FIELD_ERRORS_KEY
+        *parents, leaf = key.split(".")
+        node = detail
+        for parent in parents:
+            child = node.setdefault(parent, {})
+            if not isinstance(child, dict):  # "proxy" and "proxy.epochs" both failed
+                child = node[parent] = {api_settings.NON_FIELD_ERRORS_KEY: child}
+            node = child
+        if isinstance(node.get(leaf), dict):
+            node[leaf].setdefault(api_settings.NON_FIELD_ERRORS_KEY, []).extend(messages)
+        else:
+            node.setdefault(leaf, []).extend(messages)
+    return detail
+
+
+def call_service(service, **kwargs):
+    """Run a service, answering 400 with its field messages when it refuses."""
+    try:
+        return service(**kwargs)
+    except DjangoValidationError as exc:
+        raise ValidationError(validation_error_detail(exc)) from None
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+
+    class Meta:
+        ref_name = "Error"
+
+
+class ValidationErrorSerializer(serializers.Serializer):
+    """Field name to a list of messages (nested for objects such as `proxy`)."""
+
+    non_field_errors = serializers.ListField(child=serializers.CharField(), required=False)
+
+    class Meta:
+        ref_name = "ValidationErrors"
+
+
+# -- output shapes shared by several search operations ----------------------------------------
+
+
+class SearchProgressSerializer(serializers.Serializer):
+    budget = serializers.IntegerField()
+    done = serializers.IntegerField(help_text="Trials finished or failed.")
+    failed = serializers.IntegerField()
+    running = serializers.IntegerField()
+    pending = serializers.IntegerField()
+    percent = serializers.IntegerField()
+    best_reward = serializers.FloatField(allow_null=True)
+
+    class Meta:
+        ref_name = "SearchProgress"
+
+
+class SearchWorkerSerializer(serializers.Serializer):
+    worker = serializers.CharField()
+    trial_index = serializers.IntegerField()
+    trial_id = serializers.IntegerField()
+    heartbeat_at = serializers.DateTimeField(allow_null=True)
+    epochs_done = serializers.IntegerField()
+
+    class Meta:
+        ref_name = "SearchWorker"
+
+
+SEARCH_CONFIG_FIELDS = ("space", "space_options", "strategy", "strategy_options", "dataset", "proxy", "budget",
+                        "parallelism", "seed", "keep_checkpoints")
+SEARCH_STATE_FIELDS = ("status", "trials_issued", "error", "created_at", "started_at", "finished_at", "updated_at")
+
+
+class SearchDetailSerializer(serializers.ModelSerializer):
+    """A search's config, state and progress: what every operation on one search returns."""
+
+    team = serializers.CharField(source="team.name", read_only=True)
+    owner = serializers.CharField(source="owner.get_username", read_only=True)
+    progress = serializers.SerializerMethodField()
+    workers = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Search
+        ref_name = "SearchDetail"
+        fields = ("id", "name", "team", "owner", *SEARCH_CONFIG_FIELDS, *SEARCH_STATE_FIELDS, "progress", "workers")
+
+    @extend_schema_field(SearchProgressSerializer)
+    def get_progress(self, search: Search) -> dict:
+        return search_progress(search=search)
+
+    @extend_schema_field(SearchWorkerSerializer(many=True))
+    def get_workers(self, search: Search) -> list[dict]:
+        return search_workers(search=search)
+
+
+def search_detail_response(search: Search, *, status_code: int = status.HTTP_200_OK) -> Response:
+    return Response(SearchDetailSerializer(search).data, status=status_code)
+
+
+# -- the proxy-training config, one optional field per ProxyConfig field -----------------------
+
+_PROXY_FIELD_TYPES = {
+    "int": serializers.IntegerField,
+    "float": serializers.FloatField,
+    "bool": serializers.BooleanField,
+    "str": serializers.CharField,
+}
+#: ProxyConfig fields a search's `proxy` may not set, and why.
+_PROXY_NOT_SETTABLE = {
+    "dataset": "set dataset on the search, not in proxy",
+    "data_root": "is set by the server (CELLSEARCH_DATA_ROOT), not per search",
+}
+
+
+def _proxy_field(field: dataclasses.Field) -> serializers.Field:
+    kind = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", str(field.type))
+    default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+    help_text = f"Default {json.dumps(default)}."
+    if kind in _PROXY_FIELD_TYPES:
+        return _PROXY_FIELD_TYPES[kind](required=False, help_text=help_text)
+    if kind.replace(" ", "") in ("str|None", "Optional[str]"):
+        return serializers.CharField(required=False, allow_null=True, help_text=help_text)
+    if kind.startswith("dict"):
+        return serializers.DictField(required=False, help_text=help_text)
+    return serializers.JSONField(required=False, help_text=help_text)
+
+
+class ProxyInputSerializer(serializers.Serializer):
+    """How each proposed cell is trained for its reward; omitted settings keep their defaults.
+    The fields mirror `searchcore.proxy.ProxyConfig`, less `dataset` (set on the search) and
+    `data_root` (set by the server)."""
+
+    class Meta:
+        ref_name = "ProxyConfig"
+
+    def get_fields(self):
+        return {f.name: _proxy_field(f) for f in dataclasses.fields(ProxyConfig) if f.name not in _PROXY_NOT_SETTABLE}
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            known = set(self.fields)
+            unknown = sorted(set(data) - known)
+            if unknown:
+                raise ValidationError({
+                    key: [_PROXY_NOT_SETTABLE.get(key, f"unknown proxy setting; known: {', '.join(sorted(known))}")]
+                    for key in unknown
+                })
+        return super().to_internal_value(data)
+
+
+# -- operations ----------------------------------------------------------------------------------
+
+
+class SearchListApi(APIView):
+    """The searches of the user's teams, newest first; POST launches a new one."""
+
+    class Pagination(LimitOffsetPagination):
+        default_limit = 50
+        max_limit = 200
+
+    pagination_class = Pagination
+
+    class OutputSerializer(serializers.ModelSerializer):
+        team = serializers.CharField(source="team.name", read_only=True)
+        owner = serializers.CharField(source="owner.get_username", read_only=True)
+        trials_done = serializers.IntegerField(read_only=True)
+        trials_running = serializers.IntegerField(read_only=True)
+        best_reward = serializers.FloatField(read_only=True, allow_null=True)
+
+        class Meta:
+            model = Search
+            ref_name = "SearchListItem"
+            fields = ("id", "name", "team", "owner", *SEARCH_CONFIG_FIELDS, *SEARCH_STATE_FIELDS,
+                      "trials_done", "trials_running", "best_reward")
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+        space = serializers.CharField(default="nasnet", help_text=f"One of {', '.join(SPACES)}.")
+        space_options = serializers.DictField(required=False, default=dict)
+        strategy = serializers.CharField(default="ppo", help_text=f"One of {', '.join(STRATEGIES)}.")
+        strategy_options = serializers.DictField(required=False, default=dict)
+        dataset = serializers.CharField(default="digits", help_text=f"One of {', '.join(DATASETS)}.")
+        budget = serializers.IntegerField(help_text="How many trials (cells sampled) in all.")
+        parallelism = serializers.IntegerField(default=1, help_text="Trials training at the same time.")
+        seed = serializers.IntegerField(default=0)
+        proxy = ProxyInputSerializer(required=False, default=dict)
+        keep_checkpoints = serializers.BooleanField(default=False)
+
+        class Meta:
+            ref_name = "SearchCreate"
+
+    @extend_schema(operation_id="searches_list", responses=OutputSerializer(many=True))
+    def get(self, request):
+        return get_paginated_response(pagination_class=self.pagination_class, serializer_class=self.OutputSerializer,
+                                      queryset=search_list_for_user(user=request.user), request=request, view=self)
+
+    @extend_schema(operation_id="searches_create", request=InputSerializer,
+                   responses={201: SearchDetailSerializer, 400: ValidationErrorSerializer})
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        search = call_service(services.search_create, user=request.user, **serializer.validated_data)
+        return search_detail_response(search, status_code=status.HTTP_201_CREATED)
+
+
+class SearchDetailApi(APIView):
+    @extend_schema(operation_id="searches_retrieve", responses={200: SearchDetailSerializer, 404: ErrorSerializer})
+    def get(self, request, search_id: int):
+        return search_detail_response(search_get_for_user(user=request.user, search_id=search_id))
+
+
+class _SearchActionApi(APIView):
+    """POST moves the search to another state; 400 when it cannot from where it is."""
+
+    service = None
+
+    def post(self, request, search_id: int):
+        search = search_get_for_user(user=request.user, search_id=search_id)
+        call_service(type(self).service, search=search)
+        return search_detail_response(search_get_for_user(user=request.user, search_id=search_id))
+
+
+_ACTION_RESPONSES = {200: SearchDetailSerializer, 400: ValidationErrorSerializer, 404: ErrorSerializer}
+
+
+@extend_schema_view(post=extend_schema(operation_id="searches_pause", request=None, responses=_ACTION_RESPONSES,
+                                     description="Stop issuing new trials; those in flight finish."))
+class SearchPauseApi(_SearchActionApi):
+    service = staticmethod(services.search_pause)
+
+
+@extend_schema_view(post=extend_schema(operation_id="searches_resume", request=None, responses=_ACTION_RESPONSES,
+                                     description="Issue trials again after a pause."))
+class SearchResumeApi(_SearchActionApi):
+    service = staticmethod(services.search_resume)
+
+
+@extend_schema_view(post=extend_schema(operation_id="searches_cancel", request=None, responses=_ACTION_RESPONSES,
+                                     description="End the search for good; running trials are stopped."))
+class SearchCancelApi(_SearchActionApi):
+    service = staticmethod(services.search_cancel)
+
+
+class CompareApi(APIView):
+    """Figure 6 of the NASNet paper for several searches: the mean reward of the top-k unique
+    cells against the number of cells sampled, per search and per strategy (mean, min, max)."""
+
+    MAX_SEARCHES = 50
+    MAX_TOP = 1000
+
+    class FilterSerializer(serializers.Serializer):
+        searches = serializers.CharField(help_text="Comma-separated search ids, e.g. 1,2,3.")
+        top = serializers.CharField(required=False, default="1,5,25", help_text="Comma-separated k values.")
+
+        class Meta:
+            ref_name = "CompareQuery"
+
+        def validate_searches(self, value: str) -> list[int]:
+            ids = list(dict.fromkeys(self._parse(value)))
+            if not ids:
+                raise serializers.ValidationError("give at least one search id")
+            if len(ids) > CompareApi.MAX_SEARCHES:
+                raise serializers.ValidationError(f"compare at most {CompareApi.MAX_SEARCHES} searches")
+            return ids
+
+        def validate_top(self, value: str) -> list[int]:
+            ks = self._parse(value)
+            if not ks or any(k < 1 or k > CompareApi.MAX_TOP for k in ks):
+                raise serializers.ValidationError(f"must be integers from 1 to {CompareApi.MAX_TOP}, e.g. 1,5,25")
+            return sorted(set(ks))
+
+        @staticmethod
+        def _parse(value: str) -> list[int]:
+            try:
+                return [int(part) for part in value.split(",") if part.strip()]
+            except ValueError:
+                raise serializers.ValidationError(f"must be comma-separated integers, got {value!r}") from None
+
+    class OutputSerializer(serializers.Serializer):
+        class RunSerializer(serializers.Serializer):
+            label = serializers.CharField()
+            strategy = serializers.CharField()
+            curves = serializers.DictField(
+                child=serializers.ListField(child=serializers.FloatField(allow_null=True)),
+                help_text="k to one value per trial sampled (null until k unique cells exist).")
+
+            class Meta:
+                ref_name = "CompareRun"
+
+        class StrategySerializer(serializers.Serializer):
+            strategy = serializers.CharField()
+            runs = serializers.ListField(child=serializers.CharField())
+            mean = serializers.DictField(child=serializers.ListField(child=serializers.FloatField(allow_null=True)))
+            min = serializers.DictField(child=serializers.ListField(child=serializers.FloatField(allow_null=True)))
+            max = serializers.DictField(child=serializers.ListField(child=serializers.FloatField(allow_null=True)))
+
+            class Meta:
+                ref_name = "CompareStrategy"
+
+        class SearchSerializer(serializers.Serializer):
+            id = serializers.IntegerField()
+            name = serializers.CharField()
+            strategy = serializers.CharField()
+            space = serializers.CharField()
+            dataset = serializers.CharField()
+
+            class Meta:
+                ref_name = "CompareSearch"
+
+        x = serializers.CharField()
+        y = serializers.CharField()
+        top = serializers.ListField(child=serializers.IntegerField())
+        runs = RunSerializer(many=True)
+        strategies = StrategySerializer(many=True)
+        searches = SearchSerializer(many=True)
+
+        class Meta:
+            ref_name = "Comparison"
+
+    @extend_schema(
+        operation_id="compare_retrieve",
+        parameters=[FilterSerializer],
+        responses={200: OutputSerializer, 400: ValidationErrorSerializer},
+    )
+    def get(self, request):
+        query = self.FilterSerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        ids, ks = query.validated_data["searches"], query.validated_data["top"]
+        searches = searches_for_compare(user=request.user, search_ids=ids)
+        missing = [i for i in ids if i not in {s.pk for s in searches}]
+        if missing:
+            raise ValidationError({"searches": [f"no search {', '.join(map(str, missing))} among your team's searches"]})
+        if len({(s.space, s.dataset) for s in searches}) > 1:
+            raise ValidationError({"searches": ["compare searches on the same space and dataset"]})
+        # The curves can hold tens of thousands of points: return the selector's plain dict as it is.
+        return Response(compare_curves(searches=searches, ks=ks))
