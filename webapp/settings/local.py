@@ -19,3 +19,4 @@ def _local_secret_key() -> str:
 
 
 SECRET_KEY = env_str("DJANGO_SECRET_KEY", "") or _local_secret_key()
+WHITENOISE_USE_FINDERS = True

@@ -1,4 +1,9 @@
-"""Tests: fast hashing, and a SQLite file (not memory) so a real Celery worker can share it."""
+"""Tests: fast hashing, and a SQLite file (not memory) so a real Celery worker can share it.
+
+The test database file is unique per test run (two runs at once must not share it); a worker
+started by the tests reaches it through DATABASE_URL. Messages go to an in-memory broker
+unless CELLSEARCH_TEST_BROKER_URL names one (the integration tests' own Redis).
+"""
 
 import os
 
@@ -9,6 +14,12 @@ SECRET_KEY = "tests-only-not-a-secret"  # noqa: S105
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["TEST"] = {"NAME": os.environ.get("CELLSEARCH_TEST_DB", "/tmp/cellsearch-test.sqlite3")}
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.environ.get("CELLSEARCH_TEST_DB", f"/tmp/cellsearch-test-{os.getpid()}.sqlite3")  # noqa: S108
+    }
+CELERY_BROKER_URL = os.environ.get("CELLSEARCH_TEST_BROKER_URL", "memory://")
 CELLSEARCH_HEARTBEAT_SECONDS = 1
 CELLSEARCH_HEARTBEAT_TIMEOUT = 5
+CELLSEARCH_PENDING_TIMEOUT = 60
+# Serve static files straight from the app folders: tests run no collectstatic.
+WHITENOISE_USE_FINDERS = True
