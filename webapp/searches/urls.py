@@ -1,1 +1,15 @@
-urlpatterns = []
+from django.urls import path
+
+from webapp.searches import views
+
+urlpatterns = [
+    path("", views.search_list, name="list"),
+    path("searches/new/", views.search_new, name="new"),
+    path("searches/compare/", views.search_compare, name="compare"),
+    path("searches/<int:pk>/", views.search_detail, name="detail"),
+    path("searches/<int:pk>/live/", views.search_live, name="live"),
+    path("searches/<int:pk>/chart.json", views.search_chart_data, name="chart"),
+    path("searches/<int:pk>/pause/", views.search_pause, name="pause"),
+    path("searches/<int:pk>/resume/", views.search_resume, name="resume"),
+    path("searches/<int:pk>/cancel/", views.search_cancel, name="cancel"),
+]

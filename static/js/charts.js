@@ -1,0 +1,160 @@
+/* CellSearch's charts (Plotly, served from static/vendor: no CDN). */
+(function () {
+  "use strict";
+
+  var FONT = {family: "Inter, system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size: 12, color: "#334155"};
+  var CONFIG = {responsive: true, displaylogo: false, modeBarButtonsToRemove: ["lasso2d", "select2d"]};
+  var COLORS = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"];
+  var DASHES = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"];
+
+  function layout(extra) {
+    var base = {
+      font: FONT, margin: {l: 64, r: 20, t: 30, b: 56}, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "#ffffff",
+      hovermode: "closest", legend: {orientation: "h", x: 0, y: -0.3, yanchor: "top"},
+      xaxis: {gridcolor: "#eef2f7", zeroline: false}, yaxis: {gridcolor: "#eef2f7", zeroline: false}
+    };
+    for (var key in extra) { base[key] = Object.assign({}, base[key] || {}, extra[key]); }
+    return base;
+  }
+
+  /* Whole-number ticks on a count axis (trials, epochs, models sampled) while the range is small. */
+  function countTicks(max) { return max <= 20 ? {dtick: 1, tick0: 0} : {}; }
+
+  function last(values) { return values.length ? values[values.length - 1] : 0; }  // arrays come sorted
+
+  /* A y range around the rewards (and 0 when a trial failed) that stays sensible for one point. */
+  function rewardRange(data) {
+    var low = Infinity, high = -Infinity;
+    for (var i = 0; i < data.reward.length; i++) {
+      if (data.reward[i] < low) { low = data.reward[i]; }
+      if (data.reward[i] > high) { high = data.reward[i]; }
+    }
+    if (data.failed.length) { low = Math.min(low, 0); high = Math.max(high, 0); }
+    var pad = Math.max((high - low) * 0.08, 0.01);
+    return [low - pad, high + pad];
+  }
+
+  function readJSON(id) {
+    var node = document.getElementById(id);
+    return node ? JSON.parse(node.textContent) : null;
+  }
+
+  function hexToRgba(hex, alpha) {
+    var n = parseInt(hex.slice(1), 16);
+    return "rgba(" + (n >> 16 & 255) + "," + (n >> 8 & 255) + "," + (n & 255) + "," + alpha + ")";
+  }
+
+  /* A search's reward against trial index with the best-so-far line; refetched whenever the
+     live poller reports more finished trials (larger searches refetch less often). */
+  function rewardChart(chartId, pollerId) {
+    var chart = document.getElementById(chartId);
+    var url = chart.dataset.url;
+    var shownDone = -1, lastFetch = 0, fetching = false, points = 0;
+
+    function draw(data) {
+      points = data.index.length;
+      var traces = [
+        {x: data.index, y: data.reward, mode: "markers", type: points > 5000 ? "scattergl" : "scatter",
+         name: "reward", marker: {color: "#1f77b4", size: points > 2000 ? 4 : 7, opacity: 0.75},
+         hovertemplate: "trial %{x}<br>reward %{y:.2%}<extra></extra>"},
+        {x: data.index, y: data.best, mode: "lines", type: "scatter", name: "best so far",
+         line: {color: "#d62728", width: 2, shape: "hv"}, hovertemplate: "best after trial %{x}: %{y:.2%}<extra></extra>"}
+      ];
+      if (data.failed.length) {
+        traces.push({x: data.failed, y: data.failed.map(function () { return 0; }), mode: "markers", type: "scatter",
+                     name: "failed", marker: {color: "#94a3b8", symbol: "x", size: 7},
+                     hovertemplate: "trial %{x} failed<extra></extra>"});
+      }
+      if (!points && !data.failed.length) {
+        chart.innerHTML = '<p class="muted chart-placeholder">No trial has finished yet.</p>';
+        return;
+      }
+      if (chart.querySelector(".chart-placeholder")) { chart.innerHTML = ""; }
+      var lastIndex = Math.max(last(data.index), last(data.failed), (data.budget || 2) - 1);  // the whole budget
+      Plotly.react(chart, traces, layout({
+        xaxis: Object.assign({title: {text: "trial (in sampling order)"}, range: [-0.5, lastIndex + 0.5]},
+                             countTicks(lastIndex)),
+        yaxis: {title: {text: "reward"}, tickformat: ".1%", range: rewardRange(data)}
+      }), CONFIG);
+    }
+
+    function refresh(done) {
+      if (fetching || done === shownDone) { return; }
+      var wait = Math.min(60000, 2000 + points / 2);  // ~50 s between refetches at 100,000 trials
+      if (shownDone >= 0 && Date.now() - lastFetch < wait) { return; }
+      fetching = true;
+      lastFetch = Date.now();
+      fetch(url, {credentials: "same-origin", headers: {"Accept": "application/json"}})
+        .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); })
+        .then(function (data) { shownDone = data.done; draw(data); })
+        .catch(function () { /* keep the last chart; the next poll tries again */ })
+        .then(function () { fetching = false; });
+    }
+
+    function poll() {
+      var poller = document.getElementById(pollerId);
+      refresh(poller ? parseInt(poller.dataset.done, 10) : -2);
+    }
+    poll();
+    document.body.addEventListener("htmx:afterSettle", poll);
+  }
+
+  /* A trial's loss and accuracy per epoch, redrawn when the live partial brings new epochs. */
+  function epochCharts(dataId, lossId, accId, emptyId) {
+    var shown = -1;
+    function draw() {
+      var epochs = readJSON(dataId) || [];
+      if (epochs.length === shown) { return; }
+      shown = epochs.length;
+      document.getElementById(emptyId).hidden = epochs.length > 0;
+      if (!epochs.length) { return; }
+      var x = epochs.map(function (e) { return e.epoch; });
+      function col(name) { return epochs.map(function (e) { return e[name]; }); }
+      function line(name, label, color, dash) {
+        return {x: x, y: col(name), name: label, mode: "lines+markers", line: {color: color, dash: dash || "solid"}};
+      }
+      Plotly.react(lossId, [line("train_loss", "train loss", "#1f77b4"), line("val_loss", "validation loss", "#d62728", "dash")],
+                   layout({title: {text: "Loss"}, xaxis: Object.assign({title: {text: "epoch"}}, countTicks(x.length)),
+                           yaxis: {title: {text: "cross-entropy"}}}), CONFIG);
+      Plotly.react(accId, [line("train_acc", "train accuracy", "#1f77b4"), line("val_acc", "validation accuracy", "#d62728", "dash")],
+                   layout({title: {text: "Accuracy"}, xaxis: Object.assign({title: {text: "epoch"}}, countTicks(x.length)),
+                           yaxis: {title: {text: "accuracy"}, tickformat: ".1%"}}), CONFIG);
+    }
+    draw();
+    document.body.addEventListener("htmx:afterSettle", draw);
+  }
+
+  /* NASNet Figure 6: per strategy one colour, per k one dash; a min–max band when a strategy
+     has several runs (seeds), drawn under its mean line. */
+  function compareChart(dataId, chartId) {
+    var data = readJSON(dataId);
+    var traces = [], longest = 0;
+    data.strategies.forEach(function (group, g) {
+      var color = COLORS[g % COLORS.length];
+      var several = group.runs.length > 1;
+      data.top.forEach(function (k, ki) {
+        var mean = group.mean[String(k)] || [];
+        var x = mean.map(function (_, i) { return i + 1; });
+        longest = Math.max(longest, x.length);
+        var name = group.strategy + " · top " + k + (several ? " (mean of " + group.runs.length + ")" : "");
+        if (several) {
+          var high = group.max[String(k)], low = group.min[String(k)];
+          traces.push({x: x, y: high, mode: "lines", line: {width: 0}, hoverinfo: "skip", showlegend: false,
+                       legendgroup: name, connectgaps: false});
+          traces.push({x: x, y: low, mode: "lines", line: {width: 0}, fill: "tonexty",
+                       fillcolor: hexToRgba(color, 0.15), hoverinfo: "skip", showlegend: false, legendgroup: name});
+        }
+        traces.push({x: x, y: mean, mode: "lines", name: name, legendgroup: name,
+                     line: {color: color, dash: DASHES[ki % DASHES.length], width: 2},
+                     hovertemplate: name + "<br>%{x} sampled: %{y:.2%}<extra></extra>"});
+      });
+    });
+    Plotly.newPlot(chartId, traces, layout({
+      xaxis: Object.assign({title: {text: "number of models sampled"}, rangemode: "tozero"}, countTicks(longest)),
+      yaxis: {title: {text: "mean reward of the top-k unique models"}, tickformat: ".1%"},
+      legend: {orientation: "h", x: 0, y: -0.18, yanchor: "top"}
+    }), CONFIG);
+  }
+
+  window.CellSearch = {rewardChart: rewardChart, epochCharts: epochCharts, compareChart: compareChart};
+})();

@@ -1,0 +1,111 @@
+"""The new-search form: shape and types only; the search service validates the rest."""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.conf import settings
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+
+from searchcore.data import DATASETS
+from searchcore.spaces import SPACES
+from searchcore.strategies import STRATEGIES
+
+#: Datasets the form offers, with the registry's own summary of each.
+DATASET_CHOICES = [(name, f"{name}: {DATASETS.get(name).summary}") for name in DATASETS.names()]
+#: Datasets whose files the workers read from CELLSEARCH_DATA_ROOT/<dataset>.
+DATASETS_NEEDING_ROOT = {name for name in DATASETS.names() if DATASETS.get(name).needs_root}
+
+#: The proxy-training fields the form shows (each sets the ProxyConfig field of its name).
+PROXY_FIELDS = ("epochs", "cells", "filters", "batch_size")
+
+
+def _choices(names: list[str]) -> list[tuple[str, str]]:
+    return [(name, name) for name in names]
+
+
+class JSONObjectField(forms.CharField):
+    """A textarea holding an optional JSON object (blank = {})."""
+
+    widget = forms.Textarea(attrs={"rows": 3, "spellcheck": "false", "class": "mono"})
+
+    def to_python(self, value):
+        text = (super().to_python(value) or "").strip()
+        if not text:
+            return {}
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from None
+        if not isinstance(data, dict):
+            raise ValidationError('Must be a JSON object such as {"batch_size": 10}.')
+        return data
+
+    def prepare_value(self, value):
+        if isinstance(value, dict):
+            return json.dumps(value) if value else ""
+        return value
+
+
+class SearchCreateForm(forms.Form):
+    name = forms.CharField(max_length=200, required=False,
+                           widget=forms.TextInput(attrs={"placeholder": "e.g. digits ppo, seed 0"}))
+    space = forms.ChoiceField(initial="nasnet", help_text="What a cell may contain.")
+    strategy = forms.ChoiceField(initial="ppo", help_text="How the next cell is chosen.")
+    dataset = forms.ChoiceField(choices=DATASET_CHOICES, initial="digits")
+    budget = forms.IntegerField(min_value=1, initial=20, help_text="Trials (child networks) to train in all.")
+    parallelism = forms.IntegerField(min_value=1, initial=1, help_text="Trials training at the same time.")
+    epochs = forms.IntegerField(initial=10, help_text="Training epochs per child.")
+    cells = forms.IntegerField(initial=2, help_text="N: normal cells per stack.")
+    filters = forms.IntegerField(initial=96, help_text="F: a multiple of 24.")
+    batch_size = forms.IntegerField(initial=64, label="Batch size")
+    seed = forms.IntegerField(initial=0, min_value=0)
+    keep_checkpoints = forms.BooleanField(required=False, help_text="Store each child's weights for download.")
+    strategy_options = JSONObjectField(required=False, label="Strategy options",
+                                       help_text='Optional JSON, e.g. {"batch_size": 5} for ppo.')
+    space_options = JSONObjectField(required=False, label="Space options",
+                                    help_text='Optional JSON, e.g. {"num_blocks": 3}.')
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["space"].choices = _choices(SPACES.names())
+        self.fields["strategy"].choices = _choices(STRATEGIES.names())
+        root = settings.CELLSEARCH_DATA_ROOT
+        self.fields["dataset"].help_text = (
+            "What each child network is trained on for its reward. cifar10 and imagefolder read their "
+            f"files on the workers from {root}/<dataset> (CELLSEARCH_DATA_ROOT)."
+        )
+
+    def proxy(self) -> dict:
+        """The proxy-training settings for `search_create(proxy=...)`."""
+        return {name: self.cleaned_data[name] for name in PROXY_FIELDS}
+
+    def service_kwargs(self) -> dict:
+        data = self.cleaned_data
+        return {
+            "name": data["name"], "space": data["space"], "strategy": data["strategy"], "dataset": data["dataset"],
+            "budget": data["budget"], "parallelism": data["parallelism"], "seed": data["seed"],
+            "proxy": self.proxy(), "space_options": data["space_options"] or None,
+            "strategy_options": data["strategy_options"] or None, "keep_checkpoints": data["keep_checkpoints"],
+        }
+
+    def add_service_errors(self, error: ValidationError) -> None:
+        """Show a service's ValidationError next to the fields it names ("proxy.epochs" → epochs)."""
+        if not hasattr(error, "error_dict"):
+            self.add_error(None, error)
+            return
+        for key, errors in error.error_dict.items():
+            field = self._field_for(key)
+            for item in errors:
+                message = " ".join(item.messages).removeprefix("proxy config: ")
+                if field is None and key not in (NON_FIELD_ERRORS, "__all__", None):
+                    message = f"{key}: {message}"
+                self.add_error(field, message)
+
+    def _field_for(self, key: str | None) -> str | None:
+        if not key or key in (NON_FIELD_ERRORS, "__all__"):
+            return None
+        name = key.split(".", 1)[1] if key.startswith("proxy.") else key
+        name = name.split(".", 1)[0]  # "strategy_options.batch_size" → strategy_options
+        return name if name in self.fields else None

@@ -1,0 +1,206 @@
+"""Pages for searches: the list, the new-search form, a search's live page, the comparison.
+
+Thin views: read through the selectors (always scoped to the user's teams), write through
+the services, render templates. No torch here.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from webapp.searches import services
+from webapp.searches.forms import SearchCreateForm
+from webapp.searches.models import Search
+from webapp.searches.selectors import (
+    compare_curves,
+    search_get_for_user,
+    search_list_for_user,
+    search_progress,
+    search_workers,
+    searches_for_compare,
+)
+from webapp.trials.models import Trial
+from webapp.trials.selectors import TRIAL_ORDERINGS, trial_list_for_search, trial_rewards_for_search
+
+SEARCHES_PER_PAGE = 25
+TRIALS_PER_PAGE = 25
+DEFAULT_TRIAL_ORDERING = "-index"  # newest first, so a live page shows arrivals at the top
+DEFAULT_TOP_K = (1, 5, 25)
+MAX_TOP_K = 1000
+
+#: The trials table's sortable columns: (ordering key, header label).
+TRIAL_COLUMNS = (("index", "#"), ("status", "Status"), ("reward", "Reward"),
+                 ("params", "Params"), ("mult_adds", "Mult-adds"))
+
+
+@require_GET
+def search_list(request: HttpRequest) -> HttpResponse:
+    searches = search_list_for_user(user=request.user).order_by("-created_at", "-id")
+    page = Paginator(searches, SEARCHES_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "searches/list.html", {"page": page})
+
+
+@require_http_methods(["GET", "POST"])
+def search_new(request: HttpRequest) -> HttpResponse:
+    form = SearchCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            search = services.search_create(user=request.user, **form.service_kwargs())
+        except ValidationError as error:
+            form.add_service_errors(error)
+        else:
+            messages.success(request, f"Search “{search}” launched.")
+            return redirect("searches:detail", pk=search.pk)
+    return render(request, "searches/new.html", {"form": form})
+
+
+def _trials_context(request: HttpRequest, search: Search) -> dict:
+    """The status block and the current page of the trials table (shared by page and partial)."""
+    ordering = request.GET.get("sort", DEFAULT_TRIAL_ORDERING)
+    if ordering not in TRIAL_ORDERINGS:
+        ordering = DEFAULT_TRIAL_ORDERING
+    trials = trial_list_for_search(search=search, ordering=ordering).select_related("reused_from")
+    page = Paginator(trials, TRIALS_PER_PAGE).get_page(request.GET.get("page"))
+    current = ordering.lstrip("-")
+    columns = []
+    for key, label in TRIAL_COLUMNS:
+        if key == current:
+            direction = "desc" if ordering.startswith("-") else "asc"
+            next_sort = key if direction == "desc" else f"-{key}"
+        else:
+            direction = ""
+            next_sort = f"-{key}" if key in ("index", "reward") else key
+        columns.append({"key": key, "label": label, "direction": direction, "sort": next_sort})
+    return {
+        "search": search,
+        "progress": search_progress(search=search),
+        "workers": search_workers(search=search),
+        "trials_page": page,
+        "ordering": ordering,
+        "columns": columns,
+        "live": search.status not in Search.ENDED,
+    }
+
+
+@require_GET
+def search_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    search = search_get_for_user(user=request.user, search_id=pk)
+    return render(request, "searches/detail.html", _trials_context(request, search))
+
+
+@require_GET
+def search_live(request: HttpRequest, pk: int) -> HttpResponse:
+    """The polled part of the detail page: status, progress, workers and the trials table.
+    Once the search has ended the block comes back without its polling trigger."""
+    search = search_get_for_user(user=request.user, search_id=pk)
+    return render(request, "searches/_live.html", _trials_context(request, search))
+
+
+@require_GET
+def search_chart_data(request: HttpRequest, pk: int) -> JsonResponse:
+    """Reward against trial index and the best so far, as compact arrays for Plotly."""
+    search = search_get_for_user(user=request.user, search_id=pk)
+    index, reward, best, failed = [], [], [], []
+    best_so_far = None
+    for i, value, status in trial_rewards_for_search(search=search):
+        if status == Trial.Status.FINISHED and value is not None:
+            best_so_far = value if best_so_far is None else max(best_so_far, value)
+            index.append(i)
+            reward.append(round(value, 5))
+            best.append(round(best_so_far, 5))
+        elif status == Trial.Status.FAILED:
+            failed.append(i)
+    return JsonResponse({"index": index, "reward": reward, "best": best, "failed": failed,
+                         "done": len(index) + len(failed), "budget": search.budget,
+                         "status": search.status})
+
+
+def _steer(request: HttpRequest, pk: int, action, verb: str, done: str) -> HttpResponse:
+    search = search_get_for_user(user=request.user, search_id=pk)
+    try:
+        action(search=search)
+    except ValidationError as error:
+        messages.error(request, f"Could not {verb} this search: {' '.join(error.messages)}")
+    else:
+        messages.success(request, f"Search {done}.")
+    return redirect("searches:detail", pk=search.pk)
+
+
+@require_POST
+def search_pause(request: HttpRequest, pk: int) -> HttpResponse:
+    return _steer(request, pk, services.search_pause, "pause", "paused")
+
+
+@require_POST
+def search_resume(request: HttpRequest, pk: int) -> HttpResponse:
+    return _steer(request, pk, services.search_resume, "resume", "resumed")
+
+
+@require_POST
+def search_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    return _steer(request, pk, services.search_cancel, "cancel", "cancelled")
+
+
+def _parse_ids(values: list[str]) -> tuple[list[int], list[str]]:
+    ids, bad = [], []
+    for value in values:
+        for part in value.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if part.isdigit():
+                if int(part) not in ids:
+                    ids.append(int(part))
+            else:
+                bad.append(part)
+    return ids, bad
+
+
+def _parse_top(text: str | None) -> tuple[list[int], str | None]:
+    if not text:
+        return list(DEFAULT_TOP_K), None
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts or not all(p.isdigit() and 1 <= int(p) <= MAX_TOP_K for p in parts):
+        return list(DEFAULT_TOP_K), f"top must be whole numbers from 1 to {MAX_TOP_K} separated by commas, such as 1,5,25."
+    return sorted({int(p) for p in parts}), None
+
+
+@require_GET
+def search_compare(request: HttpRequest) -> HttpResponse:
+    """NASNet Figure 6 for two or more searches on the same space and dataset."""
+    ids, bad_ids = _parse_ids(request.GET.getlist("searches"))
+    ks, top_error = _parse_top(request.GET.get("top"))
+    errors = []
+    if bad_ids:
+        errors.append(f"Not search ids: {', '.join(bad_ids)}.")
+    if top_error:
+        errors.append(top_error)
+    selected = searches_for_compare(user=request.user, search_ids=ids)
+    missing = [i for i in ids if i not in {s.pk for s in selected}]
+    if missing:
+        errors.append(f"No search of yours has id {', '.join(map(str, missing))}.")
+    data = None
+    if ids or bad_ids:
+        if len(selected) < 2:
+            errors.append("Pick at least two searches to compare.")
+        elif len({(s.space, s.dataset) for s in selected}) > 1:
+            described = "; ".join(f"#{s.pk} is {s.space} on {s.dataset}" for s in selected)
+            errors.append(f"Searches can only be compared on the same space and dataset: {described}.")
+        elif not errors:
+            data = compare_curves(searches=selected, ks=ks)
+    notes = []
+    if data is not None and len({s.proxy_key for s in selected}) > 1:
+        notes.append("These searches trained their children under different proxy settings, "
+                     "so their rewards are not strictly comparable.")
+    choices = search_list_for_user(user=request.user).order_by("space", "dataset", "-created_at")[:500]
+    picked, _ = _parse_ids(request.GET.getlist("pick"))  # pre-ticked boxes (the detail page's link)
+    return render(request, "searches/compare.html", {
+        "choices": choices, "selected_ids": ({s.pk for s in selected} or set(ids)) | set(picked),
+        "selected": selected, "top": ",".join(map(str, ks)), "errors": errors, "notes": notes,
+        "data": data,
+    })
