@@ -147,6 +147,10 @@ CELERY_BEAT_SCHEDULE = {
 # A running trial's worker beats this often; one silent for HEARTBEAT_TIMEOUT is presumed dead.
 CELLSEARCH_HEARTBEAT_SECONDS = env_int("CELLSEARCH_HEARTBEAT_SECONDS", 10)
 CELLSEARCH_HEARTBEAT_TIMEOUT = env_int("CELLSEARCH_HEARTBEAT_TIMEOUT", 60)
+# A pending trial queued this long ago with no message left in the gpu queue is sent again
+# (Redis lost it); a trial that killed its worker this many times is marked failed.
+CELLSEARCH_PENDING_TIMEOUT = env_int("CELLSEARCH_PENDING_TIMEOUT", 600)
+CELLSEARCH_MAX_ATTEMPTS = env_int("CELLSEARCH_MAX_ATTEMPTS", 3)
 CELLSEARCH_DATA_ROOT = env_str("CELLSEARCH_DATA_ROOT", str(VAR_DIR / "data"))
 
 LOGGING = {

@@ -10,7 +10,7 @@ from webapp.searches.models import Search
 from webapp.searches.services import search_create
 from webapp.teams.services import team_ensure_for_user, user_create
 
-DEMO_PROXY = {"epochs": 3, "cells": 1, "filters": 48, "batch_size": 64}
+DEMO_PROXY = {"epochs": 5, "cells": 1, "filters": 48, "batch_size": 64}
 
 
 class Command(BaseCommand):

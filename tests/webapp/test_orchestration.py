@@ -1,0 +1,135 @@
+"""The control loop end to end: a real Redis, a real Celery worker process, real training.
+
+The worker shares this test's SQLite file; the test commits through the services exactly as
+the web process does, then watches the database.
+"""
+
+import io
+import time
+
+import pytest
+import torch
+from django.db import transaction
+from django.utils import timezone
+
+from webapp.cells.models import CellResult
+from webapp.searches.models import Search
+from webapp.searches.services import search_cancel, search_create, searches_reconcile
+from webapp.trials.models import Trial
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+TINY = {"epochs": 1, "cells": 1, "filters": 48, "batch_size": 128}
+
+
+def wait_for(condition, timeout: float, worker, what: str, every: float = 0.2):
+    """Poll `condition()` until it returns something truthy; fail with the worker's log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}; worker log:\n{worker.log()[-6000:]}")
+
+
+def in_flight(search: Search) -> int:
+    return search.trials.filter(status__in=Trial.IN_FLIGHT).count()
+
+
+def test_a_search_runs_to_its_budget_on_a_real_worker(celery_worker_process, user):
+    with transaction.atomic():
+        search = search_create(user=user, space="nasnet", strategy="evolution", dataset="digits", budget=4,
+                               parallelism=2, seed=1, proxy=TINY,
+                               strategy_options={"population_size": 10, "sample_size": 2})
+    most_in_flight = 0
+
+    def ended():
+        nonlocal most_in_flight
+        most_in_flight = max(most_in_flight, in_flight(search))
+        search.refresh_from_db()
+        return search.status in Search.ENDED
+
+    wait_for(ended, 180, celery_worker_process, "the search to end")
+    assert search.status == Search.Status.FINISHED, search.error
+    assert search.started_at <= search.finished_at <= timezone.now()
+    assert search.trials_issued == 4 and 1 <= most_in_flight <= 2
+
+    trials = list(search.trials.order_by("index"))
+    assert [t.index for t in trials] == [0, 1, 2, 3]
+    for trial in trials:
+        assert trial.status == Trial.Status.FINISHED and trial.told, (trial.status, trial.error)
+        assert 0 <= trial.reward <= 1 and trial.params > 0 and len(trial.epochs) == 1
+        assert trial.worker and trial.attempts == 1 and trial.task_id
+
+    state = torch.load(io.BytesIO(bytes(search.strategy_state)), weights_only=True)
+    assert state["next_trial_id"] == 4 and state["pending"] == {}
+    told = {member["cell_hash"]: member["reward"] for member in state["algorithm"]["population"]}
+    assert told == {t.cell_hash: t.reward for t in trials}  # each result told exactly once
+
+    results = CellResult.objects.filter(team=search.team, proxy_key=search.proxy_key)
+    assert sorted(r.best_trial_id for r in results) == sorted(t.pk for t in trials)
+
+
+def test_a_trial_whose_worker_died_is_finished_by_another(celery_worker_process, user, settings):
+    with transaction.atomic():
+        search = search_create(user=user, space="nasnet", strategy="random", dataset="digits", budget=2,
+                               parallelism=2, seed=2, proxy={**TINY, "epochs": 3})
+
+    def training():
+        return search.trials.filter(status=Trial.Status.RUNNING).exclude(epochs=[]).first()
+
+    victim = wait_for(training, 120, celery_worker_process, "a trial to be training")
+    celery_worker_process.kill()
+    victim.refresh_from_db()
+    assert victim.status == Trial.Status.RUNNING and victim.attempts == 1 and len(victim.epochs) < 3
+
+    # Nothing beats for the dead worker; once its heartbeat is stale the reconciler takes over.
+    if timezone.now() - victim.heartbeat_at < timezone.timedelta(seconds=settings.CELLSEARCH_HEARTBEAT_TIMEOUT - 1):
+        assert victim.pk not in searches_reconcile()["requeued"]  # still presumed alive
+    stale_after = victim.heartbeat_at + timezone.timedelta(seconds=settings.CELLSEARCH_HEARTBEAT_TIMEOUT + 0.5)
+    time.sleep(max(0.0, (stale_after - timezone.now()).total_seconds()))
+    celery_worker_process.start()
+    assert victim.pk in searches_reconcile()["requeued"]
+
+    def ended():
+        search.refresh_from_db()
+        return search.status in Search.ENDED
+
+    wait_for(ended, 180, celery_worker_process, "the search to end after the crash")
+    assert search.status == Search.Status.FINISHED, search.error
+    victim.refresh_from_db()
+    assert victim.status == Trial.Status.FINISHED and victim.attempts == 2 and len(victim.epochs) == 3
+    assert search.trials.filter(status=Trial.Status.FINISHED, told=True).count() == 2
+
+
+def test_cancel_terminates_the_running_trial(celery_worker_process, user):
+    with transaction.atomic():
+        search = search_create(user=user, space="nasnet", strategy="random", dataset="digits", budget=2,
+                               parallelism=1, seed=3, proxy={**TINY, "epochs": 50})
+
+    def training():
+        return search.trials.filter(status=Trial.Status.RUNNING).exclude(epochs=[]).first()
+
+    trial = wait_for(training, 120, celery_worker_process, "a trial to be training")
+    with transaction.atomic():
+        search_cancel(search=search)
+    wait_for(lambda: f"Terminating {trial.task_id}" in celery_worker_process.log(), 30, celery_worker_process,
+             "the worker to terminate the task")
+    epochs = len(Trial.objects.get(pk=trial.pk).epochs)
+    time.sleep(3)  # a terminated trial writes no more epochs
+    trial.refresh_from_db()
+    assert trial.status == Trial.Status.CANCELLED and len(trial.epochs) == epochs < 50
+    assert search.trials.count() == 1
+
+    # The worker carries on with other work.
+    with transaction.atomic():
+        other = search_create(user=user, space="nasnet", strategy="random", dataset="digits", budget=1,
+                              parallelism=1, seed=4, proxy=TINY)
+
+    def ended():
+        other.refresh_from_db()
+        return other.status in Search.ENDED
+
+    wait_for(ended, 120, celery_worker_process, "the next search to end")
+    assert other.status == Search.Status.FINISHED

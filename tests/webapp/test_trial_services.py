@@ -1,0 +1,247 @@
+"""trials.services.trial_run: claim, train (for real, a tiny child on digits), record, fail, stop.
+
+These tests commit (transaction=True): the heartbeat thread writes through its own database
+connection, which must see the trial and must not wait on an open test transaction.
+"""
+
+import io
+import threading
+import time
+
+import pytest
+import torch
+from django.core.files.storage import default_storage
+from django.utils import timezone
+
+from searchcore.train import EpochMetrics, TrainingDivergedError
+from webapp.cells.models import CellResult
+from webapp.searches.models import Search
+from webapp.searches.services import search_advance, search_cancel, search_pause
+from webapp.trials.models import Trial
+from webapp.trials.services import trial_claim, trial_run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def quiet_queue(monkeypatch):
+    """Record the control steps trial_run queues instead of sending them."""
+    from webapp.searches.tasks import advance_search
+    from webapp.trials.tasks import train_trial
+
+    queued = []
+    monkeypatch.setattr(advance_search, "delay", queued.append)
+    monkeypatch.setattr(train_trial, "apply_async", lambda *a, **k: None)
+    return queued
+
+
+@pytest.fixture
+def pending_trial(make_search, quiet_queue):
+    def make(**overrides):
+        search = make_search(**{"budget": 2, "parallelism": 1, **overrides})
+        search_advance(search_id=search.pk)
+        quiet_queue.clear()
+        return search.trials.get(index=0)
+
+    return make
+
+
+def fake_train(epochs: int, between=None):
+    """A stand-in for train_child that reports `epochs` epochs through on_epoch (stopping when told)."""
+    from searchcore.train import TrainResult
+
+    def train(genotype, config, *, on_epoch=None, checkpoint_sink=None, data=None):
+        history = []
+        for epoch in range(1, epochs + 1):
+            if between is not None:
+                between(epoch)
+            metrics = EpochMetrics(epoch=epoch, train_loss=1.0, train_acc=0.5, val_loss=1.0, val_acc=0.1 * epoch,
+                                   lr=0.05, seconds=0.01, images_per_second=100.0)
+            history.append(metrics)
+            if on_epoch(metrics) is False:
+                break
+        return TrainResult(reward=history[-1].val_acc, val_acc=history[-1].val_acc, best_val_acc=0.5, test_acc=None,
+                           params=10, mult_adds=20, epochs=history, stopped=len(history) < epochs, seconds=0.1)
+
+    return train
+
+
+def test_trains_a_real_child_and_records_everything(pending_trial, settings, tmp_path, quiet_queue):
+    settings.MEDIA_ROOT = str(tmp_path)
+    trial = pending_trial(keep_checkpoints=True)
+    before = timezone.now()
+
+    result = trial_run(trial_id=trial.pk)
+
+    trial.refresh_from_db()
+    assert result is not None and result.pk == trial.pk
+    assert trial.status == Trial.Status.FINISHED, trial.error
+    assert 0 <= trial.reward <= 1 and trial.val_acc == trial.reward
+    assert trial.params > 0 and trial.mult_adds > 0
+    assert [e["epoch"] for e in trial.epochs] == [1] and trial.epochs[0]["val_acc"] == trial.reward
+    assert trial.worker and trial.attempts == 1 and trial.error == ""
+    assert before <= trial.started_at <= trial.heartbeat_at <= trial.finished_at
+    assert not trial.told  # told by the next control step
+    assert quiet_queue == [trial.search_id]
+
+    assert trial.checkpoint.name == f"checkpoints/search_{trial.search_id}/trial_0.pt"
+    with default_storage.open(trial.checkpoint.name) as f:
+        checkpoint = torch.load(io.BytesIO(f.read()), weights_only=True)
+    assert checkpoint["genotype"] == trial.genotype and checkpoint["epoch"] == 1
+
+    cell_result = CellResult.objects.get(cell=trial.cell)
+    assert (cell_result.best_trial_id, cell_result.best_reward, cell_result.trials_count) == (trial.pk, trial.reward, 1)
+    assert cell_result.team_id == trial.search.team_id and cell_result.dataset == "digits"
+    assert cell_result.proxy_key == trial.search.proxy_key
+
+    # Running it again (a duplicate message) trains nothing and changes nothing.
+    finished = Trial.objects.values().get(pk=trial.pk)
+    assert trial_run(trial_id=trial.pk) is None
+    assert Trial.objects.values().get(pk=trial.pk) == finished
+    assert CellResult.objects.get(cell=trial.cell).trials_count == 1
+    assert quiet_queue == [trial.search_id]
+
+
+def test_no_checkpoint_unless_asked(pending_trial, monkeypatch):
+    import searchcore.train
+
+    sinks = []
+
+    def spy(*args, **kwargs):
+        sinks.append(kwargs["checkpoint_sink"])
+        return fake_train(1)(*args, **kwargs)
+
+    monkeypatch.setattr(searchcore.train, "train_child", spy)
+    trial = pending_trial()
+    assert trial_run(trial_id=trial.pk).status == Trial.Status.FINISHED
+    assert sinks == [None]
+    assert not Trial.objects.get(pk=trial.pk).checkpoint
+
+
+@pytest.mark.parametrize("error", [
+    TrainingDivergedError("child training diverged: the loss became nan in epoch 1"),
+    RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+    KeyError("a bug"),
+])
+def test_any_training_error_fails_the_trial_and_the_search_goes_on(pending_trial, monkeypatch, quiet_queue, error):
+    import searchcore.train
+
+    def broken(*args, on_epoch, **kwargs):
+        on_epoch(EpochMetrics(epoch=1, train_loss=1.0, train_acc=0.5, val_loss=1.0, val_acc=0.2, lr=0.05,
+                              seconds=0.01, images_per_second=100.0))
+        raise error
+
+    monkeypatch.setattr(searchcore.train, "train_child", broken)
+    trial = pending_trial()
+    trial_run(trial_id=trial.pk)
+    trial.refresh_from_db()
+    assert trial.status == Trial.Status.FAILED
+    assert trial.error == f"{type(error).__name__}: {error}"
+    assert len(trial.epochs) == 1 and trial.finished_at is not None and trial.reward is None
+    assert not CellResult.objects.exists()
+    assert quiet_queue == [trial.search_id]
+
+    search_advance(search_id=trial.search_id)
+    search = Search.objects.get(pk=trial.search_id)
+    assert search.status == Search.Status.RUNNING
+    assert search.trials.get(index=0).told
+    assert search.trials.get(index=1).status == Trial.Status.PENDING
+
+
+def test_a_cancelled_search_stops_its_trial_at_the_next_epoch(pending_trial, monkeypatch):
+    import searchcore.train
+
+    trial = pending_trial()
+    epochs_started = []
+
+    def between(epoch):
+        epochs_started.append(epoch)
+        if epoch == 2:
+            search_cancel(search=Search.objects.get(pk=trial.search_id))
+
+    monkeypatch.setattr(searchcore.train, "train_child", fake_train(5, between))
+    trial_run(trial_id=trial.pk)
+    trial.refresh_from_db()
+    assert epochs_started == [1, 2]
+    assert trial.status == Trial.Status.CANCELLED and trial.reward is None
+    assert not CellResult.objects.exists()
+
+
+def test_a_paused_search_lets_its_trial_finish(pending_trial, monkeypatch):
+    import searchcore.train
+
+    trial = pending_trial()
+
+    def between(epoch):
+        if epoch == 2:
+            search_pause(search=Search.objects.get(pk=trial.search_id))
+
+    monkeypatch.setattr(searchcore.train, "train_child", fake_train(4, between))
+    assert trial_run(trial_id=trial.pk).status == Trial.Status.FINISHED
+    assert len(Trial.objects.get(pk=trial.pk).epochs) == 4
+
+
+def test_the_heartbeat_beats_while_training(pending_trial, monkeypatch, settings):
+    import searchcore.train
+
+    settings.CELLSEARCH_HEARTBEAT_SECONDS = 0.1
+    trial = pending_trial()
+    beats = []
+
+    def slow(epoch):
+        for _ in range(3):
+            time.sleep(0.5)
+            beats.append(Trial.objects.values_list("heartbeat_at", flat=True).get(pk=trial.pk))
+
+    monkeypatch.setattr(searchcore.train, "train_child", fake_train(1, slow))
+    threads = threading.active_count()
+    trial_run(trial_id=trial.pk)
+    started = Trial.objects.get(pk=trial.pk).started_at
+    assert beats == sorted(beats) and len(set(beats)) >= 2 and beats[0] > started  # it beat between epochs
+    assert threading.active_count() == threads  # the heartbeat thread ended
+
+
+def test_claims_are_exclusive(pending_trial, settings):
+    trial = pending_trial()
+    claimed = trial_claim(trial_id=trial.pk)
+    assert claimed is not None and claimed.status == Trial.Status.RUNNING and claimed.attempts == 1
+    assert trial_claim(trial_id=trial.pk) is None  # running, with a fresh heartbeat
+
+    # A worker silent for longer than the timeout is presumed dead: its trial can be claimed again,
+    # and the dead worker's late writes no longer land.
+    stale = timezone.now() - timezone.timedelta(seconds=settings.CELLSEARCH_HEARTBEAT_TIMEOUT + 1)
+    Trial.objects.filter(pk=trial.pk).update(heartbeat_at=stale)
+    again = trial_claim(trial_id=trial.pk)
+    assert again is not None and again.attempts == 2
+    from webapp.trials.services import _ours
+
+    assert not _ours(claimed).update(reward=0.99)
+    assert _ours(again).update(reward=0.5)
+
+    for status in (Trial.Status.FINISHED, Trial.Status.FAILED, Trial.Status.CANCELLED):
+        Trial.objects.filter(pk=trial.pk).update(status=status, heartbeat_at=stale)
+        assert trial_claim(trial_id=trial.pk) is None
+
+
+def test_trials_of_a_cancelled_search_are_not_claimed(pending_trial):
+    trial = pending_trial()
+    Search.objects.filter(pk=trial.search_id).update(status=Search.Status.CANCELLED)
+    assert trial_run(trial_id=trial.pk) is None
+    assert Trial.objects.get(pk=trial.pk).status == Trial.Status.PENDING
+
+
+def test_best_result_per_cell_and_team_keeps_the_best_and_counts(user, make_search):
+    from webapp.cells.services import cell_result_update
+
+    searches = [make_search(budget=1, parallelism=1) for _ in range(3)]
+    for search, reward in zip(searches, (0.4, 0.7, 0.5)):
+        search_advance(search_id=search.pk)
+        trial = search.trials.get()
+        Trial.objects.filter(pk=trial.pk).update(status=Trial.Status.FINISHED, reward=reward, params=5,
+                                                 reused_from=None)
+        # The three searches ask the same cell; only the first one's trial is not reused, so
+        # force each to count, as trained trials would.
+        cell_result_update(trial=Trial.objects.select_related("search").get(pk=trial.pk))
+    result = CellResult.objects.get()
+    assert result.best_reward == 0.7 and result.trials_count == 3
+    assert result.best_trial.search_id == searches[1].pk

@@ -1,0 +1,18 @@
+"""Celery tasks of the control queue: they take ids and call services."""
+
+from celery import shared_task
+from django.db import OperationalError
+
+from webapp.searches.services import search_advance, searches_reconcile
+
+
+@shared_task(name="searches.advance_search", autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def advance_search(search_id: int) -> list[int]:
+    """One control step of a search: tell finished trials, ask for new ones, queue them."""
+    return search_advance(search_id=search_id)
+
+
+@shared_task(name="searches.reconcile")
+def reconcile() -> dict:
+    """Requeue trials whose worker died or whose message was lost; nudge stalled searches."""
+    return searches_reconcile()
