@@ -410,13 +410,12 @@ def _search_fail(*, search_id: int, error: str) -> None:
 
 def _pending_timeout() -> timedelta:
     """How long a trial may wait in the queue before its message is presumed lost."""
-    return timedelta(seconds=getattr(settings, "CELLSEARCH_PENDING_TIMEOUT",
-                                     max(300, 10 * settings.CELLSEARCH_HEARTBEAT_TIMEOUT)))
+    return timedelta(seconds=settings.CELLSEARCH_PENDING_TIMEOUT)
 
 
 def _max_attempts() -> int:
     """Claims of one trial before a worker dying under it counts as the trial's own failure."""
-    return getattr(settings, "CELLSEARCH_MAX_ATTEMPTS", 3)
+    return settings.CELLSEARCH_MAX_ATTEMPTS
 
 
 def _gpu_queue_size() -> int | None:
