@@ -33,6 +33,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SearchcoreError as exc:
         print(f"searchcore: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # a path that cannot be read or written
+        print(f"searchcore: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return EXIT_USAGE
+    except UnicodeDecodeError:
+        print("searchcore: error: the file is not text (a genotype must be JSON)", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("searchcore: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130

@@ -13,9 +13,11 @@ from typing import Any
 
 from searchcore.data import DATASETS
 from searchcore.errors import ConfigError
-from searchcore.models.config import FILTERS_PER_CONV_FILTER
+from searchcore.models.config import FILTERS_PER_CONV_FILTER, MIN_CELL_FILTERS
 from searchcore.registry import Registry
 
+#: Seeds fit the database's integer columns and every RNG that takes them.
+MAX_SEED = 2**31 - 1
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
@@ -102,16 +104,22 @@ class ProxyConfig:
         if self.dataset not in DATASETS:
             raise ConfigError(f"proxy config: unknown dataset {self.dataset!r}; known: {', '.join(DATASETS)}")
         known_options = DATASETS.get(self.dataset).options()
-        for key in self.dataset_options:
+        for key, value in self.dataset_options.items():
             if key not in known_options:
                 raise ConfigError(
                     f"proxy config: dataset_options: {self.dataset} has no option {key!r}; "
                     f"options: {', '.join(known_options) or 'none'}"
                 )
+            default = known_options[key]
+            if default is not None and type(value) is not type(default):
+                raise ConfigError(f"proxy config: dataset_options: {key} must be {type(default).__name__} "
+                                  f"like its default {default!r}, got {value!r}")
         need(self.cells >= 1, "cells", "at least 1")
+        smallest = FILTERS_PER_CONV_FILTER * MIN_CELL_FILTERS  # the proxy network uses the CIFAR stem
         need(
-            self.filters >= FILTERS_PER_CONV_FILTER and self.filters % FILTERS_PER_CONV_FILTER == 0,
-            "filters", f"a positive multiple of {FILTERS_PER_CONV_FILTER} (F = 24 x the builder's base filters)",
+            self.filters >= smallest and self.filters % FILTERS_PER_CONV_FILTER == 0,
+            "filters", f"a multiple of {FILTERS_PER_CONV_FILTER} of at least {smallest} (F = 24 x the builder's "
+            "base filters, and every cell needs 2)",
         )
         need(self.epochs >= 1, "epochs", "at least 1")
         need(self.batch_size >= 2, "batch_size", "at least 2 (batch norm needs two images)")
@@ -124,7 +132,7 @@ class ProxyConfig:
         need(self.auxiliary_weight >= 0, "auxiliary_weight", "non-negative (0 = no auxiliary head)")
         need(self.cutout >= 0, "cutout", "non-negative (0 = off)")
         need(self.reward in REWARDS, "reward", f"one of {', '.join(REWARDS)}")
-        need(self.seed >= 0, "seed", "non-negative")
+        need(0 <= self.seed <= MAX_SEED, "seed", f"in 0..{MAX_SEED}")
         need(re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device) is not None, "device", "auto, cpu, cuda or cuda:N")
 
     def to_dict(self) -> dict[str, Any]:

@@ -19,18 +19,19 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
-from searchcore.errors import ConfigError, SearchcoreError
+from searchcore.errors import ConfigError
 from searchcore.genotype import parse_genotype
+from searchcore.proxy import ProxyConfig
 from searchcore.spaces import create_space
 from searchcore.strategies import Proposal, create_strategy
-from searchcore.proxy import ProxyConfig
-from searchcore.train import TrainResult, proxy_dataset, train_child
+from searchcore.train import TrainingDivergedError, TrainResult, proxy_dataset, resolve_device, train_child
 
 CONFIG_FILE = "search.json"
 STATE_FILE = "state.pt"
@@ -64,9 +65,14 @@ class SearchConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SearchConfig:
+        if not isinstance(data, dict):
+            raise ConfigError("search config: must be a JSON object")
         data = dict(data)
         data["proxy"] = ProxyConfig.from_dict(data.get("proxy", {}))
-        return cls(**data)
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise ConfigError(f"search config: {exc}") from None
 
 
 @dataclass
@@ -95,7 +101,12 @@ class RunDirectory:
 
     def load_config(self) -> SearchConfig | None:
         file = self.path / CONFIG_FILE
-        return SearchConfig.from_dict(json.loads(file.read_text())) if file.exists() else None
+        if not file.exists():
+            return None
+        try:
+            return SearchConfig.from_dict(json.loads(file.read_text()))
+        except (json.JSONDecodeError, ConfigError) as exc:
+            raise ConfigError(f"{file} is damaged: {exc}") from None
 
     def save_config(self, config: SearchConfig) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -111,16 +122,24 @@ class RunDirectory:
         os.replace(tmp, self.path / STATE_FILE)
 
     def load_trials(self) -> list[TrialRecord]:
+        """Every complete record. A line cut short by a crash is cut off the file too, so the
+        next append starts on a line of its own (that trial is pending, and trains again)."""
         file = self.path / TRIALS_FILE
         if not file.exists():
             return []
-        records = []
-        for line in file.read_text().splitlines():
-            if line.strip():
-                try:
-                    records.append(TrialRecord(**json.loads(line)))
-                except json.JSONDecodeError:
-                    break  # a line cut short by a crash: that trial is trained again
+        records, kept = [], 0
+        raw = file.read_bytes()
+        for line in raw.splitlines(keepends=True):
+            try:
+                if not line.endswith(b"\n"):
+                    raise ValueError("unterminated")
+                records.append(TrialRecord(**json.loads(line)))
+            except (ValueError, TypeError):
+                break
+            kept += len(line)
+        if kept < len(raw):
+            with open(file, "r+b") as f:
+                f.truncate(kept)
         return records
 
     def append_trial(self, record: TrialRecord) -> None:
@@ -175,19 +194,21 @@ def run_search(
 ) -> list[TrialRecord]:
     """Run (or resume) a search in `out` until `config.budget` trials have finished.
 
-    Returns every trial record. A trial whose training raises a SearchcoreError (a diverged
-    loss, say) is recorded as failed and the strategy is told it failed; the search goes on.
+    Returns every trial record. A trial whose loss diverges or that runs out of memory is
+    recorded as failed and the strategy is told so; the search goes on. Any other error
+    (bad settings, a damaged dataset) stops the search with the trial still pending, to be
+    trained again on resume.
     """
     run = RunDirectory(out)
     saved = run.load_config()
     if saved is not None and replace(saved, budget=config.budget) != config:
         raise ConfigError(f"{run.path} holds a different search ({_first_difference(saved, config)}); "
                           "use another --out or the same settings to resume")
-    data = proxy_dataset(config.proxy)  # once per search; a missing dataset fails before any file is written
-    run.save_config(config)
-
+    resolve_device(config.proxy.device)  # settings that would fail every trial fail here, before any file
+    data = proxy_dataset(config.proxy)  # once per search
     space = create_space(config.space, **config.space_options)
     strategy = create_strategy(config.strategy, space, seed=config.seed, **config.strategy_options)
+    run.save_config(config)
     records = run.load_trials()
     state = run.load_state()
     pending: dict[int, dict[str, Any]] = {}
@@ -240,7 +261,9 @@ def _train_trial(proposal: Proposal, config: SearchConfig, run: RunDirectory, tr
     base = {"trial_id": proposal.trial_id, "cell_hash": proposal.cell_hash, "genotype": proposal.genotype.to_dict()}
     try:
         result = train(proposal.genotype, config.proxy, checkpoint_sink=sink, data=data)
-    except SearchcoreError as exc:
+    except (TrainingDivergedError, torch.OutOfMemoryError) as exc:  # the cell's fault: the search goes on
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
         return TrialRecord(**base, status="failed", reward=None, seconds=time.time() - started,
                            error=f"{type(exc).__name__}: {exc}")
     return TrialRecord(**base, status="finished", reward=result.reward, val_acc=result.val_acc,

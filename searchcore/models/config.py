@@ -8,6 +8,9 @@ from typing import Literal
 #: N@F: F, the penultimate layer's filters, is 24 × the reference code's num_conv_filters
 #: (a NASNet-A normal cell concatenates 6 states at 4× the base filters).
 FILTERS_PER_CONV_FILTER = 24
+#: Factorized reduction splits a cell's filters over two paths, so every cell needs two:
+#: F >= 48 with the CIFAR stem, F >= 192 with the ImageNet stem (first cell at 1/4 scale).
+MIN_CELL_FILTERS = 2
 
 
 @dataclass(frozen=True)

@@ -39,16 +39,13 @@ from torch import nn
 
 from searchcore.errors import ConfigError
 from searchcore.genotype import NUM_CELL_INPUTS, Block, Cell, Genotype
-from searchcore.models.config import FILTERS_PER_CONV_FILTER, NetworkConfig
+from searchcore.models.config import FILTERS_PER_CONV_FILTER, MIN_CELL_FILTERS, NetworkConfig
 from searchcore.models.layers import AUX_POOL_KERNEL, AuxiliaryHead, FactorizedReduction, ReLUConvBN, drop_path
 from searchcore.ops import DROP_PATH_EXEMPT_OPS, create_op
 
 REFERENCE_IMAGE_SIZE = {"cifar": 32, "imagenet": 224}
 IMAGENET_STEM_FILTERS = 32
 NUM_REDUCTIONS = 2
-#: Factorized reduction splits its filters over two paths, so every cell gets at least two:
-#: F >= 48 with the CIFAR stem, F >= 192 with the ImageNet stem (first cell at 1/4 scale).
-MIN_CELL_FILTERS = 2
 
 
 @dataclass(frozen=True)

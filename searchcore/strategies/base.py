@@ -53,8 +53,8 @@ class StrategyConfig:
 
     def validate(self) -> None:
         """Raise `ConfigError` naming the first out-of-range field."""
-        if self.max_attempts < 1:
-            raise ConfigError(f"max_attempts must be at least 1, got {self.max_attempts}")
+        if not 1 <= self.max_attempts <= 1_000_000:
+            raise ConfigError(f"max_attempts must be in 1..1000000, got {self.max_attempts}")
 
     @classmethod
     def from_hparams(cls, strategy: str, hparams: dict[str, Any]) -> StrategyConfig:
@@ -67,8 +67,8 @@ class StrategyConfig:
         values = {}
         for key, value in hparams.items():
             accepted = numbers.Integral if types[key] is int else numbers.Real
-            if isinstance(value, bool) or not isinstance(value, accepted):
-                kind = "an integer" if types[key] is int else "a number"
+            if isinstance(value, bool) or not isinstance(value, accepted) or not math.isfinite(value):
+                kind = "an integer" if types[key] is int else "a finite number"
                 raise ConfigError(f"strategy {strategy!r}: hyperparameter {key!r} must be {kind}, got {value!r}")
             values[key] = types[key](value)
         config = cls(**values)

@@ -24,9 +24,9 @@ class ControllerConfig(StrategyConfig):
 
     def validate(self) -> None:
         super().validate()
-        for field in ("hidden_size", "num_layers", "batch_size"):
-            if getattr(self, field) < 1:
-                raise ConfigError(f"{field} must be at least 1, got {getattr(self, field)}")
+        for field, most in (("hidden_size", 4096), ("num_layers", 8), ("batch_size", 10_000)):
+            if not 1 <= getattr(self, field) <= most:
+                raise ConfigError(f"{field} must be in 1..{most}, got {getattr(self, field)}")
         for field in ("init_range", "lr"):
             if not getattr(self, field) > 0:
                 raise ConfigError(f"{field} must be positive, got {getattr(self, field)}")
@@ -45,8 +45,8 @@ class EvolutionConfig(StrategyConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.population_size < 1:
-            raise ConfigError(f"population_size must be at least 1, got {self.population_size}")
+        if not 1 <= self.population_size <= 100_000:
+            raise ConfigError(f"population_size must be in 1..100000, got {self.population_size}")
         if not 1 <= self.sample_size <= self.population_size:
             raise ConfigError(
                 f"sample_size must be in 1..population_size ({self.population_size}), got {self.sample_size}"
@@ -93,5 +93,5 @@ class PPOConfig(ControllerConfig):
         super().validate()
         if not self.clip > 0:
             raise ConfigError(f"clip must be positive, got {self.clip}")
-        if self.epochs < 1:
-            raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
+        if not 1 <= self.epochs <= 100:
+            raise ConfigError(f"epochs must be in 1..100, got {self.epochs}")

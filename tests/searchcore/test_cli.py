@@ -127,3 +127,18 @@ def test_a_non_json_genotype_file_exits_2(tmp_path, capsys):
     path.write_text("{not json")
     code, _, err = run_cli(capsys, "describe", "--genotype", str(path))
     assert code == 2 and "not valid JSON" in err
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["render", "nasnet-a", "-o", "{tmp}/missing/dir/x.svg"], "No such file or directory"),
+    (["render", "nasnet-a", "-o", "{tmp}"], "Is a directory"),
+    (["search", "--out", "{tmp}/run", "--space-option", "foo=1"], "unexpected keyword argument 'foo'"),
+    (["search", "--out", "{tmp}/run", "--filters", "24"], "filters must be a multiple of 24 of at least 48"),
+    (["search", "--out", "{tmp}/run", "--strategy", "ppo", "--strategy-option", "entropy_weight=NaN"],
+     "must be a finite number"),
+    (["describe", "--genotype", sys.executable], "not text"),
+])
+def test_paths_and_settings_that_would_fail_later_exit_2_first(tmp_path, capsys, argv, expected):
+    code, _, err = run_cli(capsys, *[a.format(tmp=tmp_path) for a in argv])
+    assert code == 2 and len(err.strip().splitlines()) == 1 and expected in err, err
+    assert not (tmp_path / "run").exists()  # nothing written for a search that cannot run

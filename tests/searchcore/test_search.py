@@ -4,9 +4,10 @@ import json
 
 import pytest
 
-from searchcore.errors import ConfigError, SearchcoreError
+from searchcore.errors import ConfigError
 from searchcore.search import RunDirectory, SearchConfig, run_search
-from searchcore.train import ProxyConfig, TrainResult
+from searchcore.proxy import ProxyConfig
+from searchcore.train import TrainingDivergedError, TrainResult
 
 TINY = ProxyConfig(dataset="digits", epochs=1, cells=1, filters=48, batch_size=64)
 
@@ -79,7 +80,7 @@ def test_a_failing_trial_is_recorded_and_the_search_goes_on(tmp_path):
     def diverges_on_second(genotype, config, **kw):
         diverges_on_second.calls += 1
         if diverges_on_second.calls == 2:
-            raise SearchcoreError("loss became nan at epoch 1")
+            raise TrainingDivergedError("loss became nan at epoch 1")
         return scored_by_genotype(genotype, config)
 
     diverges_on_second.calls = 0
@@ -99,3 +100,40 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
     more = run_search(SearchConfig(strategy="random", budget=2, proxy=TINY), tmp_path, progress=False,
                       train=scored_by_genotype)
     assert len(more) == 2  # a larger budget extends the search
+
+
+def test_a_settings_error_stops_the_search_and_keeps_the_trial_pending(tmp_path):
+    def refuses(genotype, config, **kw):
+        raise ConfigError("proxy config: device 'cuda' asked for, but CUDA is not available here")
+
+    config = SearchConfig(strategy="random", budget=2, proxy=TINY)
+    with pytest.raises(ConfigError, match="CUDA is not available"):
+        run_search(config, tmp_path, progress=False, train=refuses)
+    assert RunDirectory(tmp_path).load_trials() == []
+    assert list(RunDirectory(tmp_path).load_state()["pending"]) == [0]
+    records = run_search(config, tmp_path, progress=False, train=scored_by_genotype)
+    assert [r.trial_id for r in records] == [0, 1]
+
+
+def test_a_record_torn_by_a_crash_is_cut_off_and_trained_again(tmp_path, monkeypatch):
+    config = SearchConfig(strategy="random", budget=4, proxy=TINY)
+    straight = run_search(config, tmp_path / "straight", progress=False, train=scored_by_genotype)
+
+    append = RunDirectory.append_trial
+
+    def dies_mid_write(self, record):
+        if record.trial_id == 2:
+            with open(self.path / "trials.jsonl", "a") as f:
+                f.write(json.dumps({"trial_id": 2, "cell_hash": record.cell_hash})[:30])
+            raise Crash
+        append(self, record)
+
+    monkeypatch.setattr(RunDirectory, "append_trial", dies_mid_write)
+    with pytest.raises(Crash):
+        run_search(config, tmp_path / "torn", progress=False, train=scored_by_genotype)
+    monkeypatch.setattr(RunDirectory, "append_trial", append)
+
+    resumed = run_search(config, tmp_path / "torn", progress=False, train=scored_by_genotype)
+    assert [r.cell_hash for r in resumed] == [r.cell_hash for r in straight]
+    on_disk = RunDirectory(tmp_path / "torn").load_trials()
+    assert [r.trial_id for r in on_disk] == [0, 1, 2, 3]
