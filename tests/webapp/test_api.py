@@ -32,7 +32,7 @@ CONCAT_GENOTYPE = {
 }
 VALID_CREATE = {
     "name": "api demo", "space": "nasnet", "strategy": "random", "dataset": "digits", "budget": 4,
-    "parallelism": 2, "seed": 3, "proxy": {"epochs": 1, "cells": 1, "filters": 24, "batch_size": 32},
+    "parallelism": 2, "seed": 3, "proxy": {"epochs": 1, "cells": 1, "filters": 48, "batch_size": 32},
 }
 
 
@@ -145,7 +145,7 @@ def test_create_search(api, alice, queued_steps, django_capture_on_commit_callba
     assert search.team == team_default_for_user(user=alice) and search.owner == alice
     assert (search.name, search.strategy, search.budget, search.parallelism, search.seed) == ("api demo", "random",
                                                                                                  4, 2, 3)
-    assert search.proxy["epochs"] == 1 and search.proxy["filters"] == 24 and search.proxy["dataset"] == "digits"
+    assert search.proxy["epochs"] == 1 and search.proxy["filters"] == 48 and search.proxy["dataset"] == "digits"
     assert body["status"] == "queued"
     assert body["proxy"] == search.proxy
     assert body["progress"]["budget"] == 4 and body["progress"]["done"] == 0

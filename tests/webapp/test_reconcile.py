@@ -153,3 +153,18 @@ def test_the_reconcile_task_runs_the_service(make_search, sent, queue_size):
 
     search = make_search()
     assert reconcile.run() == {"requeued": [], "failed": [], "nudged": [search.pk]}
+
+
+@pytest.mark.parametrize("ended", [Search.Status.FAILED, Search.Status.CANCELLED])
+def test_a_dead_workers_trial_in_an_ended_search_is_closed_not_queued(
+        make_search, sent, queue_size, settings, django_capture_on_commit_callbacks, ended):
+    search = running_search(make_search)
+    trial = search.trials.order_by("index").first()
+    Trial.objects.filter(pk=trial.pk).update(status="running", worker="gone:1", attempts=1,
+                                             heartbeat_at=ago(settings.CELLSEARCH_HEARTBEAT_TIMEOUT + 1))
+    Search.objects.filter(pk=search.pk).update(status=ended)
+    with django_capture_on_commit_callbacks(execute=True):
+        done = searches_reconcile()
+    trial.refresh_from_db()
+    assert trial.pk not in done["requeued"] and not [c for c in sent if c[0] == "train"]
+    assert trial.status == Trial.Status.CANCELLED and ended in trial.error

@@ -221,14 +221,28 @@ def test_a_cell_already_trained_by_the_team_under_the_same_proxy_is_reused(make_
         assert search.trials.get().reused_from is None
 
 
-def test_a_strategy_error_fails_the_search(make_search):
+def test_an_exhausted_strategy_ends_the_search_early_not_as_a_failure(make_search):
     search = make_search(budget=12, parallelism=12, space_options={"num_blocks": 1, "ops": ["identity"],
                                                                    "combines": ["add"]},
                          strategy_options={"max_attempts": 30})  # 9 distinct cells exist
     search_advance(search_id=search.pk)
     search.refresh_from_db()
+    assert search.status == Search.Status.RUNNING and search.trials.count() == 9
+    assert search.budget == 9 and search.error.startswith("ended after 9 of 12 trials: ")
+    for trial in search.trials.all():
+        finish(trial, 0.5)
+    search_advance(search_id=search.pk)
+    search.refresh_from_db()
+    assert search.status == Search.Status.FINISHED
+
+
+def test_a_strategy_error_fails_the_search(make_search):
+    search = make_search(budget=4, parallelism=2)
+    Search.objects.filter(pk=search.pk).update(strategy_state=b"not a saved strategy")
+    search_advance(search_id=search.pk)
+    search.refresh_from_db()
     assert search.status == Search.Status.FAILED
-    assert search.error.startswith("SpaceExhaustedError: ")
+    assert search.error.startswith("could not load the strategy: ")
     assert search.trials.count() == 0  # the step that failed left nothing behind
 
 

@@ -84,7 +84,7 @@ def test_trains_a_real_child_and_records_everything(pending_trial, settings, tmp
     assert not trial.told  # told by the next control step
     assert quiet_queue == [trial.search_id]
 
-    assert trial.checkpoint.name == f"checkpoints/search_{trial.search_id}/trial_0.pt"
+    assert trial.checkpoint.name == f"checkpoints/search_{trial.search_id}/trial_0.attempt1.pt"
     with default_storage.open(trial.checkpoint.name) as f:
         checkpoint = torch.load(io.BytesIO(f.read()), weights_only=True)
     assert checkpoint["genotype"] == trial.genotype and checkpoint["epoch"] == 1
@@ -245,3 +245,28 @@ def test_best_result_per_cell_and_team_keeps_the_best_and_counts(user, make_sear
     result = CellResult.objects.get()
     assert result.best_reward == 0.7 and result.trials_count == 3
     assert result.best_trial.search_id == searches[1].pk
+
+
+def test_a_late_attempt_never_touches_the_live_checkpoint(pending_trial, settings, tmp_path,
+                                                          django_capture_on_commit_callbacks):
+    from django.core.files.base import ContentFile
+
+    from webapp.trials.services import _checkpoint_name, _trial_finish
+
+    settings.MEDIA_ROOT = str(tmp_path)
+    trial = pending_trial(keep_checkpoints=True)
+    first = trial_claim(trial_id=trial.pk)
+    stale = timezone.now() - timezone.timedelta(seconds=settings.CELLSEARCH_HEARTBEAT_TIMEOUT + 1)
+    Trial.objects.filter(pk=trial.pk).update(heartbeat_at=stale)
+    second = trial_claim(trial_id=trial.pk)  # the first worker was presumed dead
+    result = fake_train(1)(None, None, on_epoch=lambda m: True)
+
+    live = default_storage.save(_checkpoint_name(second), ContentFile(b"second attempt"))
+    _trial_finish(trial=second, result=result, checkpoint=live)
+    late = default_storage.save(_checkpoint_name(first), ContentFile(b"first attempt, woke up late"))
+    with django_capture_on_commit_callbacks(execute=True):
+        _trial_finish(trial=first, result=result, checkpoint=late)
+
+    assert late != live
+    assert Trial.objects.get(pk=trial.pk).checkpoint.name == live
+    assert default_storage.exists(live) and not default_storage.exists(late)

@@ -27,11 +27,17 @@ from django.db import DatabaseError, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
-from searchcore.errors import ConfigError, SearchcoreError, UnknownNameError
+from searchcore.errors import ConfigError, SearchcoreError, SpaceExhaustedError, UnknownNameError
 from webapp.searches.models import Search
 from webapp.trials.models import Trial
 
 logger = logging.getLogger(__name__)
+
+#: Bounds that keep a search within what the database columns and one control step can hold
+#: (the NASNet search itself sampled 20,000 children).
+MAX_BUDGET = 1_000_000
+MAX_PARALLELISM = 1024
+MAX_SEED = 2**31 - 1
 
 #: The broker queue `train_trial` messages wait in (settings.CELERY_TASK_ROUTES).
 GPU_QUEUE = "gpu"
@@ -95,14 +101,14 @@ def validate_search_config(
         except (SearchcoreError, TypeError, ValueError) as exc:
             add("strategy_options", str(exc))
 
-    if not is_int(budget) or budget < 1:
-        add("budget", f"must be a whole number of at least 1, got {budget!r}")
-    if not is_int(parallelism) or parallelism < 1:
-        add("parallelism", f"must be a whole number of at least 1, got {parallelism!r}")
+    if not is_int(budget) or not 1 <= budget <= MAX_BUDGET:
+        add("budget", f"must be a whole number from 1 to {MAX_BUDGET:,}, got {budget!r}")
+    if not is_int(parallelism) or not 1 <= parallelism <= MAX_PARALLELISM:
+        add("parallelism", f"must be a whole number from 1 to {MAX_PARALLELISM}, got {parallelism!r}")
     elif is_int(budget) and parallelism > budget:
         add("parallelism", f"must not exceed the budget ({budget}), got {parallelism}")
-    if not is_int(seed) or seed < 0:
-        add("seed", f"must be a whole number of at least 0, got {seed!r}")
+    if not is_int(seed) or not 0 <= seed <= MAX_SEED:
+        add("seed", f"must be a whole number from 0 to {MAX_SEED}, got {seed!r}")
 
     full_proxy: dict[str, Any] = {}
     if not isinstance(dataset, str) or not dataset:
@@ -336,10 +342,23 @@ def _advance(search_id: int) -> list[int]:
 
     queued: list[tuple[int, str]] = []
     issued_before = search.trials_issued
+    fields_changed: set[str] = set()
     if search.status != Search.Status.PAUSED:
         in_flight = search.trials.filter(status__in=Trial.IN_FLIGHT).count()
         while in_flight < search.parallelism and search.trials_issued < search.budget:
-            proposal = _call(strategy.ask)
+            try:
+                proposal = strategy.ask()
+            except SpaceExhaustedError as exc:
+                # Not a failure: the strategy has proposed every cell it can find. The search
+                # ends once the trials in flight are told, with the reason on its page.
+                search.error = f"ended after {search.trials_issued} of {search.budget} trials: {exc}"
+                search.budget = search.trials_issued
+                fields_changed.update({"error", "budget"})
+                break
+            except DatabaseError:
+                raise
+            except Exception as exc:
+                raise _StrategyFailed(f"{type(exc).__name__}: {exc}") from exc
             if proposal.trial_id != search.trials_issued:
                 raise _StrategyFailed(f"the strategy asked trial {proposal.trial_id}, expected {search.trials_issued}")
             genotype = proposal.genotype.to_dict()
@@ -361,7 +380,7 @@ def _advance(search_id: int) -> list[int]:
                 in_flight += 1
             search.trials_issued += 1
 
-    fields = ["updated_at"]
+    fields = ["updated_at", *fields_changed]
     if search.trials_issued != issued_before or untold:
         search.strategy_state = _dump_strategy(strategy)
         fields += ["strategy_state", "trials_issued"]
@@ -453,8 +472,13 @@ def searches_reconcile() -> dict[str, list[int]]:
             Q(heartbeat_at__lt=stale_before) | Q(heartbeat_at__isnull=True, started_at__lt=stale_before)
             | Q(heartbeat_at__isnull=True, started_at__isnull=True))
         sends = []
-        for trial_id, heartbeat_at, attempts in stale.values_list("pk", "heartbeat_at", "attempts"):
+        for trial_id, heartbeat_at, attempts, search_status in stale.values_list(
+                "pk", "heartbeat_at", "attempts", "search__status"):
             same = Trial.objects.filter(pk=trial_id, status=Trial.Status.RUNNING, heartbeat_at=heartbeat_at)
+            if search_status in Search.ENDED:  # nobody will claim it again: close it
+                same.update(status=Trial.Status.CANCELLED, finished_at=now,
+                            error=f"its worker stopped beating after the search was {search_status}")
+                continue
             if attempts >= _max_attempts():  # it takes its worker down with it (killed for memory, say)
                 if same.update(status=Trial.Status.FAILED, finished_at=now, error=(
                         f"WorkerLostError: the worker training it stopped beating, {attempts} times")):

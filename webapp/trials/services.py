@@ -23,7 +23,6 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import DatabaseError, connection, transaction
-from django.db.models import F, Q
 from django.utils import timezone
 
 from webapp.searches.models import Search
@@ -38,20 +37,27 @@ def worker_name() -> str:
 
 def trial_claim(*, trial_id: int) -> Trial | None:
     """Take the trial for this process, or None when it is not ours to train (finished, failed,
-    cancelled, its search stopped, or running with a fresh heartbeat elsewhere)."""
+    cancelled, its search stopped, or running with a fresh heartbeat elsewhere).
+
+    The row is locked and checked in Python: a conditional UPDATE whose guard sits in a
+    subquery (as Django writes one that joins the search) is not re-checked by PostgreSQL
+    after a concurrent claim commits, so two workers could both win.
+    """
     now = timezone.now()
     stale_before = now - timedelta(seconds=settings.CELLSEARCH_HEARTBEAT_TIMEOUT)
-    claimable = Q(status=Trial.Status.PENDING) | Q(status=Trial.Status.RUNNING, heartbeat_at__lt=stale_before)
     with transaction.atomic():
-        claimed = (
-            Trial.objects.filter(claimable, pk=trial_id)
-            .exclude(search__status__in=[Search.Status.CANCELLED, Search.Status.FAILED])
-            .update(status=Trial.Status.RUNNING, worker=worker_name(), started_at=now, heartbeat_at=now,
-                    attempts=F("attempts") + 1, epochs=[], error="")
-        )
-    if not claimed:
-        return None
-    return Trial.objects.select_related("search").get(pk=trial_id)
+        trial = Trial.objects.select_for_update(of=("self",)).select_related("search").filter(pk=trial_id).first()
+        if trial is None or trial.search.status in (Search.Status.CANCELLED, Search.Status.FAILED):
+            return None
+        stale = trial.status == Trial.Status.RUNNING and trial.heartbeat_at is not None \
+            and trial.heartbeat_at < stale_before
+        if trial.status != Trial.Status.PENDING and not stale:
+            return None
+        trial.status, trial.worker, trial.started_at, trial.heartbeat_at = Trial.Status.RUNNING, worker_name(), now, now
+        trial.attempts += 1
+        trial.epochs, trial.error = [], ""
+        trial.save(update_fields=["status", "worker", "started_at", "heartbeat_at", "attempts", "epochs", "error"])
+    return trial
 
 
 def _ours(trial: Trial):
@@ -96,7 +102,8 @@ def _proxy_config(search: Search):
 
 
 def _checkpoint_name(trial: Trial) -> str:
-    return f"checkpoints/search_{trial.search_id}/trial_{trial.index}.pt"
+    """One file per attempt, so an attempt that lost its claim never touches the live one."""
+    return f"checkpoints/search_{trial.search_id}/trial_{trial.index}.attempt{trial.attempts}.pt"
 
 
 def trial_run(*, trial_id: int) -> Trial | None:
@@ -140,12 +147,11 @@ def _train(trial: Trial) -> None:
     def checkpoint_sink(state: dict) -> None:
         import torch
 
+        if not _ours(trial).exists():
+            return  # taken over or cancelled: the file would belong to nobody
         buffer = io.BytesIO()
         torch.save(state, buffer)
-        name = _checkpoint_name(trial)
-        if default_storage.exists(name):
-            default_storage.delete(name)
-        checkpoint["name"] = default_storage.save(name, ContentFile(buffer.getvalue()))
+        checkpoint["name"] = default_storage.save(_checkpoint_name(trial), ContentFile(buffer.getvalue()))
 
     try:
         with _heartbeat(trial):
