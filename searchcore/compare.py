@@ -93,19 +93,36 @@ def group_by_strategy(runs: Sequence[RunCurves]) -> list[GroupCurves]:
     return result
 
 
-def comparison_dict(runs: Sequence[RunCurves], ks: Sequence[int]) -> dict:
-    """The JSON form of a comparison: every run's curves and every strategy's mean and band."""
+def comparison_dict(runs: Sequence[RunCurves], ks: Sequence[int], max_points: int | None = None) -> dict:
+    """The JSON form of a comparison: every run's curves and every strategy's mean and band.
+
+    `x` holds the numbers of models sampled that the curves' values belong to; a curve of a
+    shorter run covers only the first points of `x`. With
+    `max_points`, long curves are sampled at about that many evenly spaced points (the last
+    always kept): the curves only rise, so a chart loses nothing visible, and a page comparing
+    searches of 100,000 trials stays small.
+    """
+    length = max((len(curve) for run in runs for curve in run.curves.values()), default=0)
+    step = max(1, -(-length // max_points)) if max_points else 1
+    x = list(range(1, length + 1, step))
+    if x and x[-1] != length:
+        x.append(length)
+
+    def at_x(curve: list[float | None]) -> list[float | None]:
+        """The curve's values at the first points of `x` (a shorter run stops earlier)."""
+        return [None if curve[n - 1] is None else round(curve[n - 1], 6) for n in x if n <= len(curve)]
+
+    def by_k(curves: dict[int, list[float | None]]) -> dict[str, list[float | None]]:
+        return {str(k): at_x(v) for k, v in curves.items()}
+
     return {
-        "x": "number of models sampled",
-        "y": "mean reward of the top-k unique models",
+        "x_label": "number of models sampled",
+        "y_label": "mean reward of the top-k unique models",
         "top": sorted(ks),
-        "runs": [{"label": r.label, "strategy": r.strategy, "curves": {str(k): v for k, v in r.curves.items()}}
-                 for r in runs],
+        "x": x,
+        "runs": [{"label": r.label, "strategy": r.strategy, "curves": by_k(r.curves)} for r in runs],
         "strategies": [
-            {"strategy": g.strategy, "runs": g.runs,
-             "mean": {str(k): v for k, v in g.mean.items()},
-             "min": {str(k): v for k, v in g.low.items()},
-             "max": {str(k): v for k, v in g.high.items()}}
+            {"strategy": g.strategy, "runs": g.runs, "mean": by_k(g.mean), "min": by_k(g.low), "max": by_k(g.high)}
             for g in group_by_strategy(runs)
         ],
     }

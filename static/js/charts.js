@@ -134,8 +134,8 @@
       var several = group.runs.length > 1;
       data.top.forEach(function (k, ki) {
         var mean = group.mean[String(k)] || [];
-        var x = mean.map(function (_, i) { return i + 1; });
-        longest = Math.max(longest, x.length);
+        var x = data.x.slice(0, mean.length);  // numbers of models sampled (curves may be thinned)
+        longest = Math.max(longest, x.length ? x[x.length - 1] : 0);
         var name = group.strategy + " · top " + k + (several ? " (mean of " + group.runs.length + ")" : "");
         if (several) {
           var high = group.max[String(k)], low = group.min[String(k)];

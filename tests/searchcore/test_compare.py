@@ -63,3 +63,17 @@ def test_write_comparison_produces_json_and_an_offline_html_chart(tmp_path):
     html = (tmp_path / "f.html").read_text()
     assert "ppo top 1 unique models" in html
     assert "<script src=\"http" not in html  # plotly.js is inlined: the chart opens offline
+
+
+def test_long_curves_are_thinned_to_about_max_points_keeping_exact_values():
+    rng = random.Random(0)
+    trials = [(f"cell{i}", rng.random()) for i in range(10_001)]
+    full = topk_curves(trials, ks=(1, 5))
+    data = comparison_dict([RunCurves("a", "ppo", full)], [1, 5], max_points=100)
+    assert len(data["x"]) <= 102 and data["x"][0] == 1 and data["x"][-1] == 10_001
+    for k in ("1", "5"):
+        values = data["runs"][0]["curves"][k]
+        assert len(values) == len(data["x"])
+        exact = [full[int(k)][n - 1] for n in data["x"]]
+        assert values == [None if v is None else round(v, 6) for v in exact]
+    assert comparison_dict([RunCurves("a", "ppo", full)], [1, 5])["x"] == list(range(1, 10_002))

@@ -6,11 +6,19 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
 from webapp.cells.models import Cell, CellResult
+from webapp.teams.models import Membership
 
 
 def cell_result_list_for_user(*, user, dataset: str | None = None, space: str | None = None) -> QuerySet[CellResult]:
-    """The user's teams' unique cells, best reward first."""
-    results = CellResult.objects.filter(team__members=user).select_related("cell", "best_trial__search")
+    """The user's teams' unique cells, best reward first.
+
+    The user's team ids are read first (one small query): filtering on constant team ids lets
+    the database walk the (team, -best_reward) index in order and stop after one page, where
+    a join with the memberships made it sort every result of the team first — with their
+    genotypes — for each page (0.5 s at 60,000 cells; bench/web_pages.py).
+    """
+    team_ids = list(Membership.objects.filter(user=user).values_list("team_id", flat=True))
+    results = CellResult.objects.filter(team_id__in=team_ids).select_related("cell", "best_trial__search")
     if dataset:
         results = results.filter(dataset=dataset)
     if space:

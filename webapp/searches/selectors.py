@@ -10,6 +10,10 @@ from webapp.searches.models import Search
 from webapp.trials.models import Trial
 
 
+#: The largest primary key the database stores (a 64-bit BigAutoField).
+MAX_ID = 2**63 - 1
+
+
 def _trial_count(**filters) -> Coalesce:
     """Trials of the outer search matching `filters`, counted through the (search, status) index."""
     trials = Trial.objects.filter(search=OuterRef("pk"), **filters).order_by().values("search")
@@ -66,8 +70,13 @@ def search_workers(*, search: Search) -> list[dict]:
 def searches_for_compare(*, user, search_ids: list[int]) -> list[Search]:
     """The user's searches among `search_ids`, in the order given; unknown ids are left out
     (the caller reports them)."""
-    found = {s.pk: s for s in Search.objects.filter(team__members=user, pk__in=search_ids)}
+    in_range = [i for i in search_ids if 0 < i <= MAX_ID]  # larger ids overflow the database driver
+    found = {s.pk: s for s in Search.objects.filter(team__members=user, pk__in=in_range)}
     return [found[i] for i in search_ids if i in found]
+
+
+#: Points per Figure 6 curve sent to a browser; the curves only rise, so this loses nothing visible.
+COMPARE_MAX_POINTS = 2000
 
 
 def compare_curves(*, searches: list[Search], ks: list[int]) -> dict:
@@ -80,7 +89,7 @@ def compare_curves(*, searches: list[Search], ks: list[int]) -> dict:
         points = ((h, r if status == Trial.Status.FINISHED else None) for h, r, status in trials.iterator())
         runs.append(RunCurves(label=f"#{search.pk} {search}", strategy=search.strategy,
                               curves=topk_curves(points, ks)))
-    data = comparison_dict(runs, ks)
+    data = comparison_dict(runs, ks, max_points=COMPARE_MAX_POINTS)
     data["searches"] = [{"id": s.pk, "name": str(s), "strategy": s.strategy, "space": s.space,
                          "dataset": s.dataset} for s in searches]
     return data
