@@ -71,15 +71,17 @@ def test_a_search_runs_to_its_budget_on_a_real_worker(celery_worker_process, use
     assert sorted(r.best_trial_id for r in results) == sorted(t.pk for t in trials)
 
 
+def training_trial(search: Search) -> Trial | None:
+    """A trial of the search that a worker is training and has finished an epoch of."""
+    return search.trials.filter(status=Trial.Status.RUNNING).exclude(epochs=[]).first()
+
+
 def test_a_trial_whose_worker_died_is_finished_by_another(celery_worker_process, user, settings):
     with transaction.atomic():
         search = search_create(user=user, space="nasnet", strategy="random", dataset="digits", budget=2,
                                parallelism=2, seed=2, proxy={**TINY, "epochs": 3})
 
-    def training():
-        return search.trials.filter(status=Trial.Status.RUNNING).exclude(epochs=[]).first()
-
-    victim = wait_for(training, 120, celery_worker_process, "a trial to be training")
+    victim = wait_for(lambda: training_trial(search), 120, celery_worker_process, "a trial to be training")
     celery_worker_process.kill()
     victim.refresh_from_db()
     assert victim.status == Trial.Status.RUNNING and victim.attempts == 1 and len(victim.epochs) < 3
@@ -108,10 +110,7 @@ def test_cancel_terminates_the_running_trial(celery_worker_process, user):
         search = search_create(user=user, space="nasnet", strategy="random", dataset="digits", budget=2,
                                parallelism=1, seed=3, proxy={**TINY, "epochs": 50})
 
-    def training():
-        return search.trials.filter(status=Trial.Status.RUNNING).exclude(epochs=[]).first()
-
-    trial = wait_for(training, 120, celery_worker_process, "a trial to be training")
+    trial = wait_for(lambda: training_trial(search), 120, celery_worker_process, "a trial to be training")
     with transaction.atomic():
         search_cancel(search=search)
     wait_for(lambda: f"Terminating {trial.task_id}" in celery_worker_process.log(), 30, celery_worker_process,
