@@ -87,7 +87,7 @@ def _database_url(settings_dict: dict) -> str:
     engine, name = settings_dict["ENGINE"], settings_dict["NAME"]
     if engine == "django.db.backends.sqlite3":
         if not name or name == ":memory:" or str(name).startswith("file:"):
-            pytest.skip("a worker process cannot share an in-memory SQLite database")
+            pytest.fail("a worker process cannot share an in-memory SQLite database: set CELLSEARCH_TEST_DB")
         return f"sqlite:///{name}"
     if engine == "django.db.backends.postgresql":
         user, password = settings_dict.get("USER") or "", settings_dict.get("PASSWORD") or ""
@@ -95,7 +95,7 @@ def _database_url(settings_dict: dict) -> str:
         host = settings_dict.get("HOST") or "localhost"
         port = f":{settings_dict['PORT']}" if settings_dict.get("PORT") else ""
         return f"postgres://{auth}{host}{port}/{name}"
-    pytest.skip(f"no worker database URL for {engine}")
+    pytest.fail(f"no worker database URL for {engine}")
 
 
 class WorkerProcess:

@@ -21,10 +21,12 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 @pytest.fixture(scope="session")
 def chromium_browser():
-    """One headless Chromium for the session (skips where Playwright or Chromium is missing)."""
-    sync_api = pytest.importorskip("playwright.sync_api")
+    """One headless Chromium for the session. A missing browser fails the test, never skips
+    it: bin/test installs Debian's chromium, so its absence is a broken setup to see."""
+    from playwright import sync_api
+
     if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-        pytest.skip(f"no Chromium at {CHROMIUM} (set CELLSEARCH_CHROMIUM)")
+        pytest.fail(f"no Chromium at {CHROMIUM}: install Debian's chromium or set CELLSEARCH_CHROMIUM")
     # Playwright's sync API runs an event loop in this thread; Django's ORM calls the test makes
     # in between are still plain synchronous calls, so let them through.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
