@@ -19,9 +19,15 @@ class DartsUnsupportedError(ValueError):
     """The genotype has no DARTS form (a cell that concatenates, or another space's genotype)."""
 
 
+def genotype_in_format_order(genotype: dict) -> dict:
+    """The genotype with its keys in the documented order: PostgreSQL's jsonb stores keys
+    sorted its own way, and a downloaded or displayed genotype should read the same anywhere."""
+    return parse_genotype(genotype).to_dict()
+
+
 def genotype_json_bytes(genotype: dict) -> bytes:
     """The versioned genotype JSON (`{"format": "cellsearch.nasnet/1", ...}`), indented."""
-    return (json.dumps(genotype, indent=2) + "\n").encode()
+    return (json.dumps(genotype_in_format_order(genotype), indent=2) + "\n").encode()
 
 
 def genotype_darts(genotype: dict) -> str:

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET
 
 from searchcore.errors import SearchcoreError
 from webapp.cells.diagrams import cell_diagram_svg
-from webapp.cells.downloads import DartsUnsupportedError, genotype_darts, trial_has_checkpoint
+from webapp.cells.downloads import DartsUnsupportedError, genotype_darts, genotype_in_format_order, trial_has_checkpoint
 from webapp.trials.models import Trial
 from webapp.trials.selectors import trial_get_for_user
 
@@ -32,7 +32,7 @@ def inline_svg(document: bytes) -> str:
 def genotype_pretty(genotype: dict) -> str:
     """Genotype JSON for reading: one line per key, and one line per block of a cell."""
     lines = []
-    for key, value in genotype.items():
+    for key, value in genotype_in_format_order(genotype).items():
         if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
             items = ",\n".join(f"    {json.dumps(v)}" for v in value)
             lines.append(f"  {json.dumps(key)}: [\n{items}\n  ]")
