@@ -1,5 +1,3 @@
-import sys
+from searchcore.cli import main_exit
 
-from searchcore.cli import main
-
-sys.exit(main())
+main_exit()

@@ -44,6 +44,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def main_exit() -> None:
+    """The `searchcore` console script."""
+    sys.exit(main())
+
+
 # -- commands ---------------------------------------------------------------------------------
 
 def _cmd_search(args: argparse.Namespace) -> int:
@@ -87,8 +92,9 @@ def _cmd_describe(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info))
     else:
+        width = max(map(len, info))
         for key, value in info.items():
-            print(f"{key:>12}: {_human(value) if key in ('params', 'mult_adds') else value}")
+            print(f"{key:>{width}}: {_human(value) if key in ('params', 'mult_adds') else value}")
     return 0
 
 
