@@ -97,9 +97,9 @@ def configure(args) -> str:
     import django
 
     django.setup()
-    from django.db import connection
-
     import platform
+
+    from django.db import connection
 
     version = connection.Database.sqlite_version if connection.vendor == "sqlite" else ""
     return (f"{connection.vendor} {version} {connection.settings_dict['NAME']} (Python {platform.python_version()}, "

@@ -9,9 +9,10 @@ import argparse
 import importlib
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from searchcore.errors import ConfigError, SearchcoreError
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import bisect
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 
 def topk_curves(trials: Iterable[tuple[str, float | None]], ks: Sequence[int]) -> dict[int, list[float | None]]:

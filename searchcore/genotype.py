@@ -14,8 +14,9 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from searchcore.errors import GenotypeError
 from searchcore.opnames import ALL_OPS, COMBINE_OPS

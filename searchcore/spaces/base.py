@@ -8,8 +8,9 @@ A space is a fixed sequence of categorical decisions. Controllers sample them on
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from searchcore.errors import ConfigError, GenotypeError, SpaceExhaustedError
-from searchcore.genotype import check_format, loads_json, sha256_of, register_format
+from searchcore.genotype import check_format, loads_json, register_format, sha256_of
 from searchcore.spaces.base import Decision, SearchSpace
 
 MACRO_FORMAT = "cellsearch.macro/1"

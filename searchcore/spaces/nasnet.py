@@ -7,7 +7,8 @@ them. That is the controller's 2 × 5B softmaxes.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

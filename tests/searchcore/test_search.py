@@ -5,8 +5,8 @@ import json
 import pytest
 
 from searchcore.errors import ConfigError
-from searchcore.search import RunDirectory, SearchConfig, run_search
 from searchcore.proxy import ProxyConfig
+from searchcore.search import RunDirectory, SearchConfig, run_search
 from searchcore.train import TrainingDivergedError, TrainResult
 
 TINY = ProxyConfig(dataset="digits", epochs=1, cells=1, filters=48, batch_size=64)

@@ -9,7 +9,6 @@ from django.shortcuts import get_object_or_404
 from webapp.searches.models import Search
 from webapp.trials.models import Trial
 
-
 #: The largest primary key the database stores (a 64-bit BigAutoField).
 MAX_ID = 2**63 - 1
 

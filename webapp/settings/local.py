@@ -2,9 +2,9 @@
 
 import secrets
 
+from webapp.env import env_bool, env_str
 from webapp.settings.base import *  # noqa: F401,F403
 from webapp.settings.base import VAR_DIR
-from webapp.env import env_bool, env_str
 
 DEBUG = env_bool("DJANGO_DEBUG", True)
 

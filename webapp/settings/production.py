@@ -1,7 +1,7 @@
 """Many machines: everything secret or site-specific must come from the environment."""
 
-from webapp.settings.base import *  # noqa: F401,F403
 from webapp.env import env_bool, env_int, env_str
+from webapp.settings.base import *  # noqa: F401,F403
 
 DEBUG = False
 SECRET_KEY = env_str("DJANGO_SECRET_KEY")
