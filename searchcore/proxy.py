@@ -18,6 +18,10 @@ from searchcore.registry import Registry
 
 #: Seeds fit the database's integer columns and every RNG that takes them.
 MAX_SEED = 2**31 - 1
+#: Bounds past which a proxy stops being a proxy (the paper's largest network is 6@4032 at
+#: 331 px); they keep one request from asking a worker for more memory than any GPU has.
+MAX_FILTERS = 4032
+MAX_IMAGE_SIZE = 512
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
@@ -114,15 +118,17 @@ class ProxyConfig:
             if default is not None and type(value) is not type(default):
                 raise ConfigError(f"proxy config: dataset_options: {key} must be {type(default).__name__} "
                                   f"like its default {default!r}, got {value!r}")
-        need(self.cells >= 1, "cells", "at least 1")
+            if key == "image_size" and not 4 <= value <= MAX_IMAGE_SIZE:
+                raise ConfigError(f"proxy config: dataset_options: image_size must be in 4..{MAX_IMAGE_SIZE}, got {value!r}")
+        need(1 <= self.cells <= 20, "cells", "in 1..20")
         smallest = FILTERS_PER_CONV_FILTER * MIN_CELL_FILTERS  # the proxy network uses the CIFAR stem
         need(
-            self.filters >= smallest and self.filters % FILTERS_PER_CONV_FILTER == 0,
-            "filters", f"a multiple of {FILTERS_PER_CONV_FILTER} of at least {smallest} (F = 24 x the builder's "
+            smallest <= self.filters <= MAX_FILTERS and self.filters % FILTERS_PER_CONV_FILTER == 0,
+            "filters", f"a multiple of {FILTERS_PER_CONV_FILTER} in {smallest}..{MAX_FILTERS} (F = 24 x the builder's "
             "base filters, and every cell needs 2)",
         )
-        need(self.epochs >= 1, "epochs", "at least 1")
-        need(self.batch_size >= 2, "batch_size", "at least 2 (batch norm needs two images)")
+        need(1 <= self.epochs <= 10_000, "epochs", "in 1..10000")
+        need(2 <= self.batch_size <= 65_536, "batch_size", "in 2..65536 (batch norm needs two images)")
         need(self.lr > 0, "lr", "positive")
         need(0 <= self.momentum < 1, "momentum", "in [0, 1)")
         need(self.weight_decay >= 0, "weight_decay", "non-negative")
@@ -130,7 +136,7 @@ class ProxyConfig:
         need(self.grad_clip >= 0, "grad_clip", "non-negative (0 = off)")
         need(0 < self.drop_path_keep <= 1, "drop_path_keep", "in (0, 1]")
         need(self.auxiliary_weight >= 0, "auxiliary_weight", "non-negative (0 = no auxiliary head)")
-        need(self.cutout >= 0, "cutout", "non-negative (0 = off)")
+        need(0 <= self.cutout <= 1024, "cutout", "in 0..1024 (0 = off)")
         need(self.reward in REWARDS, "reward", f"one of {', '.join(REWARDS)}")
         need(0 <= self.seed <= MAX_SEED, "seed", f"in 0..{MAX_SEED}")
         need(re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device) is not None, "device", "auto, cpu, cuda or cuda:N")

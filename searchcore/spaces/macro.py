@@ -179,6 +179,10 @@ def _layer_from_dict(raw: Any, index: int) -> MacroLayer:
 register_format(MACRO_FORMAT, MacroGenotype.from_dict)
 
 
+#: NAS v1 searched 15 to 20 layers; the skip decisions grow with the square of the depth.
+MAX_LAYERS = 50
+
+
 class MacroSpace(SearchSpace):
     """`num_layers` convolutions. Per layer, in the controller's token order (paper Figure 2):
     filter height, filter width, a stride when more than one is allowed, number of filters;
@@ -197,12 +201,12 @@ class MacroSpace(SearchSpace):
         strides: Sequence[int] = (1,),
         skip_connections: bool = True,
     ) -> None:
-        if not _is_int(num_layers) or num_layers < 1:
-            raise ConfigError(f"num_layers must be a positive integer, got {num_layers!r}")
+        if not _is_int(num_layers) or not 1 <= num_layers <= MAX_LAYERS:
+            raise ConfigError(f"num_layers must be a whole number in 1..{MAX_LAYERS}, got {num_layers!r}")
         self.num_layers = num_layers
-        self.filter_sizes = _choices("filter_sizes", filter_sizes, odd=True)
-        self.num_filters = _choices("num_filters", num_filters)
-        self.strides = _choices("strides", strides)
+        self.filter_sizes = _choices("filter_sizes", filter_sizes, most=15, odd=True)
+        self.num_filters = _choices("num_filters", num_filters, most=2048)
+        self.strides = _choices("strides", strides, most=4)
         self.skip_connections = bool(skip_connections)
         self._decisions = tuple(self._make_decisions())
 
@@ -298,13 +302,12 @@ class MacroSpace(SearchSpace):
         return genotype
 
 
-def _choices(name: str, values: Sequence[int], odd: bool = False) -> tuple[int, ...]:
-    """Validate a constructor's list of options: distinct positive (odd) integers."""
-    values = tuple(values)
-    kind = "positive odd integers" if odd else "positive integers"
-    if not values or len(set(values)) != len(values):
-        raise ConfigError(f"{name} must be a non-empty list of distinct {kind}, got {list(values)}")
+def _choices(name: str, values: Sequence[int], most: int, odd: bool = False) -> tuple[int, ...]:
+    """Validate a constructor's list of options: distinct (odd) integers in 1..most."""
+    kind = f"{'odd ' if odd else ''}integers in 1..{most}"
+    if not isinstance(values, (list, tuple)) or not values or len(set(values)) != len(values):
+        raise ConfigError(f"{name} must be a non-empty list of distinct {kind}, got {values!r}")
     for value in values:
-        if not _is_int(value) or value < 1 or (odd and value % 2 == 0):
+        if not _is_int(value) or not 1 <= value <= most or (odd and value % 2 == 0):
             raise ConfigError(f"{name} must hold {kind}, got {value!r}")
-    return values
+    return tuple(values)

@@ -18,6 +18,9 @@ from searchcore.opnames import ALL_OPS, COMBINE_OPS, NASNET_OPS
 from searchcore.spaces.base import Decision, SearchSpace
 
 DECISIONS_PER_BLOCK = 5
+#: The canonical hash tries every topological order of a cell's blocks (at most B!), so B
+#: stays small; the paper searched B = 5.
+MAX_BLOCKS = 7
 
 
 class NasnetCellSpace(SearchSpace):
@@ -31,17 +34,11 @@ class NasnetCellSpace(SearchSpace):
         ops: Sequence[str] = NASNET_OPS,
         combines: Sequence[str] = COMBINE_OPS,
     ) -> None:
-        if num_blocks < 1:
-            raise ConfigError(f"num_blocks must be at least 1, got {num_blocks}")
-        unknown = [op for op in ops if op not in ALL_OPS]
-        if unknown:
-            raise ConfigError(f"unknown op {unknown[0]!r}; known: {', '.join(ALL_OPS)}")
-        bad = [c for c in combines if c not in COMBINE_OPS]
-        if bad or not combines:
-            raise ConfigError(f"combines must be a non-empty subset of {', '.join(COMBINE_OPS)}")
+        if isinstance(num_blocks, bool) or not isinstance(num_blocks, int) or not 1 <= num_blocks <= MAX_BLOCKS:
+            raise ConfigError(f"num_blocks must be a whole number in 1..{MAX_BLOCKS}, got {num_blocks!r}")
         self.num_blocks = num_blocks
-        self.ops = tuple(ops)
-        self.combines = tuple(combines)
+        self.ops = _subset("ops", ops, ALL_OPS)
+        self.combines = _subset("combines", combines, COMBINE_OPS)
         self._decisions = tuple(self._make_decisions())
 
     def _make_decisions(self):
@@ -122,3 +119,15 @@ class NasnetCellSpace(SearchSpace):
         genotype = Genotype.from_dict(data)
         self._check_fits(genotype)
         return genotype
+
+
+def _subset(name: str, values: Sequence[str], known: Sequence[str]) -> tuple[str, ...]:
+    """A non-empty list of distinct names, each one of `known`."""
+    if isinstance(values, str) or not isinstance(values, (list, tuple)) or not values:
+        raise ConfigError(f"{name} must be a non-empty list of names from {', '.join(known)}, got {values!r}")
+    for value in values:
+        if value not in known:
+            raise ConfigError(f"{name}: {value!r} is not one of {', '.join(known)}")
+    if len(set(values)) != len(values):
+        raise ConfigError(f"{name} repeats a name: {list(values)}")
+    return tuple(values)

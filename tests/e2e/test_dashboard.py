@@ -77,7 +77,7 @@ def test_launch_watch_inspect_and_compare(page, live_server, celery_worker_proce
     page.fill("#id_batch_size", "128")
     page.fill("#id_epochs", "0")  # first a mistake: the error shows next to its field
     page.click("text=Launch search")
-    assert "at least 1" in page.locator("#errors-epochs").inner_text()
+    assert "in 1..10000" in page.locator("#errors-epochs").inner_text()
     page.screenshot(path=str(SCREENSHOTS / "e2e-form.png"), full_page=True)
     assert not Search.objects.exists()
     page.fill("#id_epochs", "1")

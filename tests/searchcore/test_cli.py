@@ -133,7 +133,7 @@ def test_a_non_json_genotype_file_exits_2(tmp_path, capsys):
     (["render", "nasnet-a", "-o", "{tmp}/missing/dir/x.svg"], "No such file or directory"),
     (["render", "nasnet-a", "-o", "{tmp}"], "Is a directory"),
     (["search", "--out", "{tmp}/run", "--space-option", "foo=1"], "unexpected keyword argument 'foo'"),
-    (["search", "--out", "{tmp}/run", "--filters", "24"], "filters must be a multiple of 24 of at least 48"),
+    (["search", "--out", "{tmp}/run", "--filters", "24"], "filters must be a multiple of 24 in 48..4032"),
     (["search", "--out", "{tmp}/run", "--strategy", "ppo", "--strategy-option", "entropy_weight=NaN"],
      "must be a finite number"),
     (["describe", "--genotype", sys.executable], "not text"),

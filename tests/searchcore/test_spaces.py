@@ -66,3 +66,17 @@ def test_nasnet_space_has_the_papers_2x5B_decisions():
 def test_unknown_space_lists_the_known_ones():
     with pytest.raises(UnknownNameError, match="unknown search space 'cells'; known: .*nasnet"):
         create_space("cells")
+
+
+@pytest.mark.parametrize(("name", "options", "message"), [
+    ("nasnet", {"num_blocks": 8}, r"num_blocks must be a whole number in 1\.\.7"),
+    ("nasnet", {"ops": "conv_1x1"}, "ops must be a non-empty list"),
+    ("nasnet", {"combines": ["add", "add"]}, "combines repeats a name"),
+    ("macro", {"num_layers": 10**9}, r"num_layers must be a whole number in 1\.\.50"),
+    ("macro", {"num_filters": [24, 10**6]}, r"num_filters must hold integers in 1\.\.2048"),
+])
+def test_space_options_are_bounded(name, options, message):
+    from searchcore.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        create_space(name, **options)

@@ -224,9 +224,9 @@ def _errors_of(html: str, field: str) -> str:
 @pytest.mark.parametrize(("changes", "field", "text"), [
     ({"budget": "0"}, "budget", "greater than or equal to 1"),
     ({"budget": "many"}, "budget", "whole number"),
-    ({"epochs": "0"}, "epochs", "at least 1"),  # from ProxyConfig, via the service's "proxy.epochs"
+    ({"epochs": "0"}, "epochs", "in 1..10000"),  # from ProxyConfig, via the service's "proxy.epochs"
     ({"filters": "50"}, "filters", "multiple of 24"),
-    ({"batch_size": "1"}, "batch_size", "at least 2"),
+    ({"batch_size": "1"}, "batch_size", "in 2..65536"),
     ({"parallelism": "5"}, "parallelism", "must not exceed the budget"),
     ({"strategy_options": "{not json"}, "strategy_options", "Not valid JSON"),
     ({"strategy_options": "[1, 2]"}, "strategy_options", "JSON object"),

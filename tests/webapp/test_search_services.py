@@ -323,3 +323,38 @@ def test_the_services_import_no_torch():
             "sys.exit(3 if 'torch' in sys.modules else 0)")
     env = {**__import__("os").environ, "DJANGO_SETTINGS_MODULE": "webapp.settings.test"}
     assert subprocess.run([sys.executable, "-c", code], env=env, timeout=120, check=False).returncode == 0
+
+
+def test_a_search_whose_first_trials_all_fail_stops_with_the_first_error(make_search):
+    search = make_search(budget=10, parallelism=3)
+    search_advance(search_id=search.pk)
+    for trial in search.trials.all():
+        fail(trial)
+    search_advance(search_id=search.pk)
+    search.refresh_from_db()
+    assert search.status == Search.Status.FAILED
+    assert search.error == ("the first 3 trials all failed, so the settings are likely at fault; "
+                            "the first error: Boom: it broke")
+
+
+def test_one_finished_trial_keeps_a_search_going_through_failures(make_search):
+    search = make_search(budget=10, parallelism=3)
+    search_advance(search_id=search.pk)
+    first, *others = search.trials.order_by("index")
+    finish(first, 0.5)
+    for trial in others:
+        fail(trial)
+    search_advance(search_id=search.pk)
+    search.refresh_from_db()
+    assert search.status == Search.Status.RUNNING and len(in_flight(search)) == 3
+
+
+@pytest.mark.parametrize(("space_options", "message"), [
+    ({"num_blocks": 10**20}, "num_blocks must be a whole number in 1..7"),
+    ({"ops": []}, "ops must be a non-empty list"),
+    ({"ops": "conv_1x1"}, "ops must be a non-empty list"),
+])
+def test_space_options_that_would_exhaust_memory_or_break_sampling_are_refused(make_search, space_options, message):
+    with pytest.raises(ValidationError) as caught:
+        make_search(space_options=space_options)
+    assert message in caught.value.message_dict["space_options"][0]

@@ -338,7 +338,7 @@ class CompareApi(APIView):
             strategy = serializers.CharField()
             curves = serializers.DictField(
                 child=serializers.ListField(child=serializers.FloatField(allow_null=True)),
-                help_text="k to one value per trial sampled (null until k unique cells exist).")
+                help_text="k to one value per point of `x` (null until k unique cells exist).")
 
             class Meta:
                 ref_name = "CompareRun"
@@ -363,9 +363,12 @@ class CompareApi(APIView):
             class Meta:
                 ref_name = "CompareSearch"
 
-        x = serializers.CharField()
-        y = serializers.CharField()
+        x_label = serializers.CharField()
+        y_label = serializers.CharField()
         top = serializers.ListField(child=serializers.IntegerField())
+        x = serializers.ListField(
+            child=serializers.IntegerField(),
+            help_text="Numbers of models sampled that the curves' values belong to (long curves are thinned).")
         runs = RunSerializer(many=True)
         strategies = StrategySerializer(many=True)
         searches = SearchSerializer(many=True)

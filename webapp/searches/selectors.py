@@ -84,7 +84,9 @@ def compare_curves(*, searches: list[Search], ks: list[int]) -> dict:
 
     runs = []
     for search in searches:
-        trials = search.trials.order_by("index").values_list("cell_hash", "reward", "status")
+        # Models sampled = trials evaluated (finished or failed), in the order they were asked;
+        # trials still waiting or cancelled were never evaluated.
+        trials = search.trials.filter(status__in=Trial.DONE).order_by("index").values_list("cell_hash", "reward", "status")
         points = ((h, r if status == Trial.Status.FINISHED else None) for h, r, status in trials.iterator())
         runs.append(RunCurves(label=f"#{search.pk} {search}", strategy=search.strategy,
                               curves=topk_curves(points, ks)))

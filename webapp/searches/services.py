@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 MAX_BUDGET = 1_000_000
 MAX_PARALLELISM = 1024
 MAX_SEED = 2**31 - 1
+#: A search whose first trials all fail stops after this many (fewer when its budget is smaller).
+FAILURES_BEFORE_GIVING_UP = 3
 
 #: The broker queue `train_trial` messages wait in (settings.CELERY_TASK_ROUTES).
 GPU_QUEUE = "gpu"
@@ -300,8 +302,9 @@ def _reusable_trial(search: Search, cell_hash: str) -> Trial | None:
     )
 
 
-class _StrategyFailed(Exception):
-    """The strategy itself failed (not the database): the search fails with this message."""
+class _SearchCannotGoOn(Exception):
+    """The strategy failed, or every trial so far failed (bad settings, not the database):
+    the search fails with this message."""
 
 
 def search_advance(*, search_id: int) -> list[int]:
@@ -312,7 +315,7 @@ def search_advance(*, search_id: int) -> list[int]:
     finish (their results still count for the team's cells)."""
     try:
         return _advance(search_id)
-    except _StrategyFailed as exc:
+    except _SearchCannotGoOn as exc:
         _search_fail(search_id=search_id, error=str(exc))
         return []
 
@@ -330,7 +333,7 @@ def _advance(search_id: int) -> list[int]:
     except DatabaseError:
         raise
     except Exception as exc:
-        raise _StrategyFailed(f"could not load the strategy: {type(exc).__name__}: {exc}") from exc
+        raise _SearchCannotGoOn(f"could not load the strategy: {type(exc).__name__}: {exc}") from exc
 
     # Tell every result not told yet, in the order the cells were asked.
     untold = list(search.trials.filter(told=False, status__in=Trial.DONE).order_by("index")
@@ -339,6 +342,7 @@ def _advance(search_id: int) -> list[int]:
         _call(strategy.tell, index, reward if status == Trial.Status.FINISHED else None)
     if untold:
         Trial.objects.filter(pk__in=[row[0] for row in untold]).update(told=True)
+        _give_up_if_every_trial_fails(search)
 
     queued: list[tuple[int, str]] = []
     issued_before = search.trials_issued
@@ -358,9 +362,9 @@ def _advance(search_id: int) -> list[int]:
             except DatabaseError:
                 raise
             except Exception as exc:
-                raise _StrategyFailed(f"{type(exc).__name__}: {exc}") from exc
+                raise _SearchCannotGoOn(f"{type(exc).__name__}: {exc}") from exc
             if proposal.trial_id != search.trials_issued:
-                raise _StrategyFailed(f"the strategy asked trial {proposal.trial_id}, expected {search.trials_issued}")
+                raise _SearchCannotGoOn(f"the strategy asked trial {proposal.trial_id}, expected {search.trials_issued}")
             genotype = proposal.genotype.to_dict()
             cell = cell_get_or_create(cell_hash=proposal.cell_hash, genotype=_canonical_dict(proposal.genotype),
                                       space=search.space)
@@ -400,6 +404,17 @@ def _advance(search_id: int) -> list[int]:
     return [trial_id for trial_id, _ in queued]
 
 
+def _give_up_if_every_trial_fails(search: Search) -> None:
+    """The first trials all failing means the settings are at fault (a dataset missing on the
+    workers, a device they lack), not the cells: stop instead of failing the whole budget."""
+    if search.trials.filter(status=Trial.Status.FINISHED).exists():
+        return
+    failed = search.trials.filter(status=Trial.Status.FAILED).order_by("index")
+    if failed.count() >= min(FAILURES_BEFORE_GIVING_UP, search.budget):
+        raise _SearchCannotGoOn(f"the first {failed.count()} trials all failed, so the settings are likely at "
+                                f"fault; the first error: {failed.first().error}")
+
+
 def _call(method, *args):
     """Call into the strategy; its own errors fail the search, database errors propagate."""
     try:
@@ -407,7 +422,7 @@ def _call(method, *args):
     except DatabaseError:
         raise
     except Exception as exc:
-        raise _StrategyFailed(f"{type(exc).__name__}: {exc}") from exc
+        raise _SearchCannotGoOn(f"{type(exc).__name__}: {exc}") from exc
 
 
 @transaction.atomic

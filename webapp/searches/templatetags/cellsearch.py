@@ -54,3 +54,11 @@ def elapsed(start, end) -> str:
     if not start or not end:
         return "—"
     return seconds((end - start).total_seconds())
+
+
+@register.filter
+def proxy_summary(proxy: dict) -> str:
+    """A proxy config in the paper's terms: "N@F, E epochs, batch B" (e.g. "2@96, 10 epochs, batch 64")."""
+    if not proxy:
+        return ""
+    return f"{proxy.get('cells')}@{proxy.get('filters')}, {proxy.get('epochs')} epochs, batch {proxy.get('batch_size')}"
