@@ -23,6 +23,9 @@ from searchcore.opnames import ALL_OPS, COMBINE_OPS
 
 NASNET_FORMAT = "cellsearch.nasnet/1"
 NUM_CELL_INPUTS = 2
+#: The canonical hash tries every topological order of a cell's blocks, at most B! (8! takes
+#: about a second in the worst case, every block independent); the paper uses B = 5.
+MAX_BLOCKS = 8
 
 
 @dataclass(frozen=True)
@@ -60,8 +63,8 @@ class Cell:
 
     def validate(self, name: str) -> None:
         """Raise `GenotypeError` naming the cell, block and field at fault."""
-        if not self.blocks:
-            raise GenotypeError(f"{name} cell: has no blocks")
+        if not 1 <= len(self.blocks) <= MAX_BLOCKS:
+            raise GenotypeError(f"{name} cell: has {len(self.blocks)} blocks; a cell has 1..{MAX_BLOCKS}")
         for k, block in enumerate(self.blocks):
             where = f"{name} cell, block {k}"
             if len(block.inputs) != 2:

@@ -13,14 +13,11 @@ from typing import Any
 import numpy as np
 
 from searchcore.errors import ConfigError, GenotypeError
-from searchcore.genotype import NUM_CELL_INPUTS, Block, Cell, Genotype, cells_of
+from searchcore.genotype import MAX_BLOCKS, NUM_CELL_INPUTS, Block, Cell, Genotype, cells_of
 from searchcore.opnames import ALL_OPS, COMBINE_OPS, NASNET_OPS
 from searchcore.spaces.base import Decision, SearchSpace
 
 DECISIONS_PER_BLOCK = 5
-#: The canonical hash tries every topological order of a cell's blocks (at most B!), so B
-#: stays small; the paper searched B = 5.
-MAX_BLOCKS = 7
 
 
 class NasnetCellSpace(SearchSpace):

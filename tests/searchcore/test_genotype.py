@@ -252,7 +252,7 @@ def _drop(path):
         pytest.param(_set(["normal", 0, "weights"], [1, 1]),
                      ["normal cell", "block 0", "unknown field 'weights'"], id="unknown-block-field"),
         pytest.param(_drop(["reduction"]), ["reduction cell", "list of blocks"], id="missing-cell"),
-        pytest.param(_set(["normal"], []), ["normal cell", "no blocks"], id="empty-cell"),
+        pytest.param(_set(["normal"], []), ["normal cell", "has 0 blocks; a cell has 1..8"], id="empty-cell"),
         pytest.param(_set(["normal_concat"], [2, 3, 4, 5]),
                      ["normal cell", "block 4", "dead"], id="dead-block-with-explicit-concat"),
         pytest.param(_set(["reduction_concat"], [2, 2, 4, 5, 6]),

@@ -69,7 +69,7 @@ def test_unknown_space_lists_the_known_ones():
 
 
 @pytest.mark.parametrize(("name", "options", "message"), [
-    ("nasnet", {"num_blocks": 8}, r"num_blocks must be a whole number in 1\.\.7"),
+    ("nasnet", {"num_blocks": 9}, r"num_blocks must be a whole number in 1\.\.8"),
     ("nasnet", {"ops": "conv_1x1"}, "ops must be a non-empty list"),
     ("nasnet", {"combines": ["add", "add"]}, "combines repeats a name"),
     ("macro", {"num_layers": 10**9}, r"num_layers must be a whole number in 1\.\.50"),

@@ -350,7 +350,7 @@ def test_one_finished_trial_keeps_a_search_going_through_failures(make_search):
 
 
 @pytest.mark.parametrize(("space_options", "message"), [
-    ({"num_blocks": 10**20}, "num_blocks must be a whole number in 1..7"),
+    ({"num_blocks": 10**20}, "num_blocks must be a whole number in 1..8"),
     ({"ops": []}, "ops must be a non-empty list"),
     ({"ops": "conv_1x1"}, "ops must be a non-empty list"),
 ])
