@@ -566,3 +566,8 @@ def test_teammates_share_searches_trials_and_cells(client, user):
     assert client.get(f"/searches/{search.pk}/").status_code == 200
     assert client.get(f"/trials/{trial.pk}/").status_code == 200
     assert f'href="/trials/{trial.pk}/"'.encode() in client.get("/cells/").content
+
+
+def test_the_favicon_needs_no_login(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"].endswith("favicon.svg")
