@@ -60,7 +60,6 @@ def _cmd_search(args: argparse.Namespace) -> int:
         proxy=_proxy_config(args), space_options=_options(args.space_option),
         strategy_options=_options(args.strategy_option), keep_checkpoints=args.keep_checkpoints,
     )
-    _check_registered(config)
     records = run_search(config, args.out, progress=not args.quiet)
     finished = [r for r in records if r.reward is not None]
     best = max(finished, key=lambda r: r.reward, default=None)
@@ -191,17 +190,6 @@ _REGISTRIES = {
 def _registry(what: str):
     module, name = _REGISTRIES[what]
     return getattr(importlib.import_module(module), name)
-
-
-def _check_registered(config) -> None:
-    """Fail before any file is written when a name is unknown."""
-    from searchcore.data import DATASETS
-    from searchcore.spaces import SPACES
-    from searchcore.strategies import STRATEGIES
-
-    SPACES.get(config.space)
-    STRATEGIES.get(config.strategy)
-    DATASETS.get(config.proxy.dataset)
 
 
 def _options(pairs: list[str] | None) -> dict[str, Any]:

@@ -108,15 +108,20 @@ def test_json_names_its_format_and_spells_out_only_explicit_concats(genotype):
         assert len(data[name]) == len(cell.blocks)
 
 
+def draw_block(data, genotype) -> tuple[str, int, Block]:
+    """A random block of a random cell: (cell name, block index, block)."""
+    which = data.draw(st.sampled_from(["normal", "reduction"]))
+    blocks = getattr(genotype, which).blocks
+    k = data.draw(st.integers(0, len(blocks) - 1))
+    return which, k, blocks[k]
+
+
 # -- canonical hash: what counts as the same cell ----------------------------------------------
 
 @examples
 @given(genotypes, st.data())
 def test_hash_ignores_the_order_of_an_add_blocks_branches(genotype, data):
-    which = data.draw(st.sampled_from(["normal", "reduction"]))
-    cell = getattr(genotype, which)
-    k = data.draw(st.integers(0, len(cell.blocks) - 1))
-    block = cell.blocks[k]
+    which, k, block = draw_block(data, genotype)
     before = with_block(genotype, which, k, Block(block.inputs, block.ops, "add"))
     after = with_block(genotype, which, k, Block(block.inputs[::-1], block.ops[::-1], "add"))
     assert before.canonical_hash() == after.canonical_hash()
@@ -155,11 +160,8 @@ def test_canonical_is_idempotent(genotype):
 def test_changing_one_op_changes_the_hash(genotype, data):
     # Every block of a valid cell reaches the output, and a renumbering keeps the multiset of
     # ops, so a different op is always a different network.
-    which = data.draw(st.sampled_from(["normal", "reduction"]))
-    cell = getattr(genotype, which)
-    k = data.draw(st.integers(0, len(cell.blocks) - 1))
+    which, k, block = draw_block(data, genotype)
     j = data.draw(st.integers(0, 1))
-    block = cell.blocks[k]
     new_op = data.draw(st.sampled_from([op for op in ALL_OPS if op != block.ops[j]]))
     ops = tuple(new_op if i == j else op for i, op in enumerate(block.ops))
     changed = with_block(genotype, which, k, Block(block.inputs, ops, block.combine))
@@ -169,11 +171,9 @@ def test_changing_one_op_changes_the_hash(genotype, data):
 @examples
 @given(genotypes, st.data())
 def test_concat_blocks_are_not_commutative(genotype, data):
-    which = data.draw(st.sampled_from(["normal", "reduction"]))
-    cell = getattr(genotype, which)
-    k = data.draw(st.integers(0, len(cell.blocks) - 1))
+    which, k, block = draw_block(data, genotype)
     op_a, op_b = data.draw(st.lists(st.sampled_from(ALL_OPS), min_size=2, max_size=2, unique=True))
-    inputs = cell.blocks[k].inputs
+    inputs = block.inputs
     original = with_block(genotype, which, k, Block(inputs, (op_a, op_b), "concat"))
     swapped = with_block(genotype, which, k, Block(inputs[::-1], (op_b, op_a), "concat"))
     assert original.canonical_hash() != swapped.canonical_hash()
