@@ -22,6 +22,10 @@ from searchcore.errors import GenotypeError
 from searchcore.opnames import ALL_OPS, COMBINE_OPS
 
 NASNET_FORMAT = "cellsearch.nasnet/1"
+#: Version of the canonical form that `canonical_hash` digests. Version 1 sorted only an add
+#: block's branches; 2 sorts a concat block's too (the 1×1 projection after a concat makes the
+#: branch order a permutation of its weights). Hashes stored under an older version are migrated.
+CANONICAL_HASH_VERSION = 2
 NUM_CELL_INPUTS = 2
 #: The canonical hash tries every topological order of a cell's blocks, at most B! (8! takes
 #: about a second in the worst case, every block independent); the paper uses B = 5.
@@ -119,7 +123,7 @@ class Cell:
     def canonical(self) -> Cell:
         """The same graph with blocks renumbered into one canonical order.
 
-        Equivalent cells (add's branches swapped, blocks renumbered without changing the
+        Equivalent cells (a block's branches swapped, blocks renumbered without changing the
         graph, an implicit concat spelled out) map to the same canonical cell. We try every
         topological order of the blocks (at most B! = 120 for B = 5) and keep the smallest.
         """
@@ -139,10 +143,9 @@ class Cell:
 
 
 def _renumbered(block: Block, new_index: Mapping[int, int]) -> Block:
-    branches = [(new_index[i], op) for i, op in zip(block.inputs, block.ops)]
-    if block.combine == "add":
-        branches.sort()
-    (a, op_a), (b, op_b) = branches
+    """The block under the new numbering, its branches sorted: addition commutes, and a concat's
+    branch order only permutes the channels its 1×1 projection reads (CANONICAL_HASH_VERSION 2)."""
+    (a, op_a), (b, op_b) = sorted((new_index[i], op) for i, op in zip(block.inputs, block.ops))
     return Block(inputs=(a, b), ops=(op_a, op_b), combine=block.combine)
 
 

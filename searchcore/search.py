@@ -12,6 +12,11 @@ Order of writes per trial: ask, save state.pt (the trial is now pending), train,
 trial to trials.jsonl, tell, save state.pt. A crash anywhere leaves either a pending trial
 with no record (trained again on resume) or a record the strategy was not told (told on
 resume), so no trial is lost and none is told twice.
+
+A cell the run has already recorded is not trained again: its new record copies the first
+record's result (`reused_from`), failure included, since only a diverged loss or running out of
+memory, the cell's own doing, fails a trial here. It is still a sampled model, told to the
+strategy and counted in Figure 6.
 """
 
 from __future__ import annotations
@@ -91,6 +96,8 @@ class TrialRecord:
     seconds: float = 0.0
     error: str | None = None
     finished_at: float = field(default_factory=time.time)
+    #: The trial whose result this one copies, when its cell was sampled before in the run.
+    reused_from: int | None = None
 
 
 class RunDirectory:
@@ -222,6 +229,9 @@ def run_search(
             strategy.tell(record.trial_id, record.reward)
             del pending[record.trial_id]
     run.save_state(strategy.state_dict(), pending)
+    trained: dict[str, TrialRecord] = {}  # cell hash -> its first record, the one that trained it
+    for record in records:
+        trained.setdefault(record.cell_hash, record)
 
     bar = _progress_bar(config.budget, len(records), progress)
     try:
@@ -231,7 +241,12 @@ def run_search(
             pending[proposal.trial_id] = proposal.genotype.to_dict()
             run.save_state(strategy.state_dict(), pending)
 
-            record = _train_trial(proposal, config, run, train, data)
+            source = trained.get(proposal.cell_hash)
+            if source is None:
+                record = _train_trial(proposal, config, run, train, data)
+                trained[record.cell_hash] = record
+            else:
+                record = _reused_record(proposal, source)
             run.append_trial(record)
             records.append(record)
             strategy.tell(proposal.trial_id, record.reward)
@@ -253,6 +268,13 @@ def _proposal_from_dict(trial_id: int, genotype_dict: dict[str, Any]) -> Proposa
     """A pending trial saved before a crash, to be trained again."""
     genotype = parse_genotype(genotype_dict)
     return Proposal(trial_id=trial_id, genotype=genotype, cell_hash=genotype.canonical_hash())
+
+
+def _reused_record(proposal: Proposal, source: TrialRecord) -> TrialRecord:
+    """A repeat of `source`'s cell: its result, copied rather than trained again."""
+    return TrialRecord(trial_id=proposal.trial_id, cell_hash=proposal.cell_hash, genotype=proposal.genotype.to_dict(),
+                       status=source.status, reward=source.reward, val_acc=source.val_acc, params=source.params,
+                       mult_adds=source.mult_adds, error=source.error, reused_from=source.trial_id)
 
 
 def _train_trial(proposal: Proposal, config: SearchConfig, run: RunDirectory, train: TrainFn, data) -> TrialRecord:

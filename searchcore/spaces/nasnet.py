@@ -92,25 +92,23 @@ class NasnetCellSpace(SearchSpace):
                     raise GenotypeError(f"{name} cell, block {k}: combine {block.combine!r} is not in this space")
 
     def mutate(self, genotype: Genotype, rng: np.random.Generator) -> Genotype:
-        """Real et al. (2019): a hidden-state mutation or an op mutation, in one cell.
+        """Real et al. (2019): pick the Normal or the Reduction cell, then one of its blocks ("one
+        of the five pairwise combinations"), then one of the block's decisions, and replace its
+        choice with another. The paper's four are a hidden state or an op of either branch (the
+        hidden-state and the op mutations); where this space offers more than one combine, the
+        block's combine is a fifth (the combine mutation; the paper's space only adds).
 
-        Draws until the result differs from the parent, as the paper's mutations always
-        change something.
+        The new choice is drawn among the others, so the child always differs from its parent.
+        The identity mutation is the strategy's to make.
         """
+        steps = [0, 1, *([2, 3] if len(self.ops) > 1 else []), *([4] if len(self.combines) > 1 else [])]
+        cell = int(rng.integers(2))
+        k = int(rng.integers(self.num_blocks))
+        position = (cell * self.num_blocks + k) * DECISIONS_PER_BLOCK + steps[int(rng.integers(len(steps)))]
         actions = self.encode(genotype)
-        while True:
-            child = list(actions)
-            cell = int(rng.integers(2))
-            k = int(rng.integers(self.num_blocks))
-            branch = int(rng.integers(2))
-            start = (cell * self.num_blocks + k) * DECISIONS_PER_BLOCK
-            if rng.random() < 0.5:  # hidden-state mutation
-                position = start + branch
-            else:  # op mutation
-                position = start + 2 + branch
-            child[position] = int(rng.integers(self._decisions[position].size))
-            if child != actions:
-                return self.decode(child)
+        size = self._decisions[position].size
+        actions[position] = (actions[position] + 1 + int(rng.integers(size - 1))) % size
+        return self.decode(actions)
 
     def genotype_from_dict(self, data: Mapping[str, Any]) -> Genotype:
         genotype = Genotype.from_dict(data)

@@ -5,6 +5,11 @@ It never trains anything itself, so the same object serves a synchronous CLI loo
 of asynchronous workers: many asks may be outstanding, tells arrive in any order, and a
 failed trial is told `None` and simply forgotten.
 
+A strategy samples with replacement, as the papers' do: a cell may come back, and the caller
+reuses its reward rather than training it again (NASNet's Figure 6 counts every sampled model
+and the top-k *unique* ones). `reject_duplicates` redraws repeats instead, at the price of
+controllers learning from cells their policy did not quite sample.
+
 `state_dict` holds only tensors and plain Python data, so `torch.save` and a safe
 `weights_only=True` load round-trip it, and a strategy rebuilt from it continues with exactly
 the asks the original would have made.
@@ -25,7 +30,10 @@ from searchcore.errors import ConfigError, SearchcoreError, SpaceExhaustedError
 from searchcore.spaces.base import SearchSpace
 
 #: Version tag of `Strategy.state_dict`; bump it when the layout changes.
-STATE_FORMAT = "cellsearch.strategy/1"
+STATE_FORMAT = "cellsearch.strategy/2"
+#: The format before hyperparameters such as `reject_duplicates` existed; such a state loads
+#: with the values that describe how it ran (`StrategyConfig.LEGACY_HPARAMS`).
+LEGACY_STATE_FORMAT = "cellsearch.strategy/1"
 
 
 class UnknownTrialError(SearchcoreError, KeyError):
@@ -48,8 +56,14 @@ class Proposal:
 class StrategyConfig:
     """Hyperparameters every strategy shares; subclasses add their own fields."""
 
-    #: Draws per ask before giving up on finding a cell not proposed before.
+    #: Redraw a cell that an earlier ask (pending, told or failed) proposed. Off, as in the
+    #: papers: a repeat is a sampled model whose reward the caller reuses.
+    reject_duplicates: bool = False
+    #: Draws per ask before giving up on a new cell; used only with `reject_duplicates`.
     max_attempts: int = 1000
+
+    #: What a state saved in LEGACY_STATE_FORMAT ran with, for the fields it predates.
+    LEGACY_HPARAMS: ClassVar[dict[str, Any]] = {"reject_duplicates": True}
 
     def validate(self) -> None:
         """Raise `ConfigError` naming the first out-of-range field."""
@@ -64,20 +78,27 @@ class StrategyConfig:
         unknown = sorted(set(hparams) - set(known))
         if unknown:
             raise ConfigError(f"strategy {strategy!r} has no hyperparameter {unknown[0]!r}; known: {', '.join(known)}")
-        values = {}
-        for key, value in hparams.items():
-            accepted = numbers.Integral if types[key] is int else numbers.Real
-            if isinstance(value, bool) or not isinstance(value, accepted) or not math.isfinite(value):
-                kind = "an integer" if types[key] is int else "a finite number"
-                raise ConfigError(f"strategy {strategy!r}: hyperparameter {key!r} must be {kind}, got {value!r}")
-            values[key] = types[key](value)
+        values = {key: _checked_hparam(strategy, key, types[key], value) for key, value in hparams.items()}
         config = cls(**values)
         config.validate()
         return config
 
 
+def _checked_hparam(strategy: str, key: str, kind: type, value: Any) -> Any:
+    """`value` as a `kind` (bool, int or float), or `ConfigError`; a bool is never taken for a number."""
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"strategy {strategy!r}: hyperparameter {key!r} must be true or false, got {value!r}")
+        return value
+    accepted = numbers.Integral if kind is int else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, accepted) or not math.isfinite(value):
+        wanted = "an integer" if kind is int else "a finite number"
+        raise ConfigError(f"strategy {strategy!r}: hyperparameter {key!r} must be {wanted}, got {value!r}")
+    return kind(value)
+
+
 class Strategy(ABC):
-    """Base class: trial bookkeeping, uniqueness, seeding and state; subclasses draw and learn.
+    """Base class: trial bookkeeping, optional uniqueness, seeding and state; subclasses draw and learn.
 
     A subclass implements `_draw` (one candidate genotype plus the plain-data record it needs
     to learn from that trial later) and `_learn` (use one reward), and saves whatever else it
@@ -99,11 +120,13 @@ class Strategy(ABC):
 
     # -- the ask/tell interface -------------------------------------------------------------
     def ask(self) -> Proposal:
-        """Propose a cell no earlier ask (pending, told or failed) has proposed."""
-        for _ in range(self.config.max_attempts):
+        """Propose the cell the algorithm draws; with `reject_duplicates`, one no earlier ask
+        (pending, told or failed) has proposed, drawn again up to `max_attempts` times."""
+        reject = self.config.reject_duplicates
+        for _ in range(self.config.max_attempts if reject else 1):
             genotype, record = self._draw()
             cell_hash = genotype.canonical_hash()
-            if cell_hash not in self._seen_hashes:
+            if not reject or cell_hash not in self._seen_hashes:
                 break
         else:
             raise SpaceExhaustedError(
@@ -112,15 +135,17 @@ class Strategy(ABC):
             )
         trial_id = self._next_trial_id
         self._next_trial_id += 1
-        self._seen_hashes.add(cell_hash)
+        if reject:
+            self._seen_hashes.add(cell_hash)
         self._pending[trial_id] = {**record, "cell_hash": cell_hash}
         return Proposal(trial_id=trial_id, genotype=genotype, cell_hash=cell_hash)
 
     def tell(self, trial_id: int, reward: float | None) -> None:
         """Report a trial's reward, or `None` if it failed: the strategy then learns nothing from it.
 
-        A failed cell stays among the seen ones, so it is not proposed again; failures such
-        as running out of memory are usually the cell's own fault.
+        A repeated cell is told the reward its first trial earned. With `reject_duplicates` a
+        failed cell stays among the seen ones, so it is not proposed again; failures such as
+        running out of memory are usually the cell's own fault.
         """
         if trial_id not in self._pending:
             if isinstance(trial_id, numbers.Integral) and 0 <= trial_id < self._next_trial_id:
@@ -159,7 +184,9 @@ class Strategy(ABC):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Resume from `state_dict()`; raises `ConfigError` if it belongs to another setup."""
         state = copy.deepcopy(state)
-        if state.get("format") != STATE_FORMAT:
+        if state.get("format") == LEGACY_STATE_FORMAT:
+            state["hparams"] = {**self.config_class.LEGACY_HPARAMS, **state["hparams"]}
+        elif state.get("format") != STATE_FORMAT:
             raise ConfigError(f"strategy state: format must be {STATE_FORMAT!r}, got {state.get('format')!r}")
         if state["strategy"] != self.name:
             raise ConfigError(f"strategy state: saved by {state['strategy']!r}, cannot load into {self.name!r}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from searchcore.errors import ConfigError
 from searchcore.strategies.base import StrategyConfig
@@ -38,10 +39,20 @@ class ControllerConfig(StrategyConfig):
 
 @dataclass(frozen=True)
 class EvolutionConfig(StrategyConfig):
-    """The paper's P = 100 and S = 25."""
+    """The paper's P = 100 and S = 25, and how often a child is its parent unchanged.
+
+    Real et al. (2019) draw each child's mutation among a hidden-state mutation, an op mutation
+    and the identity (the child is a copy of its parent). The default of 0.05 keeps copies
+    rare; it is a setting, not a figure quoted from the paper. A copy is a repeated cell, so it
+    rejoins the population, younger, with its parent's reward (or is redrawn under
+    `reject_duplicates`).
+    """
 
     population_size: int = 100
     sample_size: int = 25
+    identity_probability: float = 0.05
+
+    LEGACY_HPARAMS: ClassVar[dict[str, Any]] = {**StrategyConfig.LEGACY_HPARAMS, "identity_probability": 0.0}
 
     def validate(self) -> None:
         super().validate()
@@ -51,6 +62,8 @@ class EvolutionConfig(StrategyConfig):
             raise ConfigError(
                 f"sample_size must be in 1..population_size ({self.population_size}), got {self.sample_size}"
             )
+        if not 0 <= self.identity_probability < 1:
+            raise ConfigError(f"identity_probability must be in [0, 1), got {self.identity_probability}")
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 Until `population_size` rewards are in, cells are drawn at random. After that each ask runs
 a tournament: `sample_size` members drawn uniformly with replacement (as the paper's
-pseudocode does), the best becomes the parent, and the child is `space.mutate(parent)`.
+pseudocode does), the best becomes the parent, and the child is the parent itself with
+`identity_probability` (the paper's identity mutation), else `space.mutate(parent)`.
 Each told child joins the population and the oldest member leaves, so a cell survives by
 having good descendants, not by one lucky reward.
 """
@@ -40,7 +41,9 @@ class RegularizedEvolution(Strategy):
         else:
             picks = self._rng.integers(len(self._population), size=self.config.sample_size)
             parent = max((self._population[int(i)] for i in picks), key=lambda member: member["reward"])
-            child = self.space.mutate(self.space.decode(parent["actions"]), self._rng)
+            child = self.space.decode(parent["actions"])
+            if self._rng.random() >= self.config.identity_probability:
+                child = self.space.mutate(child, self._rng)
         return child, {"actions": self.space.encode(child)}
 
     def _learn(self, record: dict[str, Any], reward: float) -> None:

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from searchcore.errors import GenotypeError
-from searchcore.genotype import NUM_CELL_INPUTS, Block, Cell, Genotype, parse_genotype
+from searchcore.genotype import CANONICAL_HASH_VERSION, NUM_CELL_INPUTS, Block, Cell, Genotype, parse_genotype
 from searchcore.known import get_known
 from searchcore.opnames import ALL_OPS, COMBINE_OPS, NASNET_OPS
 from searchcore.spaces.nasnet import NasnetCellSpace
@@ -119,11 +119,13 @@ def draw_block(data, genotype) -> tuple[str, int, Block]:
 # -- canonical hash: what counts as the same cell ----------------------------------------------
 
 @examples
-@given(genotypes, st.data())
-def test_hash_ignores_the_order_of_an_add_blocks_branches(genotype, data):
+@given(genotypes, st.data(), st.sampled_from(COMBINE_OPS))
+def test_hash_ignores_the_order_of_a_blocks_branches(genotype, data, combine):
+    # Addition commutes; a concat is followed by a 1×1 projection, so swapping its branches
+    # only permutes the projection's weights (hash version 2).
     which, k, block = draw_block(data, genotype)
-    before = with_block(genotype, which, k, Block(block.inputs, block.ops, "add"))
-    after = with_block(genotype, which, k, Block(block.inputs[::-1], block.ops[::-1], "add"))
+    before = with_block(genotype, which, k, Block(block.inputs, block.ops, combine))
+    after = with_block(genotype, which, k, Block(block.inputs[::-1], block.ops[::-1], combine))
     assert before.canonical_hash() == after.canonical_hash()
 
 
@@ -170,13 +172,24 @@ def test_changing_one_op_changes_the_hash(genotype, data):
 
 @examples
 @given(genotypes, st.data())
-def test_concat_blocks_are_not_commutative(genotype, data):
+def test_changing_a_blocks_combine_changes_the_hash(genotype, data):
+    # A renumbering keeps the multiset of (combine, branches) blocks, so add against concat
+    # is always a different network.
     which, k, block = draw_block(data, genotype)
-    op_a, op_b = data.draw(st.lists(st.sampled_from(ALL_OPS), min_size=2, max_size=2, unique=True))
-    inputs = block.inputs
-    original = with_block(genotype, which, k, Block(inputs, (op_a, op_b), "concat"))
-    swapped = with_block(genotype, which, k, Block(inputs[::-1], (op_b, op_a), "concat"))
-    assert original.canonical_hash() != swapped.canonical_hash()
+    added = with_block(genotype, which, k, Block(block.inputs, block.ops, "add"))
+    concatenated = with_block(genotype, which, k, Block(block.inputs, block.ops, "concat"))
+    assert added.canonical_hash() != concatenated.canonical_hash()
+
+
+def test_concat_branches_in_either_order_give_one_canonical_cell():
+    """The case hash version 1 told apart: a concat block whose branches differ, spelled both ways."""
+    first = Cell(blocks=(Block((0, 1), ("sep_conv_3x3", "max_pool_3x3"), "concat"),
+                         Block((2, 0), ("identity", "conv_1x1"), "concat")))
+    swapped = Cell(blocks=(Block((1, 0), ("max_pool_3x3", "sep_conv_3x3"), "concat"),
+                           Block((0, 2), ("conv_1x1", "identity"), "concat")))
+    assert first.canonical() == swapped.canonical()
+    assert [b.inputs for b in first.canonical().blocks] == [(0, 1), (0, 2)]
+    assert CANONICAL_HASH_VERSION == 2
 
 
 def test_hash_is_a_sha256_hex_digest_of_the_canonical_json():
@@ -321,15 +334,44 @@ def test_space_encode_inverts_decode(space_actions):
     assert space.genotype_from_dict(json.loads(genotype.to_json())) == genotype
 
 
+def mutation_kind(space: NasnetCellSpace, parent: list[int], child: Genotype) -> str:
+    """Which decision the one mutation changed: "hidden_state", "op" or "combine"."""
+    changed = [i for i, (a, b) in enumerate(zip(parent, space.encode(child))) if a != b]
+    assert len(changed) == 1
+    step = space.decisions()[changed[0]].name.rsplit(".", 1)[1]
+    return {"input_a": "hidden_state", "input_b": "hidden_state", "op_a": "op", "op_b": "op"}.get(step, step)
+
+
 @examples
 @given(space_and_actions(), st.integers(0, 2**32 - 1))
 def test_space_mutation_changes_exactly_one_decision(space_actions, seed):
     space, actions = space_actions
     child = space.mutate(space.decode(actions), np.random.default_rng(seed))
-    changed = [i for i, (a, b) in enumerate(zip(actions, space.encode(child))) if a != b]
-    assert len(changed) == 1
-    # Real et al.'s mutations touch a hidden state or an op, never the combination.
-    assert not space.decisions()[changed[0]].name.endswith(".combine")
+    assert mutation_kind(space, actions, child) in {"hidden_state", "op", "combine"}
+    assert space.genotype_from_dict(json.loads(child.to_json())) == child
+
+
+@pytest.mark.parametrize(("combines", "kinds"), [
+    (("add", "concat"), {"hidden_state", "op", "combine"}),
+    (("add",), {"hidden_state", "op"}),  # the AmoebaNet space: Real et al.'s two mutations only
+    (("concat",), {"hidden_state", "op"}),
+])
+def test_space_mutations_of_each_kind_happen_and_combine_only_when_there_is_a_choice(combines, kinds):
+    space = NasnetCellSpace(combines=combines)
+    rng = np.random.default_rng(0)
+    seen = {kind: 0 for kind in ("hidden_state", "op", "combine")}
+    for _ in range(300):
+        parent = space.sample(rng)
+        child = space.mutate(parent, rng)
+        seen[mutation_kind(space, space.encode(parent), child)] += 1
+        assert child.canonical_hash() != parent.canonical_hash()
+        assert space.genotype_from_dict(child.to_dict()) == child
+    assert {kind for kind, count in seen.items() if count} == kinds
+    # One of the block's decisions, uniformly: two hidden states, two ops, and the combine.
+    shares = {"hidden_state": 2, "op": 2, "combine": 1}
+    total = sum(shares[kind] for kind in kinds)
+    for kind in kinds:
+        assert seen[kind] > 0.6 * 300 * shares[kind] / total
 
 
 @pytest.mark.parametrize(

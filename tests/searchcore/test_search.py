@@ -137,3 +137,77 @@ def test_a_record_torn_by_a_crash_is_cut_off_and_trained_again(tmp_path, monkeyp
     assert [r.cell_hash for r in resumed] == [r.cell_hash for r in straight]
     on_disk = RunDirectory(tmp_path / "torn").load_trials()
     assert [r.trial_id for r in on_disk] == [0, 1, 2, 3]
+
+
+#: A space of 9 genotypes (3 × 3 cells): a search of more trials must sample some again.
+TINY_SPACE = {"num_blocks": 1, "ops": ["identity"], "combines": ["add"]}
+
+
+def counting(train):
+    """`train`, counting the genotypes it is asked to train."""
+    def counted(genotype, config, **kw):
+        counted.hashes.append(genotype.canonical_hash())
+        return train(genotype, config, **kw)
+
+    counted.hashes = []
+    return counted
+
+
+@pytest.mark.parametrize("strategy", ["random", "ppo", "evolution"])
+def test_a_repeated_cell_reuses_its_reward_instead_of_training_again(tmp_path, strategy):
+    options = {"random": {}, "ppo": {"batch_size": 2}, "evolution": {"population_size": 3, "sample_size": 2}}
+    config = SearchConfig(strategy=strategy, budget=20, seed=1, proxy=TINY, space_options=TINY_SPACE,
+                          strategy_options=options[strategy])
+    train = counting(scored_by_genotype)
+    records = run_search(config, tmp_path, progress=False, train=train)
+
+    assert [r.trial_id for r in records] == list(range(20))  # every sampled model is a record
+    assert sorted(train.hashes) == sorted({r.cell_hash for r in records})  # each cell trained once
+    first = {}
+    for record in records:
+        source = first.setdefault(record.cell_hash, record)
+        if source is record:
+            assert record.reused_from is None
+        else:
+            assert record.reused_from == source.trial_id and record.reward == source.reward
+            assert record.status == "finished" and record.epochs == [] and record.seconds == 0.0
+    assert len(first) < 20
+    state = RunDirectory(tmp_path).load_state()
+    assert state["pending"] == {} and state["strategy"]["pending"] == {}  # every record was told
+    assert state["strategy"]["next_trial_id"] == 20
+    assert len(json.loads((tmp_path / "best.json").read_text())) == min(len(first), 10)  # unique cells
+
+
+def test_a_repeat_of_a_failed_cell_is_a_failure_without_training(tmp_path):
+    failing = {}
+
+    def diverges_on_first_cell(genotype, config, **kw):
+        failing.setdefault("hash", genotype.canonical_hash())
+        if genotype.canonical_hash() == failing["hash"]:
+            raise TrainingDivergedError("loss became nan at epoch 1")
+        return scored_by_genotype(genotype, config)
+
+    train = counting(diverges_on_first_cell)
+    config = SearchConfig(strategy="random", budget=20, proxy=TINY, space_options=TINY_SPACE)
+    records = run_search(config, tmp_path, progress=False, train=train)
+    repeats = [r for r in records if r.cell_hash == failing["hash"]]
+    assert len(repeats) > 1 and train.hashes.count(failing["hash"]) == 1
+    assert all(r.status == "failed" and r.reward is None and "nan" in r.error for r in repeats)
+    assert [r.reused_from for r in repeats[1:]] == [repeats[0].trial_id] * (len(repeats) - 1)
+
+
+def test_a_crashed_search_with_repeats_resumes_exactly(tmp_path):
+    config = SearchConfig(strategy="evolution", budget=15, seed=2, proxy=TINY, space_options=TINY_SPACE,
+                          strategy_options={"population_size": 3, "sample_size": 2})
+    straight = run_search(config, tmp_path / "straight", progress=False, train=scored_by_genotype)
+    with pytest.raises(Crash):
+        run_search(config, tmp_path / "crashed", progress=False, train=crashing_at(4))
+    resumed = run_search(config, tmp_path / "crashed", progress=False, train=scored_by_genotype)
+    assert [(r.cell_hash, r.reused_from) for r in resumed] == [(r.cell_hash, r.reused_from) for r in straight]
+
+
+def test_rejecting_duplicates_trains_only_new_cells(tmp_path):
+    config = SearchConfig(strategy="random", budget=9, proxy=TINY, space_options=TINY_SPACE,
+                          strategy_options={"reject_duplicates": True})
+    records = run_search(config, tmp_path, progress=False, train=scored_by_genotype)
+    assert len({r.cell_hash for r in records}) == 9 and all(r.reused_from is None for r in records)

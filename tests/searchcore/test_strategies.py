@@ -1,9 +1,9 @@
 """The ask/tell contract, checked for every registered strategy on every test space.
 
-The web app's control step and the CLI rely on exactly this: unique cells, many asks in
-flight, tells in any order, failed trials told None, clear errors for bad tells, and a
-`state_dict` that survives `torch.save` / `torch.load(weights_only=True)` and resumes the
-search exactly.
+The web app's control step and the CLI rely on exactly this: sampling with replacement (or
+unique cells with `reject_duplicates`), many asks in flight, tells in any order, failed trials
+told None, clear errors for bad tells, and a `state_dict` that survives `torch.save` /
+`torch.load(weights_only=True)` and resumes the search exactly, in either mode.
 """
 
 from __future__ import annotations
@@ -89,6 +89,18 @@ def space(request) -> SearchSpace:
     return TEST_SPACES[request.param]()
 
 
+@pytest.fixture(params=[False, True], ids=["repeats", "reject"])
+def reject(request) -> bool:
+    """Both ways a strategy treats a cell it proposed before: sample it again, or redraw."""
+    return request.param
+
+
+#: One block per cell, identity only, add only: a cell is an unordered pair of inputs drawn
+#: from {0, 1}, so 3 cells and 3 × 3 genotypes, though there are 4 × 4 choice sequences.
+def tiny_space() -> NasnetCellSpace:
+    return NasnetCellSpace(num_blocks=1, ops=("identity",), combines=("add",))
+
+
 def make(name: str, space: SearchSpace, seed: int = 0, **overrides: Any) -> Strategy:
     return create_strategy(name, space, seed=seed, **{**SMALL_HPARAMS.get(name, {}), **overrides})
 
@@ -127,7 +139,7 @@ def test_registry_holds_the_paper_strategies():
 
 
 def test_many_asks_before_any_tell_are_unique_and_numbered(strategy_name, space):
-    strategy = make(strategy_name, space)
+    strategy = make(strategy_name, space, reject_duplicates=True)
     proposals = [strategy.ask() for _ in range(30)]
     assert [p.trial_id for p in proposals] == list(range(30))
     assert strategy.pending == list(range(30))
@@ -137,10 +149,22 @@ def test_many_asks_before_any_tell_are_unique_and_numbered(strategy_name, space)
         assert len(space.encode(proposal.genotype)) == len(space.decisions())
 
 
-def test_tells_in_any_order_with_failures(strategy_name, space):
-    strategy = make(strategy_name, space)
+def test_without_rejection_asks_sample_with_replacement(strategy_name):
+    """The papers' sampling: a tiny space repeats at once, nothing is exhausted, no hash is kept."""
+    strategy = make(strategy_name, tiny_space())
+    proposals = run_async(strategy, rounds=20, order=random.Random(7))
+    assert [p.trial_id for p in proposals] == list(range(len(proposals)))
+    assert len(set(hashes(proposals))) <= 9 < len(proposals)
+    for proposal in proposals:
+        assert proposal.cell_hash == proposal.genotype.canonical_hash()
+    assert strategy.state_dict()["seen_hashes"] == []
+
+
+def test_tells_in_any_order_with_failures(strategy_name, space, reject):
+    strategy = make(strategy_name, space, reject_duplicates=reject)
     asked = run_async(strategy, rounds=15, order=random.Random(0), in_flight=6)
-    assert len(set(hashes(asked))) == len(asked)
+    if reject:
+        assert len(set(hashes(asked))) == len(asked)
     assert len(strategy.pending) == 6 - 2  # the last round told two of the six in flight
     for trial_id in reversed(strategy.pending):
         strategy.tell(trial_id, None)
@@ -191,11 +215,11 @@ def test_state_dict_round_trips_through_torch_save(strategy_name, space, tmp_pat
     assert_plain_equal(state, torch.load(tmp_path / "strategy.pt", weights_only=True))
 
 
-def test_resume_makes_the_same_future_asks(strategy_name, space, tmp_path):
-    original = make(strategy_name, space, seed=3)
+def test_resume_makes_the_same_future_asks(strategy_name, space, reject, tmp_path):
+    original = make(strategy_name, space, seed=3, reject_duplicates=reject)
     run_async(original, rounds=10, order=random.Random(2))
     torch.save(original.state_dict(), tmp_path / "strategy.pt")
-    restored = make(strategy_name, space, seed=99)  # the saved state, not the seed, decides
+    restored = make(strategy_name, space, seed=99, reject_duplicates=reject)  # the saved state, not the seed, decides
     restored.load_state_dict(torch.load(tmp_path / "strategy.pt", weights_only=True))
     assert restored.pending == original.pending != []
 
@@ -206,6 +230,34 @@ def test_resume_makes_the_same_future_asks(strategy_name, space, tmp_path):
         futures.append(run_async(strategy, rounds=5, order=random.Random(3)))
     assert [(p.trial_id, p.cell_hash) for p in futures[0]] == [(p.trial_id, p.cell_hash) for p in futures[1]]
     assert len(futures[0]) >= 10
+    assert_plain_equal(original.state_dict(), restored.state_dict())
+
+
+def test_resume_in_a_space_that_repeats_makes_the_same_asks(strategy_name, reject, tmp_path):
+    """Where repeats are the rule (or, with rejection, the space runs out), resuming changes nothing."""
+    original = make(strategy_name, tiny_space(), seed=4, reject_duplicates=reject, max_attempts=300)
+    first = [original.ask() for _ in range(4)]
+    for proposal in first[:3]:
+        original.tell(proposal.trial_id, reward_of(proposal))
+    torch.save(original.state_dict(), tmp_path / "strategy.pt")
+    restored = make(strategy_name, tiny_space(), seed=5, reject_duplicates=reject, max_attempts=300)
+    restored.load_state_dict(torch.load(tmp_path / "strategy.pt", weights_only=True))
+
+    futures = []
+    for strategy in (original, restored):
+        asked = []
+        for _ in range(5 if reject else 12):  # with rejection, 9 genotypes: 4 asked, 5 left
+            proposal = strategy.ask()
+            asked.append((proposal.trial_id, proposal.cell_hash))
+            strategy.tell(proposal.trial_id, reward_of(proposal))
+        futures.append(asked)
+    assert futures[0] == futures[1]
+    every = [p.cell_hash for p in first] + [h for _, h in futures[0]]
+    if reject:
+        assert len(set(every)) == len(every) == 9
+    else:
+        assert len(set(every)) < len(every)
+    assert_plain_equal(original.state_dict(), restored.state_dict())
 
 
 def test_snapshot_is_a_copy(strategy_name):
@@ -224,6 +276,8 @@ def test_load_rejects_another_setup(strategy_name):
     state = make(strategy_name, space).state_dict()
     with pytest.raises(ConfigError, match="hyperparameter 'max_attempts' was 1000, this strategy has 50"):
         make(strategy_name, space, max_attempts=50).load_state_dict(state)
+    with pytest.raises(ConfigError, match="hyperparameter 'reject_duplicates' was False, this strategy has True"):
+        make(strategy_name, space, reject_duplicates=True).load_state_dict(state)
     with pytest.raises(ConfigError, match="saved for space"):
         make(strategy_name, NasnetCellSpace(num_blocks=3)).load_state_dict(state)
     other = next(name for name in STRATEGIES.names() if name != strategy_name)
@@ -239,10 +293,28 @@ def test_seeding(strategy_name, space):
     assert make(strategy_name, space, seed=1).ask().cell_hash != make(strategy_name, space, seed=2).ask().cell_hash
 
 
+def test_a_state_saved_before_reject_duplicates_existed_resumes_with_rejection(strategy_name):
+    """Format 1 states always rejected repeats (and evolution made no identity mutation): they
+    load into a strategy set up that way, and only into one."""
+    space = NasnetCellSpace(num_blocks=2)
+    config_class = STRATEGIES.get(strategy_name).config_class
+    legacy = config_class.LEGACY_HPARAMS
+    original = make(strategy_name, space, **legacy)
+    run_async(original, rounds=4, order=random.Random(8))
+    state = original.state_dict()
+    state["format"] = "cellsearch.strategy/1"
+    state["hparams"] = {k: v for k, v in state["hparams"].items() if k not in legacy}
+
+    with pytest.raises(ConfigError, match=r"hyperparameter '(reject_duplicates|identity_probability)' was "):
+        make(strategy_name, space).load_state_dict(state)
+    restored = make(strategy_name, space, **legacy)
+    restored.load_state_dict(state)
+    assert restored.state_dict()["format"] == "cellsearch.strategy/2"
+    assert [original.ask().cell_hash for _ in range(5)] == [restored.ask().cell_hash for _ in range(5)]
+
+
 def test_exhausting_a_tiny_space_raises(strategy_name):
-    # One block per cell, identity only, add only: a cell is an unordered pair of inputs drawn
-    # from {0, 1}, so 3 cells and 3 × 3 genotypes, though there are 4 × 4 choice sequences.
-    space = NasnetCellSpace(num_blocks=1, ops=("identity",), combines=("add",))
+    space = tiny_space()
     every_cell = {
         space.decode(actions).canonical_hash()
         for actions in itertools.product(*(range(d.size) for d in space.decisions()))
@@ -250,7 +322,7 @@ def test_exhausting_a_tiny_space_raises(strategy_name):
     assert len(every_cell) == 9
     # Under a near-uniform policy the last new genotype has probability >= 1/16 per draw, so
     # 300 draws miss it with probability below 1e-8.
-    strategy = make(strategy_name, space, max_attempts=300)
+    strategy = make(strategy_name, space, reject_duplicates=True, max_attempts=300)
     proposals = [strategy.ask() for _ in range(len(every_cell))]
     assert set(hashes(proposals)) == every_cell
     with pytest.raises(SpaceExhaustedError, match=f"strategy {strategy_name!r} drew no new cell in 300 attempts"):
@@ -268,6 +340,10 @@ def test_unknown_names_and_bad_hparams_raise(strategy_name):
     for value in ("100", 100.0, True):
         with pytest.raises(ConfigError, match=f"hyperparameter 'max_attempts' must be an integer, got {value!r}"):
             create_strategy(strategy_name, space, max_attempts=value)
+    for value in (1, 0, "true", None):
+        with pytest.raises(ConfigError, match=f"hyperparameter 'reject_duplicates' must be true or false, got {value!r}"):
+            create_strategy(strategy_name, space, reject_duplicates=value)
+    assert create_strategy(strategy_name, space, reject_duplicates=True).config.reject_duplicates is True
 
 
 def test_every_strategy_has_a_torch_free_config_class():

@@ -138,6 +138,7 @@ def test_evolution_defaults_are_the_papers():
     strategy = create_strategy("evolution", NasnetCellSpace())
     assert isinstance(strategy, RegularizedEvolution)
     assert (strategy.config.population_size, strategy.config.sample_size) == (100, 25)
+    assert strategy.config.identity_probability == 0.05  # ours: rare copies
 
 
 def test_evolution_ages_out_the_oldest_and_skips_failures():
@@ -151,26 +152,45 @@ def test_evolution_ages_out_the_oldest_and_skips_failures():
         assert strategy.population == told[-3:], f"after tell {step}"
 
 
-def test_evolution_mutates_the_best_of_each_tournament():
+def tournament_children(identity_probability: float, asks: int) -> tuple[list[int], list[int]]:
+    """Children of a fixed population of four (rewards 0.1, 0.2, 0.3, 0.9) in the full NASNet
+    space: for each, its distance in decisions to the nearest member, and that member."""
     space = NasnetCellSpace()
-    strategy = create_strategy("evolution", space, seed=1, population_size=4, sample_size=4)
+    strategy = create_strategy("evolution", space, seed=1, population_size=4, sample_size=4,
+                               identity_probability=identity_probability)
     members = []
     for reward in (0.1, 0.2, 0.3, 0.9):
         proposal = strategy.ask()
         strategy.tell(proposal.trial_id, reward)
-        members.append(space.encode(proposal.genotype))
+        members.append(np.array(space.encode(proposal.genotype)))
 
-    parents = []
-    for _ in range(100):  # no tells: the population stays fixed
+    nearest, parents = [], []
+    for _ in range(asks):  # no tells: the population stays fixed
         child = np.array(space.encode(strategy.ask().genotype))
-        distances = [int((child != np.array(member)).sum()) for member in members]
-        nearest, second = sorted(distances)[:2]
-        assert nearest == 1 and second > 1  # one mutation away from exactly one member
-        parents.append(distances.index(1))
+        distances = [int((child != member).sum()) for member in members]
+        closest, second = sorted(distances)[:2]
+        assert second > 1  # the child comes from exactly one member
+        nearest.append(closest)
+        parents.append(distances.index(closest))
+    return nearest, parents
+
+
+def test_evolution_mutates_the_best_of_each_tournament():
+    nearest, parents = tournament_children(identity_probability=0.0, asks=100)
+    assert set(nearest) == {1}  # one mutation away from its parent
     # Four picks with replacement hold the best member with probability 1 − (3/4)^4 ≈ 0.68 and
     # are all the worst with probability (1/4)^4 ≈ 0.004.
     assert parents.count(3) > 55
     assert parents.count(0) <= 3
+
+
+def test_evolution_identity_mutation_copies_the_parent():
+    """Real et al.'s third mutation: with `identity_probability` the child is its parent unchanged."""
+    nearest, parents = tournament_children(identity_probability=0.3, asks=200)
+    assert set(nearest) == {0, 1}
+    copies = [parent for distance, parent in zip(nearest, parents) if distance == 0]
+    assert 35 <= len(copies) <= 85  # 60 expected; the bounds are about ±4 standard deviations
+    assert copies.count(3) > len(copies) / 2  # copies come from tournaments too
 
 
 @pytest.mark.parametrize(
@@ -178,6 +198,8 @@ def test_evolution_mutates_the_best_of_each_tournament():
     [
         ("evolution", {"population_size": 5, "sample_size": 6}, "sample_size must be in 1..population_size"),
         ("evolution", {"population_size": 0}, r"population_size must be in 1\.\.100000"),
+        ("evolution", {"identity_probability": 1.0}, r"identity_probability must be in \[0, 1\)"),
+        ("evolution", {"identity_probability": -0.1}, r"identity_probability must be in \[0, 1\)"),
         ("ppo", {"clip": 0.0}, "clip must be positive"),
         ("ppo", {"epochs": 0}, r"epochs must be in 1\.\.100"),
         ("ppo", {"entropy_weight": float("nan")}, "must be a finite number, got nan"),
