@@ -83,12 +83,16 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_describe(args: argparse.Namespace) -> int:
+    from searchcore.genotype import Genotype
     from searchcore.profile import describe
 
     genotype = load_genotype_arg(args.genotype)
     config, image_size, preset = _network_config(args)
-    info = {"genotype": args.genotype, "preset": preset, "cells": config.num_cells, "filters": config.filters,
-            "image_size": image_size, **describe(genotype, config, image_size)}
+    info = {"genotype": args.genotype, "preset": preset, "cells": config.num_cells}
+    if isinstance(genotype, Genotype):  # F and its base describe stacked cells; a NAS-v1 network has none
+        widths = config.widths(genotype)
+        info.update(filters=widths.filters, base_filters=widths.base_filters)
+    info.update(image_size=image_size, **describe(genotype, config, image_size))
     if args.json:
         print(json.dumps(info))
     else:
@@ -149,8 +153,8 @@ def load_genotype_arg(value: str) -> Any:
 def _proxy_config(args: argparse.Namespace):
     from searchcore.proxy import ProxyConfig
 
-    overrides = {field: getattr(args, field) for field in _PROXY_FLAGS if getattr(args, field) is not None}
-    return replace(ProxyConfig(), dataset=args.dataset, data_root=args.data_root, seed=args.seed, **overrides)
+    given = {field: getattr(args, field) for field in _PROXY_FLAGS if getattr(args, field) is not None}
+    return ProxyConfig.from_dict({"dataset": args.dataset, "data_root": args.data_root, "seed": args.seed, **given})
 
 
 _DATASET_NETWORKS = {
@@ -173,8 +177,12 @@ def _network_config(args: argparse.Namespace):
         preset = "large"  # Table 2's large models are evaluated at 331×331
     preset = args.preset or preset
     config = replace(NETWORK_PRESETS[preset], num_classes=args.num_classes or classes, in_channels=channels)
-    changes = {"num_cells": args.cells, "filters": args.filters, "stem_multiplier": args.stem_multiplier}
-    config = replace(config, **{k: v for k, v in changes.items() if v is not None})
+    flags = {"num_cells": args.cells, "filters": args.filters, "base_filters": args.base_filters,
+             "stem_multiplier": args.stem_multiplier}
+    changes = {k: v for k, v in flags.items() if v is not None}
+    if args.base_filters is not None:
+        changes["filters"] = None  # the base stands in for the preset's F
+    config = replace(config, project_stem=args.project_stem, **changes)
     return config, image_size, preset
 
 
@@ -225,8 +233,8 @@ def _human(n: int) -> str:
 
 # -- parser -----------------------------------------------------------------------------------
 
-_PROXY_FLAGS = ("epochs", "cells", "filters", "batch_size", "lr", "weight_decay", "drop_path_keep", "cutout",
-                "device")
+_PROXY_FLAGS = ("epochs", "cells", "filters", "base_filters", "batch_size", "lr", "weight_decay", "drop_path_keep",
+                "cutout", "device")
 
 
 def _add_proxy_flags(p: argparse.ArgumentParser, default_dataset: str = "digits") -> None:
@@ -236,7 +244,11 @@ def _add_proxy_flags(p: argparse.ArgumentParser, default_dataset: str = "digits"
     g.add_argument("--data-root", help="folder holding the dataset (cifar10, imagefolder)")
     g.add_argument("--epochs", type=int)
     g.add_argument("--cells", type=int, help="N: normal cells per stack")
-    g.add_argument("--filters", type=int, help="F: filters in the penultimate layer")
+    width = g.add_mutually_exclusive_group()
+    width.add_argument("--filters", type=int, help="F as NASNet-A ends at (a multiple of 24, default 96): fixes base "
+                       "filters F / 24 for every cell")
+    width.add_argument("--base-filters", type=int, help="base filters of every cell (slim's num_conv_filters, "
+                       "DARTS's C); a cell concatenating k states ends at F = 4 k base")
     g.add_argument("--batch-size", type=int)
     g.add_argument("--lr", type=float)
     g.add_argument("--weight-decay", type=float)
@@ -272,7 +284,12 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--genotype", default="nasnet-a", help="known cell name, genotype JSON file or run directory")
     p.add_argument("--dataset", default="cifar10", help="cifar10, imagenet or digits")
     p.add_argument("--cells", type=int, help="N")
-    p.add_argument("--filters", type=int, help="F")
+    width = p.add_mutually_exclusive_group()
+    width.add_argument("--filters", type=int, help="F, the penultimate layer's filters: 4 k base for a normal cell "
+                       "concatenating k states")
+    width.add_argument("--base-filters", type=int, help="base filters (slim's num_conv_filters, DARTS's C)")
+    p.add_argument("--project-stem", action="store_true",
+                   help="give the first cell the stem through one ReLU-1x1-BN, as DARTS does (slim feeds it raw)")
     p.add_argument("--image-size", type=int)
     p.add_argument("--num-classes", type=int)
     p.add_argument("--stem-multiplier", type=float)

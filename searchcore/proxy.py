@@ -13,7 +13,8 @@ from typing import Any
 
 from searchcore.data import DATASETS
 from searchcore.errors import ConfigError
-from searchcore.models.config import FILTERS_PER_CONV_FILTER, MIN_CELL_FILTERS
+from searchcore.genotype import Genotype
+from searchcore.models.config import MIN_CELL_FILTERS, NetworkWidths, network_widths
 from searchcore.registry import Registry
 
 #: Seeds fit the database's integer columns and every RNG that takes them.
@@ -22,6 +23,11 @@ MAX_SEED = 2**31 - 1
 #: 331 px); they keep one request from asking a worker for more memory than any GPU has.
 MAX_FILTERS = 4032
 MAX_IMAGE_SIZE = 512
+#: A proxy's `filters` F is the width NASNet-A's Normal cell (6 states, F = 4 × 6 × base)
+#: ends at, so it fixes base filters = F / 24; proxies have read F that way from the start.
+FILTERS_PER_BASE_FILTER = 24
+DEFAULT_FILTERS = 96
+MAX_BASE_FILTERS = MAX_FILTERS // FILTERS_PER_BASE_FILTER
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
@@ -45,7 +51,8 @@ def nas_v1_reward(val_accs: list[float]) -> float:
 
 # -- configuration ------------------------------------------------------------------------------
 
-#: The Python types a scalar field (annotated by name, as `from __future__ import annotations` keeps them) accepts.
+#: The Python types a scalar field (annotated by name, as `from __future__ import annotations` keeps them) accepts;
+#: a field annotated `T | None` takes None too.
 _SCALAR_TYPES = {"bool": (bool,), "int": (int,), "float": (int, float), "str": (str,)}
 
 
@@ -54,9 +61,15 @@ class ProxyConfig:
     """How to train a child for its reward. Defaults are a CPU-friendly proxy on digits.
 
     The paper's search proxy is CIFAR-10, N = 2, 20 epochs, cosine lr, momentum 0.9, weight
-    decay (A.3), 5,000 held-out images (A.1). `cells` is N (normal cells per stack);
-    `filters` is F, the penultimate layer's filters (the builder's base is F / 24).
-    `grad_clip` 0 and `cutout` 0 turn those off; the auxiliary head is on when
+    decay (A.3), 5,000 held-out images (A.1). `cells` is N (normal cells per stack).
+
+    The width is one number fixed for every cell a search trains: the base filters (slim's
+    num_conv_filters, DARTS's C), as slim's, DARTS's and ENAS's searches fix it, so every op
+    of every cell is equally wide and rewards compare cells rather than widths. A cell whose
+    Normal cell concatenates k states then ends at F = 4 × k × base (`network_widths`). Give
+    `base_filters` directly, or `filters`: F as NASNet-A's 6-state cell would have it, which
+    fixes base = F / 24 (what a proxy's F has always meant); not both, and F = 96 with
+    neither. `grad_clip` 0 and `cutout` 0 turn those off; the auxiliary head is on when
     `auxiliary_weight` > 0. `augment` is pad-and-crop plus a horizontal flip where the
     dataset allows one (not for digits). `amp` (bf16 autocast) and `channels_last` apply on
     CUDA only.
@@ -66,7 +79,8 @@ class ProxyConfig:
     data_root: str | None = None
     dataset_options: dict[str, Any] = field(default_factory=dict, hash=False)
     cells: int = 2
-    filters: int = 96
+    filters: int | None = None
+    base_filters: int | None = None
     epochs: int = 10
     batch_size: int = 64
     lr: float = 0.05
@@ -86,17 +100,24 @@ class ProxyConfig:
 
     def __post_init__(self) -> None:
         self._check_types()
+        if self.filters is not None and self.base_filters is not None:
+            raise ConfigError(f"proxy config: base_filters ({self.base_filters}) and filters ({self.filters}) are both "
+                              f"set; give one (filters F fixes base filters = F / {FILTERS_PER_BASE_FILTER})")
+        if self.filters is None and self.base_filters is None:
+            object.__setattr__(self, "filters", DEFAULT_FILTERS)
         self._check_ranges()
 
     def _check_types(self) -> None:
         """Configs arrive as JSON from files and web forms: reject "3" for 3 and true for 1."""
         for f in fields(self):
-            allowed = _SCALAR_TYPES.get(f.type)
+            kind = f.type.removesuffix(" | None")
+            allowed = _SCALAR_TYPES.get(kind)
             value = getattr(self, f.name)
-            if allowed is not None and (not isinstance(value, allowed) or isinstance(value, bool) != (f.type == "bool")):
-                raise ConfigError(f"proxy config: {f.name} must be {f.type}, got {value!r}")
-        if self.data_root is not None and not isinstance(self.data_root, str):
-            raise ConfigError(f"proxy config: data_root must be a path string or null, got {self.data_root!r}")
+            if allowed is None or (value is None and kind != f.type):
+                continue
+            if not isinstance(value, allowed) or isinstance(value, bool) != (kind == "bool"):
+                or_null = " or null" if kind != f.type else ""
+                raise ConfigError(f"proxy config: {f.name} must be {kind}{or_null}, got {value!r}")
         if not isinstance(self.dataset_options, Mapping):
             raise ConfigError(f"proxy config: dataset_options must be a mapping, got {self.dataset_options!r}")
 
@@ -121,12 +142,17 @@ class ProxyConfig:
             if key == "image_size" and not 4 <= value <= MAX_IMAGE_SIZE:
                 raise ConfigError(f"proxy config: dataset_options: image_size must be in 4..{MAX_IMAGE_SIZE}, got {value!r}")
         need(1 <= self.cells <= 20, "cells", "in 1..20")
-        smallest = FILTERS_PER_CONV_FILTER * MIN_CELL_FILTERS  # the proxy network uses the CIFAR stem
-        need(
-            smallest <= self.filters <= MAX_FILTERS and self.filters % FILTERS_PER_CONV_FILTER == 0,
-            "filters", f"a multiple of {FILTERS_PER_CONV_FILTER} in {smallest}..{MAX_FILTERS} (F = 24 x the builder's "
-            "base filters, and every cell needs 2)",
-        )
+        # The proxy network uses the CIFAR stem, whose cells have the base filters or more.
+        if self.filters is not None:
+            smallest = FILTERS_PER_BASE_FILTER * MIN_CELL_FILTERS
+            need(
+                smallest <= self.filters <= MAX_FILTERS and self.filters % FILTERS_PER_BASE_FILTER == 0,
+                "filters", f"a multiple of {FILTERS_PER_BASE_FILTER} in {smallest}..{MAX_FILTERS} (every cell gets "
+                f"base filters F / {FILTERS_PER_BASE_FILTER}, and every cell needs {MIN_CELL_FILTERS})",
+            )
+        else:
+            need(MIN_CELL_FILTERS <= self.base_filters <= MAX_BASE_FILTERS, "base_filters",
+                 f"in {MIN_CELL_FILTERS}..{MAX_BASE_FILTERS} (every cell needs {MIN_CELL_FILTERS})")
         need(1 <= self.epochs <= 10_000, "epochs", "in 1..10000")
         need(2 <= self.batch_size <= 65_536, "batch_size", "in 2..65536 (batch norm needs two images)")
         need(self.lr > 0, "lr", "positive")
@@ -141,8 +167,21 @@ class ProxyConfig:
         need(0 <= self.seed <= MAX_SEED, "seed", f"in 0..{MAX_SEED}")
         need(re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device) is not None, "device", "auto, cpu, cuda or cuda:N")
 
+    @property
+    def fixed_base_filters(self) -> int:
+        """The base filters every cell's proxy network gets: `base_filters`, or F / 24."""
+        return self.base_filters if self.base_filters is not None else self.filters // FILTERS_PER_BASE_FILTER
+
+    def network_widths(self, genotype: Genotype) -> NetworkWidths:
+        """F and the base filters of `genotype`'s proxy network (F follows the cell's concat)."""
+        return network_widths(genotype, base_filters=self.fixed_base_filters)
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """JSON-ready fields, holding only the width that was given: a config without
+        base_filters keeps the form (and the web app's proxy key) it had before that field."""
+        data = asdict(self)
+        del data["base_filters" if self.base_filters is None else "filters"]
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ProxyConfig:

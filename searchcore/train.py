@@ -155,10 +155,15 @@ def resolve_device(name: str) -> torch.device:
 
 
 def build_child(genotype: Any, config: ProxyConfig, data: DatasetSplits) -> nn.Module:
-    """The proxy network for `genotype`: N = `config.cells`, F = `config.filters`."""
+    """The proxy network for `genotype`: N = `config.cells` and the proxy's base filters.
+
+    The first cell reads the stem through one projection (`project_stem`), as proxy networks
+    always have, so a proxy config stored by the web app keeps naming the network it trained.
+    """
     network = NetworkConfig(
         num_cells=config.cells,
-        filters=config.filters,
+        base_filters=config.fixed_base_filters,
+        project_stem=True,
         num_classes=data.num_classes,
         in_channels=data.in_channels,
         image_size=data.image_size,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from searchcore.models.config import FILTERS_PER_CONV_FILTER, NETWORK_PRESETS, NetworkConfig
+from searchcore.models.config import NETWORK_PRESETS, NetworkConfig, NetworkWidths, network_widths
 
 if TYPE_CHECKING:
     from torch import nn
@@ -26,4 +26,4 @@ def build_model(genotype: Any, config: NetworkConfig) -> nn.Module:
     raise TypeError(f"no builder for {type(genotype).__name__}")
 
 
-__all__ = ["FILTERS_PER_CONV_FILTER", "NETWORK_PRESETS", "NetworkConfig", "build_model"]
+__all__ = ["NETWORK_PRESETS", "NetworkConfig", "NetworkWidths", "build_model", "network_widths"]

@@ -18,6 +18,28 @@ def same_padding(kernel_size: int, dilation: int = 1) -> int:
     return dilation * (kernel_size - 1) // 2
 
 
+class PointwiseConv(nn.Conv2d):
+    """A 1×1 conv without bias whose stride is taken by subsampling first, then a stride-1 conv.
+
+    The same weights, outputs, gradients and multiply-adds as `nn.Conv2d(..., 1, stride)`, but
+    it never runs oneDNN's strided 1×1 backward-weights kernel: on AVX2 CPUs (no AVX-512) that
+    kernel corrupts the heap or spins forever for inputs of fewer than 8 channels, the widths
+    of a small proxy (tests/faults/onednn_strided_1x1.py reproduces it with torch alone).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+        super().__init__(in_channels, out_channels, 1, bias=False)
+        self.subsample = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.subsample > 1:
+            x = x[:, :, :: self.subsample, :: self.subsample]
+        return super().forward(x)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, subsample={self.subsample}"
+
+
 class ReLUConvBN(nn.Sequential):
     """ReLU → conv (no bias) → BN: the reference's plain convolution and 1×1 projection."""
 
@@ -30,9 +52,10 @@ class ReLUConvBN(nn.Sequential):
         dilation: int = 1,
         affine: bool = True,
     ) -> None:
-        super().__init__(
-            nn.ReLU(),
-            nn.Conv2d(
+        conv = (
+            PointwiseConv(in_channels, out_channels, stride)
+            if kernel_size == 1
+            else nn.Conv2d(
                 in_channels,
                 out_channels,
                 kernel_size,
@@ -40,7 +63,18 @@ class ReLUConvBN(nn.Sequential):
                 padding=same_padding(kernel_size, dilation),
                 dilation=dilation,
                 bias=False,
-            ),
+            )
+        )
+        super().__init__(nn.ReLU(), conv, nn.BatchNorm2d(out_channels, affine=affine))
+
+
+class ConvBN(nn.Sequential):
+    """1×1 conv (no bias) → BN with no ReLU first: how slim matches a width after a pool, and
+    for a concatenated input (its stride-1 `factorized_reduction`)."""
+
+    def __init__(self, in_channels: int, out_channels: int, affine: bool = True) -> None:
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, 1, bias=False),
             nn.BatchNorm2d(out_channels, affine=affine),
         )
 
@@ -61,8 +95,8 @@ class FactorizedReduction(nn.Module):
             raise ValueError(f"factorized reduction needs at least 2 output channels, got {out_channels}")
         first = out_channels // 2
         self.relu = nn.ReLU() if relu else nn.Identity()
-        self.path1 = nn.Conv2d(in_channels, first, 1, stride=2, bias=False)
-        self.path2 = nn.Conv2d(in_channels, out_channels - first, 1, stride=2, bias=False)
+        self.path1 = PointwiseConv(in_channels, first, stride=2)
+        self.path2 = PointwiseConv(in_channels, out_channels - first, stride=2)
         self.bn = nn.BatchNorm2d(out_channels, affine=affine)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -2,30 +2,32 @@
 
 It follows tensorflow/models research/slim/nets/nasnet (nasnet.py, nasnet_utils.py):
 
-* N@F: num_conv_filters = F / 24 (F is the penultimate width of NASNet-A, whose cells
-  concatenate 6 states of 4 × num_conv_filters after two doublings), so F must be a
-  positive multiple of 24. The stack is N Normal cells, a Reduction cell, N Normal, a
-  Reduction, N Normal; each reduction doubles the filters.
-* Stems: CIFAR, a 3×3 conv to num_conv_filters × stem_multiplier then BN; ImageNet, a 3×3
-  stride-2 VALID conv to 32 × stem_multiplier then BN, then two Reduction cells at filter
-  scale 1/4 and 1/2.
+* N@F: F, the penultimate width, is 4 × k × the base filters (slim's num_conv_filters,
+  DARTS's C) for a Normal cell that concatenates k states: the last stack's cells have 4 ×
+  the base per state after two doublings (`models.config.network_widths`; NASNet-A: F / 24). The
+  stack is N Normal cells, a Reduction cell, N Normal, a Reduction, N Normal; each
+  reduction doubles the filters.
+* Stems: CIFAR, a 3×3 conv to base × stem_multiplier then BN; ImageNet, a 3×3 stride-2
+  VALID conv to 32 × stem_multiplier then BN, then two Reduction cells at filter scale 1/4
+  and 1/2.
 * Each cell prepares its inputs: the one-back input by ReLU → 1×1 conv → BN to the cell's
   filters f, the two-back input by "reduce prev layer" (factorized reduction when it is
-  larger, else a 1×1 projection when its channels differ from f). Reduction cells stride
-  only the ops that read the cell inputs. The output concatenates `cell.output_states()`;
-  a Reduction cell's concatenated *inputs* pass through a factorized reduction first, as
-  slim's `_combine_unused_states` does.
+  larger, else a 1×1 projection when its channels differ from f). The first cell has no
+  two-back input: as in slim (`prev_layer` None) and timm's `CellStem0`, its ops read the
+  raw stem there, each taking the stem's width in its first layer (`searchcore.ops`), unless
+  `project_stem` asks for DARTS's single projection. Reduction cells stride only the ops
+  that read the cell inputs. The output concatenates `cell.output_states()`; a concatenated
+  input first passes through a factorized reduction in a Reduction cell and a 1×1 conv and
+  BN when its width differs from f, as slim's `_combine_unused_states` does.
 * A block's two branches add, or ("concat") are concatenated and projected back to f by
   ReLU → 1×1 conv → BN, so every hidden state has f channels whatever the genotype.
 * Scheduled drop path, per-example, on every branch but the identity-like ops: cell i of T
   keeps with 1 − (i + 1) / T × (1 − drop_path_keep), scaled by training progress
   (`set_drop_path_progress`), and off in eval.
 
-One deliberate difference: slim's first cell has no two-back input and feeds the raw stem
-to its ops, which then need their own projections for the stem's width. Ops here map f → f,
-so the first cell's two-back input is the stem prepared by "reduce prev layer" (a 1×1
-projection, as DARTS does). NASNet-A's params and mult-adds stay within 1.2% of the paper's
-(tests/searchcore/test_nasnet_model.py).
+NASNet-A comes out at the reference sizes exactly: 6@4032 at 331×331 has timm's and Keras's
+88,753,150 params, 4@1056 at 224×224 Keras's 5,289,978 and 563.6M mult-adds (Table 3: 564M);
+tests/searchcore/test_nasnet_model.py holds them.
 """
 
 from __future__ import annotations
@@ -39,13 +41,12 @@ from torch import nn
 
 from searchcore.errors import ConfigError
 from searchcore.genotype import NUM_CELL_INPUTS, Block, Cell, Genotype
-from searchcore.models.config import FILTERS_PER_CONV_FILTER, MIN_CELL_FILTERS, NetworkConfig
-from searchcore.models.layers import AUX_POOL_KERNEL, AuxiliaryHead, FactorizedReduction, ReLUConvBN, drop_path
+from searchcore.models.config import MIN_CELL_FILTERS, NUM_REDUCTIONS, NetworkConfig, NetworkWidths
+from searchcore.models.layers import AUX_POOL_KERNEL, AuxiliaryHead, ConvBN, FactorizedReduction, ReLUConvBN, drop_path
 from searchcore.ops import DROP_PATH_EXEMPT_OPS, create_op
 
 REFERENCE_IMAGE_SIZE = {"cifar": 32, "imagenet": 224}
 IMAGENET_STEM_FILTERS = 32
-NUM_REDUCTIONS = 2
 
 
 @dataclass(frozen=True)
@@ -68,11 +69,12 @@ class _CellPlan:
 class NASNetBlock(nn.Module):
     """Two (hidden state, op) branches merged by add, or by concat and a 1×1 projection."""
 
-    def __init__(self, block: Block, filters: int, reduction: bool) -> None:
+    def __init__(self, block: Block, filters: int, reduction: bool, state_channels: list[int]) -> None:
         super().__init__()
         self.inputs = block.inputs
         self.branches = nn.ModuleList(
-            create_op(op, filters, stride=2 if reduction and state < NUM_CELL_INPUTS else 1)
+            create_op(op, filters, stride=2 if reduction and state < NUM_CELL_INPUTS else 1,
+                      in_channels=state_channels[state])
             for state, op in zip(block.inputs, block.ops)
         )
         self.droppable = tuple(op not in DROP_PATH_EXEMPT_OPS for op in block.ops)
@@ -91,22 +93,31 @@ class NASNetBlock(nn.Module):
 
 
 class NASNetCell(nn.Module):
-    """A Normal or Reduction cell applied to (two-back, one-back) inputs."""
+    """A Normal or Reduction cell applied to (two-back, one-back) inputs.
+
+    `prev` None means the cell has no two-back input (the first one): the raw one-back
+    input, which the caller passes in both places, stands in for it unprepared.
+    """
 
     def __init__(
-        self, cell: Cell, prev: _FeatureMap, current: _FeatureMap, filters: int, reduction: bool, drop_path: bool
+        self, cell: Cell, prev: _FeatureMap | None, current: _FeatureMap, filters: int, reduction: bool,
+        drop_path: bool,
     ) -> None:
         super().__init__()
         self.reduction = reduction
-        self.prepare_prev = _reduce_prev_layer(prev, current, filters)
+        self.prepare_prev = nn.Identity() if prev is None else _reduce_prev_layer(prev, current, filters)
         self.prepare_current = ReLUConvBN(current.channels, filters, 1)
-        self.blocks = nn.ModuleList(NASNetBlock(block, filters, reduction) for block in cell.blocks)
+        prev_channels = current.channels if prev is None else filters
+        state_channels = [prev_channels] + [filters] * (cell.num_states - 1)
+        self.blocks = nn.ModuleList(NASNetBlock(block, filters, reduction, state_channels) for block in cell.blocks)
         self.output_states = cell.output_states()
-        # Inputs that reach a Reduction cell's output unstrided are halved to match.
-        self.reduce_output = nn.ModuleDict(
-            {str(state): FactorizedReduction(filters, filters, relu=False)
-             for state in self.output_states if reduction and state < NUM_CELL_INPUTS}
-        )
+        # Concatenated inputs match the blocks' outputs: halved in a Reduction cell, else projected to f if they differ.
+        self.reduce_output = nn.ModuleDict({
+            str(state): FactorizedReduction(state_channels[state], filters, relu=False) if reduction
+            else ConvBN(state_channels[state], filters)
+            for state in self.output_states
+            if state < NUM_CELL_INPUTS and (reduction or state_channels[state] != filters)
+        })
         self.out_channels = len(self.output_states) * filters
         #: Per-cell keep probability, set by `NASNet.set_drop_path_progress`; 1 = no drop.
         self.register_buffer("drop_path_keep", torch.ones(()), persistent=False)
@@ -141,11 +152,12 @@ class NASNet(nn.Module):
         super().__init__()
         self.genotype = genotype
         self.config = config
-        self.num_conv_filters = _num_conv_filters(config)
-        plans = _plan_cells(config, self.num_conv_filters)
-        _check_config(config, plans)
+        widths = config.widths(genotype)
+        self.base_filters = widths.base_filters
+        plans = _plan_cells(config, self.base_filters)
+        _check_config(config, plans, widths)
 
-        stem_channels = _stem_channels(config, self.num_conv_filters)
+        stem_channels = _stem_channels(config, self.base_filters)
         if config.stem == "cifar":
             self.stem = nn.Sequential(
                 nn.Conv2d(config.in_channels, stem_channels, 3, padding=1, bias=False),
@@ -159,8 +171,9 @@ class NASNet(nn.Module):
             )
             stem_halvings = 1
 
-        # The stem stands in for the missing two-back input of the first cell.
-        maps = [_FeatureMap(stem_channels, stem_halvings)] * 2
+        # slim's [None, stem]: the first cell has no two-back input (DARTS prepares the stem as one).
+        stem_map = _FeatureMap(stem_channels, stem_halvings)
+        maps: list[_FeatureMap | None] = [stem_map if config.project_stem else None, stem_map]
         self.cells = nn.ModuleList()
         for plan in plans:
             reduction = plan.kind == "reduction"
@@ -176,7 +189,7 @@ class NASNet(nn.Module):
             maps.append(_FeatureMap(cell.out_channels, maps[-1].halvings + reduction))
         self._prev_offsets = tuple(plan.prev_offset for plan in plans)
         self._cell_keep = _layer_keep_probs(config.drop_path_keep, len(plans))
-        cell_maps = maps[2:]
+        cell_maps: list[_FeatureMap] = maps[2:]
 
         self.aux_cell_index: int | None = None
         self.aux_head: AuxiliaryHead | None = None
@@ -226,32 +239,23 @@ class NASNet(nn.Module):
     def describe_structure(self) -> dict[str, int]:
         """Sizes worth showing next to params and mult-adds."""
         return {
-            "num_conv_filters": self.num_conv_filters,
+            "base_filters": self.base_filters,
             "total_cells": len(self.cells),
             "penultimate_filters": self.penultimate_filters,
         }
 
 
-def _num_conv_filters(config: NetworkConfig) -> int:
-    if config.filters < FILTERS_PER_CONV_FILTER or config.filters % FILTERS_PER_CONV_FILTER:
-        raise ConfigError(
-            f"filters F = {config.filters} must be a positive multiple of {FILTERS_PER_CONV_FILTER} "
-            "(num_conv_filters = F / 24)"
-        )
-    return config.filters // FILTERS_PER_CONV_FILTER
-
-
-def _plan_cells(config: NetworkConfig, num_conv_filters: int) -> list[_CellPlan]:
+def _plan_cells(config: NetworkConfig, base_filters: int) -> list[_CellPlan]:
     """Every cell in order, stem cells included, with its filters and two-back input."""
     if config.num_cells < 1:
         raise ConfigError(f"num_cells N = {config.num_cells} must be at least 1")
     plans: list[_CellPlan] = []
     if config.stem == "imagenet":
         for scale in (0.25, 0.5):
-            plans.append(_CellPlan("reduction", int(num_conv_filters * scale), prev_offset=-2))
+            plans.append(_CellPlan("reduction", int(base_filters * scale), prev_offset=-2))
     elif config.stem != "cifar":
         raise ConfigError(f"stem {config.stem!r} must be 'cifar' or 'imagenet'")
-    filters = num_conv_filters
+    filters = base_filters
     for stack in range(NUM_REDUCTIONS + 1):
         if stack > 0:
             filters *= 2
@@ -262,19 +266,21 @@ def _plan_cells(config: NetworkConfig, num_conv_filters: int) -> list[_CellPlan]
     return plans
 
 
-def _stem_channels(config: NetworkConfig, num_conv_filters: int) -> int:
-    base = num_conv_filters if config.stem == "cifar" else IMAGENET_STEM_FILTERS
+def _stem_channels(config: NetworkConfig, base_filters: int) -> int:
+    base = base_filters if config.stem == "cifar" else IMAGENET_STEM_FILTERS
     return int(base * config.stem_multiplier)
 
 
-def _check_config(config: NetworkConfig, plans: list[_CellPlan]) -> None:
+def _check_config(config: NetworkConfig, plans: list[_CellPlan], widths: NetworkWidths) -> None:
     smallest = min(plan.filters for plan in plans)
     if smallest < MIN_CELL_FILTERS:
-        need = FILTERS_PER_CONV_FILTER * MIN_CELL_FILTERS * (4 if config.stem == "imagenet" else 1)
+        need = MIN_CELL_FILTERS * (4 if config.stem == "imagenet" else 1)
+        per_base = widths.filters // widths.base_filters
         raise ConfigError(
-            f"filters F = {config.filters} leaves a cell with {smallest} filter(s); the {config.stem} stem needs F >= {need}"
+            f"base filters {widths.base_filters} (F = {widths.filters}) leave a cell with {smallest} filter(s); "
+            f"the {config.stem} stem needs base filters >= {need} (F >= {need * per_base})"
         )
-    if _stem_channels(config, config.filters // FILTERS_PER_CONV_FILTER) < 1:
+    if _stem_channels(config, widths.base_filters) < 1:
         raise ConfigError(f"stem_multiplier {config.stem_multiplier} leaves the stem without filters")
     if not 0.0 < config.drop_path_keep <= 1.0:
         raise ConfigError(f"drop_path_keep {config.drop_path_keep} must be in (0, 1]")

@@ -52,6 +52,30 @@ def test_describe_prints_params_and_mult_adds_as_json(capsys):
     assert info["mult_adds"] > 0
 
 
+def test_describe_reports_f_and_base_filters_for_any_cell(capsys):
+    # DARTS-V2 in DARTS's setting: 20 layers, C = 36, i.e. 6@576 (4 concatenated nodes: F = 16 C),
+    # with DARTS's one projection of the stem: DARTS's own 3,349,342 params.
+    darts = ["describe", "--genotype", "darts-v2", "--dataset", "cifar10", "--cells", "6", "--project-stem", "--json"]
+    code, out, _ = run_cli(capsys, *darts, "--filters", "576")
+    assert code == 0
+    by_f = json.loads(out)
+    assert (by_f["filters"], by_f["base_filters"], by_f["params"]) == (576, 36, 3_349_342)
+    code, out, _ = run_cli(capsys, *darts, "--base-filters", "36")
+    assert code == 0 and json.loads(out) == by_f
+    code, out, _ = run_cli(capsys, "describe", "--genotype", "nasnet-a", "--dataset", "imagenet", "--cells", "4",
+                           "--filters", "1056")
+    assert code == 0
+    lines = {line.split(":")[0].strip(): line.split(":", 1)[1].strip() for line in out.splitlines()}
+    assert (lines["filters"], lines["base_filters"]) == ("1056", "44")
+    assert lines["params"] == "5.29M (5,289,978)" and lines["mult_adds"] == "563.64M (563,638,816)"
+
+
+def test_train_takes_base_filters(capsys):
+    code, out, _ = run_cli(capsys, "train", "--genotype", "darts-v2", "--dataset", "digits", "--epochs", "1",
+                           "--cells", "1", "--base-filters", "2", "--device", "cpu")
+    assert code == 0 and json.loads(out)["params"] > 0
+
+
 def test_describe_takes_a_genotype_file(tmp_path, capsys):
     from searchcore.known import get_known
 
@@ -93,6 +117,11 @@ def _set(data, path, value):
     (["describe", "--genotype", "nasnet-z"], "neither a known cell"),
     (["compare", "nowhere", "--top", "1"], "not a search run directory"),
     (["compare", "nowhere", "--top", "one"], "--top 'one' must be comma-separated integers"),
+    (["describe", "--genotype", "darts-v2", "--filters", "600"], "F = 600 must be a positive multiple of 16"),
+    (["describe", "--filters", "768", "--base-filters", "32"], "not allowed with argument --filters"),
+    (["describe", "--base-filters", "0"], "base_filters must be a positive whole number"),
+    (["search", "--out", "x", "--base-filters", "1"], "base_filters must be in 2..168"),
+    (["train", "--filters", "48", "--base-filters", "2"], "not allowed with argument --filters"),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys, monkeypatch, argv, expected):
     monkeypatch.chdir(tmp_path)

@@ -1,4 +1,5 @@
-"""The op registry: every op maps C → C channels at stride 1 and 2, faithful to the reference."""
+"""The op registry: every op maps C → C channels (or a wider input, the raw stem, → C) at stride 1
+and 2, faithful to the reference."""
 
 from __future__ import annotations
 
@@ -36,6 +37,46 @@ def test_op_forward_backward_keeps_channels_and_halves_with_stride(name, stride)
     for module in op.modules():
         if isinstance(module, nn.Conv2d):
             assert module.bias is None, f"{name}: convs are followed by BN and carry no bias"
+
+
+STEM_CHANNELS = 6  # the first cell's ops read the raw stem, wider than the cell
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("name", OPS.names())
+def test_op_maps_a_wider_input_to_its_channels(name, stride):
+    torch.manual_seed(0)
+    op = create_op(name, CHANNELS, stride, in_channels=STEM_CHANNELS)
+    x = torch.randn(2, STEM_CHANNELS, HEIGHT, WIDTH, requires_grad=True)
+    out = op(x)
+    assert out.shape == (2, CHANNELS, math.ceil(HEIGHT / stride), math.ceil(WIDTH / stride))
+    out.square().sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_separable_conv_from_the_stem_runs_depthwise_on_the_stem_then_points_to_the_cell():
+    # slim's separable_conv2d (timm's BranchSeparables with stem_cell=True): only the first layer sees the stem.
+    op = create_op("sep_conv_7x7", CHANNELS, stride=2, in_channels=STEM_CHANNELS)
+    depthwise_1, pointwise_1, depthwise_2, pointwise_2 = [m for m in op.modules() if isinstance(m, nn.Conv2d)]
+    assert (depthwise_1.in_channels, depthwise_1.groups, pointwise_1.in_channels) == (STEM_CHANNELS,) * 3
+    assert pointwise_1.out_channels == depthwise_2.groups == pointwise_2.out_channels == CHANNELS
+    assert sum(p.numel() for p in op.parameters()) == (
+        STEM_CHANNELS * 49 + STEM_CHANNELS * CHANNELS + 2 * CHANNELS + CHANNELS * 49 + CHANNELS**2 + 2 * CHANNELS
+    )
+
+
+@pytest.mark.parametrize(("name", "kinds"), [
+    # slim's _apply_conv_operation: a pool then a 1×1 conv and BN; the identity as ReLU → 1×1 conv → BN.
+    ("avg_pool_3x3", ["AvgPool2d", "Conv2d", "BatchNorm2d"]),
+    ("max_pool_3x3", ["MaxPool2d", "Conv2d", "BatchNorm2d"]),
+    ("identity", ["ReLU", "Conv2d", "BatchNorm2d"]),
+    ("skip_connect", ["ReLU", "Conv2d", "BatchNorm2d"]),
+])
+def test_weightless_ops_match_a_wider_input_like_the_reference(name, kinds):
+    layers = _layers(create_op(name, CHANNELS, 1, in_channels=STEM_CHANNELS))
+    assert [type(m).__name__ for m in layers] == kinds
+    conv = next(m for m in layers if isinstance(m, nn.Conv2d))
+    assert (conv.in_channels, conv.out_channels, conv.kernel_size) == (STEM_CHANNELS, CHANNELS, (1, 1))
 
 
 def _layers(op: nn.Module) -> list[nn.Module]:
@@ -115,8 +156,10 @@ def test_affine_false_gives_batch_norm_without_weights():
     assert norms and all(m.weight is None and m.bias is None for m in norms)
 
 
-def test_create_op_rejects_bad_stride_and_unknown_name():
+def test_create_op_rejects_bad_stride_channels_and_unknown_name():
     with pytest.raises(ConfigError, match="stride"):
         create_op("conv_3x3", CHANNELS, 3)
+    with pytest.raises(ConfigError, match="channels must be positive"):
+        create_op("conv_3x3", CHANNELS, 1, in_channels=0)
     with pytest.raises(UnknownNameError, match="sep_conv_3x3"):
         create_op("sep_conv_9x9", CHANNELS, 1)

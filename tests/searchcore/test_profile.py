@@ -9,13 +9,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from searchcore.known import get_known
 from searchcore.models import NETWORK_PRESETS, NetworkConfig
 from searchcore.models.nasnet import NASNet
 from searchcore.profile import count_mult_adds, count_params, describe
 from searchcore.spaces import NasnetCellSpace
 
 GENOTYPE = NasnetCellSpace().sample(np.random.default_rng(0))
-TINY = NetworkConfig(num_cells=1, filters=48, num_classes=5, auxiliary=True, image_size=16)
+TINY = NetworkConfig(num_cells=1, base_filters=2, num_classes=5, auxiliary=True, image_size=16)
 
 
 def test_mult_adds_of_convs_and_fc_by_hand():
@@ -67,7 +68,7 @@ def test_describe_matches_a_real_model_and_reports_its_sizes():
     model = NASNet(GENOTYPE, TINY)
     assert info["params"] == count_params(model)
     assert info["mult_adds"] == count_mult_adds(model, 16)
-    assert info["num_conv_filters"] == 2 and info["total_cells"] == 5
+    assert info["base_filters"] == 2 and info["total_cells"] == 5
     assert info["penultimate_filters"] == model.penultimate_filters
 
 
@@ -78,9 +79,16 @@ def test_describe_ignores_the_aux_heads_image_size():
 
 
 def test_describing_the_large_model_takes_seconds_not_minutes():
-    # NASNet 6@4032 at 331×331 has ~89M params and ~24G mult-adds: far too much to build and
-    # run on a CPU in a test, but the meta device only tracks shapes.
+    # NASNet-A 6@4032 at 331×331 has 88.8M params and 23.8G mult-adds: far too much to build
+    # and run on a CPU in a test, but the meta device only tracks shapes.
     start = time.perf_counter()
-    info = describe(GENOTYPE, NETWORK_PRESETS["large"], 331)
+    info = describe(get_known("nasnet-a"), NETWORK_PRESETS["large"], 331)
     assert time.perf_counter() - start < 15
-    assert info["params"] > 50_000_000 and info["mult_adds"] > 10_000_000_000
+    assert (info["params"], info["mult_adds"]) == (88_753_150, 23_783_414_658)  # timm's nasnetalarge: 88,753,150
+
+
+def test_mobile_nasnet_a_counts_as_the_paper_does():
+    # Table 3: 5.3M params, 564M mult-adds. Keras's NASNetMobile has 5,289,978 trainable params;
+    # the mult-adds are the convs' and the FC layer's for one 224×224 image.
+    info = describe(get_known("nasnet-a"), NETWORK_PRESETS["mobile"], 224)
+    assert (info["params"], info["mult_adds"]) == (5_289_978, 563_638_816)

@@ -22,3 +22,10 @@ def test_proxy_config_validates_without_torch():
             "ProxyConfig.from_dict({'dataset': 'digits', 'epochs': 2, 'device': 'cuda:1'}); "
             "assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_cells_f_and_base_filters_come_without_torch():
+    code = ("import sys; from searchcore.known import get_known; from searchcore.proxy import ProxyConfig; "
+            "widths = ProxyConfig(base_filters=36).network_widths(get_known('darts-v2')); "
+            "assert (widths.filters, widths.base_filters) == (576, 36); assert 'torch' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -30,7 +30,7 @@ from searchcore.train import (
     train_child,
 )
 
-#: The smallest proxy: 1@48 (N = 1 normal cell per stack, num_conv_filters = 2) on the CPU.
+#: The smallest proxy: 1@48 (N = 1 normal cell per stack, base filters 48 / 24 = 2) on the CPU.
 TINY = ProxyConfig(cells=1, filters=48, epochs=1, batch_size=32, lr=0.05, device="cpu")
 
 
@@ -178,6 +178,7 @@ def test_reward_definitions():
         ("momentum", 1.0), ("weight_decay", -1e-4), ("grad_clip", -1.0), ("drop_path_keep", 0.0),
         ("auxiliary_weight", -0.4), ("cutout", -1), ("reward", "loss"), ("seed", -1), ("device", "gpu0"), ("device", "meta"),
         ("dataset", "mnist"), ("epochs", 2.5), ("epochs", "3"), ("augment", "yes"), ("augment", 1), ("lr", True),
+        ("base_filters", 1), ("base_filters", 169), ("base_filters", "4"), ("base_filters", True), ("filters", 4.0),
     ],
 )
 def test_proxy_config_rejects_bad_values_naming_the_field(field, value):
@@ -194,6 +195,29 @@ def test_proxy_config_dict_round_trip_and_unknown_keys():
         ProxyConfig.from_dict({"epoch": 3})
     with pytest.raises(ConfigError, match="digits has no option 'val_size'"):
         ProxyConfig(dataset_options={"val_size": 10})
+
+
+def test_proxy_width_is_filters_or_base_filters_and_fixes_the_base_for_every_cell():
+    nasnet_a, darts_v2 = get_known("nasnet-a"), get_known("darts-v2")
+    by_f, by_base = ProxyConfig(filters=96), ProxyConfig(base_filters=4)
+    assert ProxyConfig() == by_f and by_f.fixed_base_filters == by_base.fixed_base_filters == 4
+    # Every cell gets the base; F follows what its normal cell concatenates (6 states, 4 states).
+    for config in (by_f, by_base):
+        assert (config.network_widths(nasnet_a).filters, config.network_widths(darts_v2).filters) == (96, 64)
+    # A config without base_filters keeps the dict it had before the field existed (the web app's proxy key).
+    assert set(by_f.to_dict()) == {f.name for f in dataclasses.fields(ProxyConfig)} - {"base_filters"}
+    assert by_base.to_dict()["base_filters"] == 4 and "filters" not in by_base.to_dict()
+    assert ProxyConfig.from_dict(by_base.to_dict()) == by_base
+    with pytest.raises(ConfigError, match=r"proxy config: base_filters \(4\) and filters \(96\) are both set"):
+        ProxyConfig.from_dict({"filters": 96, "base_filters": 4})
+
+
+def test_proxy_networks_of_equal_base_filters_are_equal(digits):
+    genotype = random_genotype(3)
+    by_f = build_child(genotype, dataclasses.replace(TINY, filters=48), digits)
+    by_base = build_child(genotype, dataclasses.replace(TINY, filters=None, base_filters=2), digits)
+    assert [p.shape for p in by_f.parameters()] == [p.shape for p in by_base.parameters()]
+    assert by_f.base_filters == 2
 
 
 def test_device_resolution():
