@@ -171,6 +171,10 @@ def test_create_search_defaults(api, queued_steps):
     ({"proxy": {"dataset": "digits"}}, ["proxy", "dataset"]),
     ({"proxy": {"data_root": "/etc"}}, ["proxy", "data_root"]),
     ({"proxy": {"batch_size": 1}}, ["proxy", "batch_size"]),
+    ({"proxy": {"base_filters": 1}}, ["proxy", "base_filters"]),
+    ({"proxy": {"base_filters": "wide"}}, ["proxy", "base_filters"]),
+    ({"proxy": {"filters": 48, "base_filters": 2}}, ["proxy", "base_filters"]),
+    ({"proxy": {"filters": 50}}, ["proxy", "filters"]),
     ({"space": "nowhere"}, ["space"]),
     ({"dataset": "imagenet-22k"}, ["dataset"]),
 ])
@@ -185,6 +189,16 @@ def test_create_search_validation(api, queued_steps, change, error_path):
         node = node[key]
     assert isinstance(node, list) and node and all(isinstance(m, str) and m for m in node)
     assert not Search.objects.exists()
+
+
+def test_create_search_with_base_filters(api, queued_steps):
+    proxy = {"epochs": 1, "cells": 1, "base_filters": 2, "batch_size": 32}
+    response = api.post("/api/searches/", {**VALID_CREATE, "proxy": proxy}, format="json")
+    assert response.status_code == 201, response.content
+    search = Search.objects.get()
+    assert search.proxy["base_filters"] == 2 and "filters" not in search.proxy
+    body = api.post("/api/searches/", {**VALID_CREATE, "proxy": {"base_filters": 1}}, format="json").json()
+    assert body["proxy"]["base_filters"] == ["proxy config: base_filters must be in 2..168 (every cell needs 2), got 1"]
 
 
 def test_create_search_messages_name_the_fault(api, queued_steps):
@@ -334,6 +348,18 @@ def test_trials_status_filter_and_after(api, seven_trials):
     assert api.get(f"{url}?after=x").status_code == 400
 
 
+@pytest.mark.parametrize(("known", "proxy", "network"), [
+    ("nasnet-a", {"filters": 96}, {"filters": 96, "base_filters": 4, "concat_states": 6}),
+    ("darts-v2", {"filters": 96}, {"filters": 64, "base_filters": 4, "concat_states": 4}),
+    ("darts-v2", {"base_filters": 36}, {"filters": 576, "base_filters": 36, "concat_states": 4}),
+])
+def test_trial_detail_reports_f_and_base_filters_of_its_network(api, alice, known, proxy, network):
+    from searchcore.known import get_known
+
+    trial = make_trial(make_search(alice, proxy=proxy), 0, cell=make_cell(get_known(known).to_dict()))
+    assert api.get(f"/api/trials/{trial.pk}/").json()["network"] == network
+
+
 def test_trial_detail_and_checkpoint(api, alice, settings, tmp_path):
     settings.MEDIA_ROOT = str(tmp_path)
     search = make_search(alice)
@@ -342,6 +368,8 @@ def test_trial_detail_and_checkpoint(api, alice, settings, tmp_path):
     body = api.get(f"/api/trials/{trial.pk}/").json()
     assert body["search"] == search.pk and body["genotype"] == ADD_GENOTYPE and body["epochs"] == epochs
     assert body["params"] == 1234 and body["epochs_done"] == 2 and body["checkpoint_url"] is None
+    # The default proxy's F = 96 fixes base filters 4; this normal cell concatenates 1 state: F = 4 × 1 × 4.
+    assert body["network"] == {"filters": 16, "base_filters": 4, "concat_states": 1}
     assert api.get(f"/api/trials/{trial.pk}/checkpoint").status_code == 404
 
     trial.checkpoint.save("trial.pt", ContentFile(b"\x80weights"))

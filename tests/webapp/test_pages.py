@@ -193,8 +193,8 @@ def test_new_search_form_renders_registry_choices(client, user):
     for name in SPACES.names() + STRATEGIES.names():
         assert f'value="{name}"' in html
     assert 'value="digits" selected' in html
-    for field in ("budget", "parallelism", "epochs", "cells", "filters", "batch_size", "seed", "keep_checkpoints",
-                  "strategy_options"):
+    for field in ("budget", "parallelism", "epochs", "cells", "filters", "base_filters", "batch_size", "seed",
+                  "keep_checkpoints", "strategy_options"):
         assert f'name="{field}"' in html
 
 
@@ -216,6 +216,16 @@ def test_post_creates_a_search_and_queues_its_first_step(client, user, queued_st
     assert b"page demo" in detail.content and b"launched" in detail.content
 
 
+def test_the_form_takes_base_filters_instead_of_f(client, user, queued_steps):
+    login(client, user)
+    html = client.get("/searches/new/").content.decode()
+    assert "fixes every cell&#x27;s base filters at F / 24" in html  # the help says what the proxy fixes
+    response = client.post("/searches/new/", {**VALID_FORM, "filters": "", "base_filters": "3"})
+    assert response.status_code == 302
+    proxy = Search.objects.get().proxy
+    assert proxy["base_filters"] == 3 and "filters" not in proxy
+
+
 def _errors_of(html: str, field: str) -> str:
     match = re.search(rf'<ul class="errorlist" id="errors-{field}">(.*?)</ul>', html, re.DOTALL)
     return match.group(1) if match else ""
@@ -226,6 +236,9 @@ def _errors_of(html: str, field: str) -> str:
     ({"budget": "many"}, "budget", "whole number"),
     ({"epochs": "0"}, "epochs", "in 1..10000"),  # from ProxyConfig, via the service's "proxy.epochs"
     ({"filters": "50"}, "filters", "multiple of 24"),
+    ({"filters": "", "base_filters": "1"}, "base_filters", "in 2..168"),
+    ({"base_filters": "2"}, "base_filters", "both set"),
+    ({"filters": "", "base_filters": "many"}, "base_filters", "whole number"),
     ({"batch_size": "1"}, "batch_size", "in 2..65536"),
     ({"parallelism": "5"}, "parallelism", "must not exceed the budget"),
     ({"strategy_options": "{not json"}, "strategy_options", "Not valid JSON"),
@@ -386,6 +399,8 @@ def test_trial_detail_shows_curves_diagram_numbers_and_genotype(client, user):
     html = client.get(f"/trials/{trial.pk}/").content.decode()
     assert "Trial 0" in html and "65.00%" in html and "54.3k" in html and "1.23M" in html
     assert "celery@box" in html and "1 min 15 s" in html and "2 / 2" in html
+    # The proxy's default F = 96 fixes base filters 4; this normal cell concatenates 1 state.
+    assert re.search(r'id="trial-network">F = 16, base filters 4 ', html)
     assert re.search(r'<div class="diagram" id="cell-diagram"><svg\b', html)  # inline, no XML prolog
     assert "Normal Cell" in html and "Reduction Cell" in html and "<?xml" not in html
     curves = re.search(r'<script id="epochs-data" type="application/json">(.*?)</script>', html, re.S)

@@ -161,6 +161,13 @@ _PROXY_FIELD_TYPES = {
     "bool": serializers.BooleanField,
     "str": serializers.CharField,
 }
+#: Help for the fields whose default alone would not say what they mean.
+_PROXY_HELP = {
+    "filters": "F as NASNet-A's cell ends at, a multiple of 24: fixes every cell's base filters at F / 24. "
+               "Default 96 when base_filters is not given; give one of the two.",
+    "base_filters": "Instead of filters: every cell's base filters (slim's num_conv_filters, DARTS's C). The base "
+                    "is fixed for every cell, so a cell whose normal cell concatenates k states ends at F = 4 k base.",
+}
 #: ProxyConfig fields a search's `proxy` may not set, and why.
 _PROXY_NOT_SETTABLE = {
     "dataset": "set dataset on the search, not in proxy",
@@ -171,11 +178,12 @@ _PROXY_NOT_SETTABLE = {
 def _proxy_field(field: dataclasses.Field) -> serializers.Field:
     kind = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", str(field.type))
     default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
-    help_text = f"Default {json.dumps(default)}."
+    help_text = _PROXY_HELP.get(field.name, f"Default {json.dumps(default)}.")
     if kind in _PROXY_FIELD_TYPES:
         return _PROXY_FIELD_TYPES[kind](required=False, help_text=help_text)
-    if kind.replace(" ", "") in ("str|None", "Optional[str]"):
-        return serializers.CharField(required=False, allow_null=True, help_text=help_text)
+    optional = kind.replace(" ", "").removesuffix("|None")
+    if optional in _PROXY_FIELD_TYPES:
+        return _PROXY_FIELD_TYPES[optional](required=False, allow_null=True, help_text=help_text)
     if kind.startswith("dict"):
         return serializers.DictField(required=False, help_text=help_text)
     return serializers.JSONField(required=False, help_text=help_text)

@@ -17,8 +17,8 @@ DATASET_CHOICES = [(name, f"{name}: {DATASETS.get(name).summary}") for name in D
 #: Datasets whose files the workers read from CELLSEARCH_DATA_ROOT/<dataset>.
 DATASETS_NEEDING_ROOT = {name for name in DATASETS.names() if DATASETS.get(name).needs_root}
 
-#: The proxy-training fields the form shows (each sets the ProxyConfig field of its name).
-PROXY_FIELDS = ("epochs", "cells", "filters", "batch_size")
+#: The proxy-training fields the form shows (each sets the ProxyConfig field of its name; a blank one is left out).
+PROXY_FIELDS = ("epochs", "cells", "filters", "base_filters", "batch_size")
 
 
 def _choices(names: list[str]) -> list[tuple[str, str]]:
@@ -58,7 +58,14 @@ class SearchCreateForm(forms.Form):
     parallelism = forms.IntegerField(min_value=1, initial=1, help_text="Trials training at the same time.")
     epochs = forms.IntegerField(initial=10, help_text="Training epochs per child.")
     cells = forms.IntegerField(initial=2, help_text="N: normal cells per stack.")
-    filters = forms.IntegerField(initial=96, help_text="F: a multiple of 24.")
+    filters = forms.IntegerField(
+        required=False, initial=96, label="Filters F",
+        help_text="F as NASNet-A's cell ends at, a multiple of 24: fixes every cell's base filters at F / 24. "
+                  "Leave blank to give base filters instead.")
+    base_filters = forms.IntegerField(
+        required=False, label="Base filters",
+        help_text="Instead of F: slim's num_conv_filters, DARTS's C. The search fixes the base for every cell, so "
+                  "a cell whose normal cell concatenates k states ends at F = 4 × k × base.")
     batch_size = forms.IntegerField(initial=64, label="Batch size")
     seed = forms.IntegerField(initial=0, min_value=0)
     keep_checkpoints = forms.BooleanField(required=False, help_text="Store each child's weights for download.")
@@ -79,7 +86,7 @@ class SearchCreateForm(forms.Form):
 
     def proxy(self) -> dict:
         """The proxy-training settings for `search_create(proxy=...)`."""
-        return {name: self.cleaned_data[name] for name in PROXY_FIELDS}
+        return {name: self.cleaned_data[name] for name in PROXY_FIELDS if self.cleaned_data[name] is not None}
 
     def service_kwargs(self) -> dict:
         data = self.cleaned_data

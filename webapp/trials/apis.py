@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
@@ -15,7 +15,7 @@ from webapp.cells.downloads import checkpoint_response, trial_has_checkpoint
 from webapp.searches.apis import ErrorSerializer, ValidationErrorSerializer, get_paginated_response
 from webapp.searches.selectors import search_get_for_user
 from webapp.trials.models import Trial
-from webapp.trials.selectors import trial_get_for_user, trial_list_for_search
+from webapp.trials.selectors import trial_get_for_user, trial_list_for_search, trial_network_widths
 
 TRIAL_SUMMARY_FIELDS = ("id", "index", "status", "reward", "val_acc", "params", "mult_adds", "cell_hash", "cell",
                         "reused_from", "worker", "attempts", "epochs_done", "error", "created_at", "started_at",
@@ -67,17 +67,35 @@ class SearchTrialListApi(APIView):
                                       queryset=trials, request=request, view=self)
 
 
+class TrialNetworkSerializer(serializers.Serializer):
+    filters = serializers.IntegerField(help_text="F: the penultimate layer's filters, 4 × concat_states × base_filters.")
+    base_filters = serializers.IntegerField(
+        help_text="Filters per state in the first stack (slim's num_conv_filters, DARTS's C), fixed by the proxy.")
+    concat_states = serializers.IntegerField(help_text="States the normal cell concatenates.")
+
+    class Meta:
+        ref_name = "TrialNetwork"
+
+
 class TrialDetailApi(APIView):
     class OutputSerializer(_TrialSummarySerializer):
         search = serializers.PrimaryKeyRelatedField(read_only=True)
         genotype = serializers.JSONField(help_text="The versioned genotype JSON the strategy proposed.")
         epochs = serializers.ListField(child=serializers.DictField(), help_text="Per-epoch metrics, in order.")
         checkpoint_url = serializers.SerializerMethodField()
+        network = serializers.SerializerMethodField(
+            help_text="The width of the network the trial trains; null outside the cell space.")
 
         class Meta:
             model = Trial
             ref_name = "TrialDetail"
-            fields = ("search", *TRIAL_SUMMARY_FIELDS, "heartbeat_at", "genotype", "epochs", "checkpoint_url")
+            fields = ("search", *TRIAL_SUMMARY_FIELDS, "heartbeat_at", "genotype", "epochs", "network",
+                      "checkpoint_url")
+
+        @extend_schema_field(TrialNetworkSerializer(allow_null=True))
+        def get_network(self, trial: Trial) -> dict | None:
+            widths = trial_network_widths(trial=trial)
+            return None if widths is None else TrialNetworkSerializer(widths).data
 
         def get_checkpoint_url(self, trial: Trial) -> str | None:
             if not trial_has_checkpoint(trial):

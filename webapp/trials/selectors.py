@@ -5,6 +5,10 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
+from searchcore.errors import SearchcoreError
+from searchcore.genotype import Genotype, parse_genotype
+from searchcore.models import NetworkWidths
+from searchcore.proxy import ProxyConfig
 from webapp.trials.models import Trial
 
 #: Columns the trials table may sort by, and the field behind each.
@@ -32,6 +36,19 @@ def trial_list_for_search(*, search, status: str | None = None, ordering: str = 
 def trial_get_for_user(*, user, trial_id: int) -> Trial:
     return get_object_or_404(Trial.objects.select_related("search", "cell").filter(search__team__members=user),
                              pk=trial_id)
+
+
+def trial_network_widths(*, trial: Trial) -> NetworkWidths | None:
+    """F and the base filters of the network the trial trains: the search's proxy fixes the
+    base, and F follows what the trial's normal cell concatenates. None for a genotype that
+    is not a cell (the NAS-v1 space) or a stored genotype or proxy this version cannot read."""
+    try:
+        genotype = parse_genotype(trial.genotype)
+        if not isinstance(genotype, Genotype):
+            return None
+        return ProxyConfig.from_dict(trial.search.proxy).network_widths(genotype)
+    except SearchcoreError:
+        return None
 
 
 def trial_rewards_for_search(*, search) -> list[tuple[int, float | None, str]]:

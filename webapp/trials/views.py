@@ -15,7 +15,7 @@ from searchcore.errors import SearchcoreError
 from webapp.cells.diagrams import cell_diagram_svg
 from webapp.cells.downloads import DartsUnsupportedError, genotype_darts, genotype_in_format_order, trial_has_checkpoint
 from webapp.trials.models import Trial
-from webapp.trials.selectors import trial_get_for_user
+from webapp.trials.selectors import trial_get_for_user, trial_network_widths
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def _darts(trial: Trial) -> str | None:
 
 def _context(trial: Trial) -> dict:
     return {"trial": trial, "search": trial.search, "live": trial.status in Trial.IN_FLIGHT,
-            "epochs": trial.epochs or []}
+            "epochs": trial.epochs or [], "network": trial_network_widths(trial=trial)}
 
 
 @require_GET

@@ -58,7 +58,12 @@ def elapsed(start, end) -> str:
 
 @register.filter
 def proxy_summary(proxy: dict) -> str:
-    """A proxy config in the paper's terms: "N@F, E epochs, batch B" (e.g. "2@96, 10 epochs, batch 64")."""
+    """A proxy config in the paper's terms: "N@F, E epochs, batch B" (e.g. "2@96, 10 epochs, batch 64"),
+    or "N cells, base filters C, ..." for a proxy that gives the base filters (F then varies by cell)."""
     if not proxy:
         return ""
-    return f"{proxy.get('cells')}@{proxy.get('filters')}, {proxy.get('epochs')} epochs, batch {proxy.get('batch_size')}"
+    if proxy.get("base_filters") is not None:
+        width = f"{proxy.get('cells')} cells, base filters {proxy['base_filters']}"
+    else:
+        width = f"{proxy.get('cells')}@{proxy.get('filters')}"
+    return f"{width}, {proxy.get('epochs')} epochs, batch {proxy.get('batch_size')}"
