@@ -168,3 +168,16 @@ def test_a_dead_workers_trial_in_an_ended_search_is_closed_not_queued(
     trial.refresh_from_db()
     assert trial.pk not in done["requeued"] and not [c for c in sent if c[0] == "train"]
     assert trial.status == Trial.Status.CANCELLED and ended in trial.error
+
+
+def test_a_trial_waiting_for_its_cells_first_trial_is_never_sent_to_a_worker(
+        make_search, sent, queue_size, settings, django_capture_on_commit_callbacks):
+    # A one-layer macro space with one choice per decision: the second ask repeats the first cell.
+    search = running_search(make_search, space="macro", budget=2,
+                            space_options={"num_layers": 1, "filter_sizes": [1], "num_filters": [24]})
+    assert dict(search.trials.values_list("index", "status")) == {0: "pending", 1: "waiting"}
+    Trial.objects.filter(search=search).update(created_at=ago(settings.CELLSEARCH_PENDING_TIMEOUT + 1))
+    with django_capture_on_commit_callbacks(execute=True):
+        done = searches_reconcile()
+    assert done["requeued"] == [search.trials.get(index=0).pk]
+    assert search.trials.get(index=1).status == Trial.Status.WAITING

@@ -16,6 +16,7 @@ from searchcore.strategies import create_strategy
 from webapp.cells.models import Cell
 from webapp.searches import services
 from webapp.searches.models import Search
+from webapp.searches.selectors import compare_curves, search_progress
 from webapp.searches.services import search_advance, search_cancel, search_pause, search_resume
 from webapp.trials.models import Trial
 
@@ -224,7 +225,7 @@ def test_a_cell_already_trained_by_the_team_under_the_same_proxy_is_reused(make_
 def test_an_exhausted_strategy_ends_the_search_early_not_as_a_failure(make_search):
     search = make_search(budget=12, parallelism=12, space_options={"num_blocks": 1, "ops": ["identity"],
                                                                    "combines": ["add"]},
-                         strategy_options={"max_attempts": 30})  # 9 distinct cells exist
+                         strategy_options={"reject_duplicates": True, "max_attempts": 30})  # 9 distinct cells exist
     search_advance(search_id=search.pk)
     search.refresh_from_db()
     assert search.status == Search.Status.RUNNING and search.trials.count() == 9
@@ -358,3 +359,116 @@ def test_space_options_that_would_exhaust_memory_or_break_sampling_are_refused(m
     with pytest.raises(ValidationError) as caught:
         make_search(space_options=space_options)
     assert message in caught.value.message_dict["space_options"][0]
+
+
+# -- repeated cells -------------------------------------------------------------------------------
+
+#: The NAS-v1 macro space cut to one layer and one choice per decision: every ask is the same cell.
+ONE_CELL = {"space": "macro", "space_options": {"num_layers": 1, "filter_sizes": [1], "num_filters": [24]}}
+
+
+def trials_of(search: Search) -> dict[int, tuple]:
+    """index -> (status, reused_from's index, reward, told) of every trial."""
+    rows = search.trials.values_list("index", "status", "reused_from__index", "reward", "told")
+    return {index: tuple(rest) for index, *rest in rows}
+
+
+def test_a_repeat_of_a_finished_trial_of_the_same_search_reuses_its_result(make_search):
+    search = make_search(budget=12, parallelism=1, space_options={"num_blocks": 1, "ops": ["identity"],
+                                                                  "combines": ["add"]})  # 9 genotypes
+    for _ in range(12):
+        search_advance(search_id=search.pk)
+        for trial in search.trials.filter(status=Trial.Status.PENDING):
+            finish(trial, 0.1 + trial.index / 100)
+    search_advance(search_id=search.pk)
+    search.refresh_from_db()
+    assert search.status == Search.Status.FINISHED and search.trials_issued == 12 == search.trials.count()
+    trained = {}
+    for trial in search.trials.order_by("index").select_related("reused_from"):
+        source = trained.setdefault(trial.cell_hash, trial)
+        assert trial.status == Trial.Status.FINISHED and trial.told
+        if source is not trial:
+            assert trial.reused_from == source and trial.reward == source.reward and trial.epochs == source.epochs
+    assert len(trained) < 12
+    assert search.trials.filter(reused_from__isnull=True).count() == len(trained)  # each cell trained once
+    assert strategy_of(search).pending == []
+    curves = compare_curves(searches=[search], ks=[1])["runs"][0]["curves"]["1"]
+    assert len(curves) == 12  # Figure 6: every sampled model counts, reused or not
+
+
+def test_a_repeat_of_a_cell_in_flight_waits_and_copies_its_result(make_search, sent,
+                                                                   django_capture_on_commit_callbacks):
+    search = make_search(**ONE_CELL, budget=5, parallelism=3)
+    with django_capture_on_commit_callbacks(execute=True):
+        queued = search_advance(search_id=search.pk)
+    first = search.trials.get(index=0)
+    assert queued == [first.pk] and [s[1] for s in sent if s[0] == "train"] == [first.pk]
+    assert trials_of(search) == {0: ("pending", None, None, False), 1: ("waiting", 0, None, False),
+                                 2: ("waiting", 0, None, False)}
+    assert search_progress(search=search)["pending"] == 3
+    assert search_advance(search_id=search.pk) == []  # nothing ended: the repeats keep waiting
+    assert search.trials.filter(status=Trial.Status.WAITING).count() == 2
+
+    Trial.objects.filter(pk=first.pk).update(status=Trial.Status.RUNNING)
+    finish(first, 0.7)
+    assert search_advance(search_id=search.pk) == []  # no training queued: everything is a copy
+    search.refresh_from_db()
+    assert trials_of(search) == {i: ("finished", None if i == 0 else 0, 0.7, True) for i in range(5)}
+    assert search.status == Search.Status.FINISHED and search.trials_issued == 5
+    assert strategy_of(search).pending == []
+    copy = search.trials.get(index=1)
+    assert (copy.val_acc, copy.params, copy.mult_adds) == (0.7, 1000, 2000) and copy.seconds == 0
+
+
+def test_when_the_trial_a_repeat_waits_on_fails_the_repeat_trains(make_search, sent,
+                                                                   django_capture_on_commit_callbacks):
+    """A failure on a worker need not be the cell's: it is not copied. One repeat trains, the
+    others wait on it; the search does not count the repeats as failures."""
+    search = make_search(**ONE_CELL, budget=6, parallelism=3)
+    search_advance(search_id=search.pk)
+    fail(search.trials.get(index=0))
+    sent.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        queued = search_advance(search_id=search.pk)
+    search.refresh_from_db()
+    assert search.status == Search.Status.RUNNING, search.error
+    promoted = search.trials.get(index=1)
+    assert queued == [promoted.pk] and sent == [("train", promoted.pk, promoted.task_id)]
+    assert promoted.heartbeat_at is not None  # queued now, as far as the reconciler is concerned
+    assert trials_of(search) == {0: ("failed", None, None, True), 1: ("pending", None, None, False),
+                                 2: ("waiting", 1, None, False), 3: ("waiting", 1, None, False)}
+    assert sorted(strategy_of(search).pending) == [1, 2, 3]
+
+    fail(promoted)
+    search_advance(search_id=search.pk)  # two failures of three trials so far: it goes on
+    assert trials_of(search)[2] == ("pending", None, None, False)
+    finish(search.trials.get(index=2), 0.4)
+    search_advance(search_id=search.pk)
+    search.refresh_from_db()
+    statuses = trials_of(search)
+    assert statuses[3] == ("finished", 2, 0.4, True)
+    assert [statuses[i] for i in (4, 5)] == [("finished", 2, 0.4, True)] * 2  # 4 waited on 2; 5 was copied at once
+    assert search.status == Search.Status.FINISHED and search.trials_issued == 6
+
+
+@pytest.mark.parametrize("end", ["cancel", "strategy error"])
+def test_waiting_trials_end_with_their_search(make_search, end):
+    search = make_search(**ONE_CELL, budget=5, parallelism=3)
+    search_advance(search_id=search.pk)
+    if end == "cancel":
+        search_cancel(search=Search.objects.get(pk=search.pk))
+    else:
+        Search.objects.filter(pk=search.pk).update(strategy_state=b"not a saved strategy")
+        search_advance(search_id=search.pk)
+    assert set(search.trials.values_list("status", flat=True)) == {Trial.Status.CANCELLED}
+
+
+def test_a_paused_search_still_copies_results_into_its_waiting_trials(make_search):
+    search = make_search(**ONE_CELL, budget=5, parallelism=2)
+    search_advance(search_id=search.pk)
+    search_pause(search=Search.objects.get(pk=search.pk))
+    finish(search.trials.get(index=0), 0.6)
+    search_advance(search_id=search.pk)
+    search.refresh_from_db()
+    assert trials_of(search) == {0: ("finished", None, 0.6, True), 1: ("finished", 0, 0.6, True)}
+    assert search.status == Search.Status.PAUSED and search.trials_issued == 2

@@ -53,7 +53,8 @@ def search_progress(*, search: Search) -> dict:
         "done": done,
         "failed": counts.get(Trial.Status.FAILED, 0),
         "running": counts.get(Trial.Status.RUNNING, 0),
-        "pending": counts.get(Trial.Status.PENDING, 0),
+        # Not started: waiting for a worker, or for an earlier trial of the same cell.
+        "pending": counts.get(Trial.Status.PENDING, 0) + counts.get(Trial.Status.WAITING, 0),
         "percent": round(100 * done / search.budget) if search.budget else 0,
         "best_reward": best,
     }

@@ -7,6 +7,13 @@ the same transaction as the trials it concerns; only after the commit are the ne
 queued for the gpu workers. Each finished trial queues another step. `search_reconcile`
 repairs what a dead worker or a lost message left behind; the database is the source of truth.
 
+Strategies sample with replacement, as in the papers, so a search may ask for a cell again. A
+repeat is a sampled model (it counts in the budget and in Figure 6) whose result is reused:
+copied at once from a finished trial of the cell (this search's or the team's under the same
+proxy), or, while this search's own trial of the cell is still in flight, copied when that one
+ends (the repeat waits meanwhile). Failures are not copied: on a worker a trial also fails for
+reasons that are not the cell's, so a repeat of a failed cell trains.
+
 This module is imported by the web process: torch is imported only inside `search_advance`.
 """
 
@@ -291,15 +298,53 @@ def _canonical_dict(genotype) -> dict:
 
 
 def _reusable_trial(search: Search, cell_hash: str) -> Trial | None:
-    """A trial of the same cell trained under the same proxy config by the same team."""
+    """A finished trial that trained the same cell under the same proxy config for the same team,
+    in this search or another."""
     return (
         Trial.objects.filter(cell_hash=cell_hash, status=Trial.Status.FINISHED, reward__isnull=False,
                              search__team_id=search.team_id, search__proxy_key=search.proxy_key,
                              reused_from__isnull=True)
-        .exclude(search_id=search.pk)
         .order_by("finished_at", "pk")
         .first()
     )
+
+
+def _training_trial(search: Search, cell_hash: str) -> Trial | None:
+    """This search's trial that trains the cell now or waits for a worker to, if any."""
+    return (
+        search.trials.filter(cell_hash=cell_hash, status__in=(Trial.Status.PENDING, Trial.Status.RUNNING),
+                             reused_from__isnull=True)
+        .order_by("index")
+        .first()
+    )
+
+
+def _settle_waiting(search: Search, now) -> list[tuple[int, str]]:
+    """Settle the waiting trials whose source has ended: copy its result, or, when it left none
+    (failed or cancelled), queue the first of them for training and let the others wait on that
+    one, so a cell never trains twice at once. Returns the (trial id, task id)s to queue."""
+    sends: list[tuple[int, str]] = []
+    replacements: dict[str, Trial] = {}
+    for trial in search.trials.filter(status=Trial.Status.WAITING).select_related("reused_from").order_by("index"):
+        source = trial.reused_from
+        if source is not None and source.status in Trial.IN_FLIGHT:
+            continue
+        if source is not None and source.status == Trial.Status.FINISHED:
+            changes = {"status": Trial.Status.FINISHED, "reward": source.reward, "val_acc": source.val_acc,
+                       "params": source.params, "mult_adds": source.mult_adds, "epochs": source.epochs,
+                       "started_at": now, "finished_at": now}
+        elif trial.cell_hash in replacements:
+            changes = {"reused_from": replacements[trial.cell_hash]}
+        else:
+            # heartbeat_at of a pending trial: when it was queued (the reconciler's clock).
+            changes = {"status": Trial.Status.PENDING, "reused_from": None, "task_id": new_task_id(),
+                       "heartbeat_at": now}
+            replacements[trial.cell_hash] = trial
+            sends.append((trial.pk, changes["task_id"]))
+        for name, value in changes.items():
+            setattr(trial, name, value)
+        trial.save(update_fields=list(changes))
+    return sends
 
 
 class _SearchCannotGoOn(Exception):
@@ -335,6 +380,7 @@ def _advance(search_id: int) -> list[int]:
     except Exception as exc:
         raise _SearchCannotGoOn(f"could not load the strategy: {type(exc).__name__}: {exc}") from exc
 
+    queued = _settle_waiting(search, now)
     # Tell every result not told yet, in the order the cells were asked.
     untold = list(search.trials.filter(told=False, status__in=Trial.DONE).order_by("index")
                   .values_list("pk", "index", "status", "reward"))
@@ -344,7 +390,6 @@ def _advance(search_id: int) -> list[int]:
         Trial.objects.filter(pk__in=[row[0] for row in untold]).update(told=True)
         _give_up_if_every_trial_fails(search)
 
-    queued: list[tuple[int, str]] = []
     issued_before = search.trials_issued
     fields_changed: set[str] = set()
     if search.status != Search.Status.PAUSED:
@@ -378,6 +423,9 @@ def _advance(search_id: int) -> list[int]:
                     told=True, started_at=now, finished_at=now,
                 )
                 _call(strategy.tell, proposal.trial_id, source.reward)
+            elif (source := _training_trial(search, proposal.cell_hash)) is not None:
+                Trial.objects.create(**common, status=Trial.Status.WAITING, reused_from=source)
+                in_flight += 1
             else:
                 trial = Trial.objects.create(**common, status=Trial.Status.PENDING, task_id=new_task_id())
                 queued.append((trial.pk, trial.task_id))
@@ -431,8 +479,8 @@ def _search_fail(*, search_id: int, error: str) -> None:
     if search is None or search.status in Search.ENDED:
         return
     logger.error("search %s failed: %s", search_id, error)
-    search.trials.filter(status=Trial.Status.PENDING).update(status=Trial.Status.CANCELLED,
-                                                            finished_at=timezone.now())
+    search.trials.filter(status__in=(Trial.Status.PENDING, Trial.Status.WAITING)).update(
+        status=Trial.Status.CANCELLED, finished_at=timezone.now())
     search.status = Search.Status.FAILED
     search.error = error
     search.finished_at = timezone.now()

@@ -7,11 +7,14 @@ class Trial(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending"  # queued for a gpu worker
         RUNNING = "running"  # a worker claimed it and beats its heartbeat
+        #: A repeat of a cell that an earlier trial of the search (`reused_from`) is training:
+        #: the next control step after that one ends copies its result, or queues this one.
+        WAITING = "waiting"
         FINISHED = "finished"
         FAILED = "failed"
         CANCELLED = "cancelled"
 
-    IN_FLIGHT = (Status.PENDING, Status.RUNNING)
+    IN_FLIGHT = (Status.PENDING, Status.RUNNING, Status.WAITING)
     DONE = (Status.FINISHED, Status.FAILED)
 
     search = models.ForeignKey("searches.Search", on_delete=models.CASCADE, related_name="trials")
@@ -21,7 +24,8 @@ class Trial(models.Model):
     genotype = models.JSONField()
     cell_hash = models.CharField(max_length=64)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
-    #: Set when the result was copied from an earlier trial of the same cell under the same proxy.
+    #: Set when the result was copied from an earlier trial of the same cell under the same proxy
+    #: (or, while `waiting`, will be).
     reused_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     reward = models.FloatField(null=True, blank=True)
     val_acc = models.FloatField(null=True, blank=True)
