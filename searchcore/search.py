@@ -34,9 +34,11 @@ import torch
 from searchcore.errors import ConfigError
 from searchcore.genotype import parse_genotype
 from searchcore.proxy import ProxyConfig
+from searchcore.results import TrainingDivergedError, TrainResult
+from searchcore.runner import DEFAULT_POLICY, RunnerPolicy, TrainingProcessError, TrialFailedError, train_with_retries
 from searchcore.spaces import create_space
 from searchcore.strategies import Proposal, create_strategy
-from searchcore.train import TrainingDivergedError, TrainResult, proxy_dataset, resolve_device, train_child
+from searchcore.train import proxy_dataset, resolve_device
 
 CONFIG_FILE = "search.json"
 STATE_FILE = "state.pt"
@@ -164,13 +166,13 @@ class RunDirectory:
         if best:
             _atomic_write_text(self.path / BEST_GENOTYPE_FILE, json.dumps(best[0].genotype, indent=2))
 
-    def checkpoint_sink(self, trial_id: int) -> Callable[[dict[str, Any]], None]:
-        def save(checkpoint: dict[str, Any]) -> None:
-            folder = self.path / "checkpoints"
-            folder.mkdir(exist_ok=True)
-            torch.save(checkpoint, folder / f"trial_{trial_id:05d}.pt")
+    def checkpoint_path(self, trial_id: int) -> Path:
+        folder = self.path / "checkpoints"
+        folder.mkdir(exist_ok=True)
+        return folder / f"trial_{trial_id:05d}.pt"
 
-        return save
+    def checkpoint_sink(self, trial_id: int) -> Callable[[dict[str, Any]], None]:
+        return lambda checkpoint: torch.save(checkpoint, self.checkpoint_path(trial_id))
 
 
 def best_unique(records: list[TrialRecord], limit: int) -> list[TrialRecord]:
@@ -197,14 +199,17 @@ def run_search(
     *,
     progress: bool = True,
     on_trial: Callable[[TrialRecord], None] | None = None,
-    train: TrainFn = train_child,
+    train: TrainFn | None = None,
+    policy: RunnerPolicy = DEFAULT_POLICY,
 ) -> list[TrialRecord]:
     """Run (or resume) a search in `out` until `config.budget` trials have finished.
 
-    Returns every trial record. A trial whose loss diverges or that runs out of memory is
-    recorded as failed and the strategy is told so; the search goes on. Any other error
-    (bad settings, a damaged dataset) stops the search with the trial still pending, to be
-    trained again on resume.
+    Each trial trains in a child process (searchcore.runner); `train` instead trains in this
+    one (tests, benchmarks). Returns every trial record. A trial whose loss diverges or that
+    runs out of memory is recorded as failed and the strategy is told so; so is one whose
+    training process crashed or hung `policy.max_attempts` times. The search goes on. Any
+    other error (bad settings, a damaged dataset) stops the search with the trial still
+    pending, to be trained again on resume.
     """
     run = RunDirectory(out)
     saved = run.load_config()
@@ -243,7 +248,7 @@ def run_search(
 
             source = trained.get(proposal.cell_hash)
             if source is None:
-                record = _train_trial(proposal, config, run, train, data)
+                record = _train_trial(proposal, config, run, train, data, policy, bar)
                 trained[record.cell_hash] = record
             else:
                 record = _reused_record(proposal, source)
@@ -277,17 +282,27 @@ def _reused_record(proposal: Proposal, source: TrialRecord) -> TrialRecord:
                        mult_adds=source.mult_adds, error=source.error, reused_from=source.trial_id)
 
 
-def _train_trial(proposal: Proposal, config: SearchConfig, run: RunDirectory, train: TrainFn, data) -> TrialRecord:
+def _train_trial(
+    proposal: Proposal, config: SearchConfig, run: RunDirectory, train: TrainFn | None, data, policy: RunnerPolicy, bar
+) -> TrialRecord:
     started = time.time()
-    sink = run.checkpoint_sink(proposal.trial_id) if config.keep_checkpoints else None
     base = {"trial_id": proposal.trial_id, "cell_hash": proposal.cell_hash, "genotype": proposal.genotype.to_dict()}
     try:
-        result = train(proposal.genotype, config.proxy, checkpoint_sink=sink, data=data)
-    except (TrainingDivergedError, torch.OutOfMemoryError) as exc:  # the cell's fault: the search goes on
+        if train is None:
+            result = train_with_retries(
+                proposal.genotype, config.proxy, policy=policy, num_threads=torch.get_num_threads(),
+                checkpoint_path=run.checkpoint_path(proposal.trial_id) if config.keep_checkpoints else None,
+                on_retry=lambda attempt, exc: bar.write(f"trial {proposal.trial_id}: {exc}; trying again"),
+            )
+        else:
+            sink = run.checkpoint_sink(proposal.trial_id) if config.keep_checkpoints else None
+            result = train(proposal.genotype, config.proxy, checkpoint_sink=sink, data=data)
+    except (TrialFailedError, TrainingDivergedError, torch.OutOfMemoryError, TrainingProcessError) as exc:
+        # The cell's fault, or a process that died under it every time: the search goes on.
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-        return TrialRecord(**base, status="failed", reward=None, seconds=time.time() - started,
-                           error=f"{type(exc).__name__}: {exc}")
+        error = str(exc) if isinstance(exc, (TrialFailedError, TrainingProcessError)) else f"{type(exc).__name__}: {exc}"
+        return TrialRecord(**base, status="failed", reward=None, seconds=time.time() - started, error=error)
     return TrialRecord(**base, status="finished", reward=result.reward, val_acc=result.val_acc,
                        params=result.params, mult_adds=result.mult_adds,
                        epochs=[asdict(e) for e in result.epochs], seconds=result.seconds)

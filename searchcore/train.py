@@ -17,7 +17,7 @@ import functools
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import torch
@@ -25,50 +25,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from searchcore.data import DatasetSplits, load_dataset
-from searchcore.errors import ConfigError, SearchcoreError
+from searchcore.errors import ConfigError
 from searchcore.models import NetworkConfig, build_model
 from searchcore.profile import count_mult_adds, count_params
 from searchcore.proxy import REWARDS, ProxyConfig
-
-
-class TrainingDivergedError(SearchcoreError, FloatingPointError):
-    """The training loss became NaN or infinite."""
-
-
-# -- results ------------------------------------------------------------------------------------
-
-
-@dataclass
-class EpochMetrics:
-    """One epoch. `lr` is the rate its first step used; `seconds` includes validation,
-    `images_per_second` counts training images over training time only."""
-
-    epoch: int
-    train_loss: float
-    train_acc: float
-    val_loss: float
-    val_acc: float
-    lr: float
-    seconds: float
-    images_per_second: float
-
-
-@dataclass
-class TrainResult:
-    """What a trial reports. `reward` follows `config.reward` and uses validation data only;
-    `test_acc` is None unless `train_child(evaluate_test=True)` and the dataset has a test split.
-    `params` and `mult_adds` describe the proxy network as built (auxiliary head excluded)."""
-
-    reward: float
-    val_acc: float
-    best_val_acc: float
-    test_acc: float | None
-    params: int
-    mult_adds: int
-    epochs: list[EpochMetrics]
-    stopped: bool
-    seconds: float
-
+from searchcore.results import EpochMetrics, TrainingDivergedError, TrainResult
 
 # -- on-device augmentation ---------------------------------------------------------------------
 
@@ -227,8 +188,10 @@ class ChildTrainer:
         return loss.detach() * len(labels), (logits.argmax(1) == labels).sum()
 
     @torch.inference_mode()
-    def evaluate(self, images: Tensor, labels: Tensor, augment: DeviceAugment) -> tuple[float, float]:
-        """(mean cross-entropy, accuracy) in eval mode, without augmentation."""
+    def evaluate(
+        self, images: Tensor, labels: Tensor, augment: DeviceAugment, on_progress: Callable[[], None] | None = None
+    ) -> tuple[float, float]:
+        """(mean cross-entropy, accuracy) in eval mode, without augmentation; `on_progress` after each batch."""
         self.model.eval()
         loss_sum = torch.zeros((), device=images.device)
         correct = torch.zeros((), dtype=torch.int64, device=images.device)
@@ -240,6 +203,8 @@ class ChildTrainer:
                 logits, _ = _logits(self.model(batch.contiguous(memory_format=self.memory_format)))
             loss_sum += F.cross_entropy(logits.float(), target, reduction="sum")
             correct += (logits.argmax(1) == target).sum()
+            if on_progress is not None:
+                on_progress()
         return loss_sum.item() / len(labels), correct.item() / len(labels)
 
 
@@ -282,7 +247,8 @@ def steps_per_epoch(num_images: int, batch_size: int) -> int:
 
 
 def _train_epoch(
-    trainer: ChildTrainer, images: Tensor, labels: Tensor, augment: DeviceAugment
+    trainer: ChildTrainer, images: Tensor, labels: Tensor, augment: DeviceAugment,
+    on_progress: Callable[[], None] | None = None,
 ) -> tuple[float, float, float]:
     """One pass over a fresh shuffle: (mean loss, accuracy, training images per second)."""
     started = time.perf_counter()
@@ -297,6 +263,8 @@ def _train_epoch(
         loss_sum += batch_loss
         correct += batch_correct
         seen += len(index)
+        if on_progress is not None:
+            on_progress()
     mean_loss = loss_sum.item() / seen  # the epoch's one host sync
     return mean_loss, correct.item() / seen, seen / (time.perf_counter() - started)
 
@@ -309,6 +277,7 @@ def train_child(
     checkpoint_sink: Callable[[dict[str, Any]], None] | None = None,
     data: DatasetSplits | None = None,
     evaluate_test: bool = False,
+    on_progress: Callable[[], None] | None = None,
 ) -> TrainResult:
     """Train `genotype`'s proxy network under `config` and score it on the validation split.
 
@@ -316,7 +285,9 @@ def train_child(
     the epochs done). `checkpoint_sink` receives, after training, a dict of plain data that
     `torch.load(weights_only=True)` reads back: model (CPU state dict), genotype, config,
     epoch, metrics. `data` replaces loading `config.dataset` (benchmarks, tests). The test
-    split is scored only with `evaluate_test`, and never feeds the reward.
+    split is scored only with `evaluate_test`, and never feeds the reward. `on_progress` is
+    called after every training step and evaluation batch: proof of life for a supervisor
+    (searchcore.runner) that kills a training stuck in native code.
     Raises TrainingDivergedError when the loss stops being finite.
     """
     started = time.perf_counter()
@@ -340,13 +311,15 @@ def train_child(
         for epoch in range(1, config.epochs + 1):
             epoch_start = time.perf_counter()
             lr = trainer.lr_at(trainer.steps_done)
-            train_loss, train_acc, images_per_second = _train_epoch(trainer, train_images, train_labels, augment)
+            train_loss, train_acc, images_per_second = _train_epoch(
+                trainer, train_images, train_labels, augment, on_progress
+            )
             if not math.isfinite(train_loss):
                 raise TrainingDivergedError(
                     f"child training diverged: the loss became {train_loss} in epoch {epoch} "
                     f"(lr {lr:.3g}); lower lr or set grad_clip"
                 )
-            val_loss, val_acc = trainer.evaluate(val_images, val_labels, augment)
+            val_loss, val_acc = trainer.evaluate(val_images, val_labels, augment, on_progress)
             metrics = EpochMetrics(
                 epoch=epoch, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss, val_acc=val_acc,
                 lr=lr, seconds=time.perf_counter() - epoch_start, images_per_second=images_per_second,
@@ -359,7 +332,7 @@ def train_child(
         test_acc = None
         if evaluate_test and data.test is not None:
             test_images, test_labels = (t.to(device) for t in data.test)
-            test_acc = trainer.evaluate(test_images, test_labels, augment)[1]
+            test_acc = trainer.evaluate(test_images, test_labels, augment, on_progress)[1]
 
     val_accs = [m.val_acc for m in history]
     reward = REWARDS.get(config.reward)(val_accs)

@@ -7,7 +7,8 @@ import pytest
 
 TORCH_FREE = [
     "searchcore.genotype", "searchcore.spaces", "searchcore.strategies", "searchcore.proxy", "searchcore.data",
-    "searchcore.compare", "searchcore.render", "searchcore.known", "searchcore.models",
+    "searchcore.compare", "searchcore.render", "searchcore.known", "searchcore.models", "searchcore.results",
+    "searchcore.runner",
 ]
 
 

@@ -1,0 +1,190 @@
+"""The trial runner against real process failures: crashes, hangs, kills, a dying parent.
+
+Every failure happens in a real child process (tests/faults/targets.py), so a crash here is
+the runner's to report, never pytest's.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import searchcore.runner
+from searchcore.known import get_known
+from searchcore.proxy import ProxyConfig
+from searchcore.runner import (
+    ChildError,
+    RunnerPolicy,
+    TrainingProcessError,
+    TrainingStopped,
+    TrialFailedError,
+    train_in_subprocess,
+    train_with_retries,
+)
+from searchcore.search import SearchConfig, run_search
+
+CONFIG = ProxyConfig(cells=1, filters=48, epochs=1, batch_size=32, device="cpu")
+#: Hung after 2 s of silence (1 s is the floor of the stall limit below), 5 s before a first epoch.
+QUICK = RunnerPolicy(stall_factor=2.0, min_stall_seconds=2.0, startup_seconds=5.0, beat_seconds=0.1)
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def target(monkeypatch):
+    """Point the runner's children at a fault from tests/faults/targets.py."""
+    monkeypatch.chdir(REPO)  # the child imports tests.faults.targets from here
+
+    def use(name: str) -> None:
+        monkeypatch.setattr(searchcore.runner, "DEFAULT_TARGET", f"tests.faults.targets:{name}")
+
+    return use
+
+
+@pytest.fixture
+def fault_file(tmp_path, monkeypatch):
+    path = tmp_path / "fault"
+    monkeypatch.setenv("CELLSEARCH_FAULT_FILE", str(path))
+    return path
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie is dead, only not yet reaped
+        return f.read().split(") ")[1][0] != "Z"
+
+
+def train(**kwargs):
+    return train_in_subprocess(get_known("nasnet-a"), CONFIG, policy=QUICK, **kwargs)
+
+
+@pytest.mark.parametrize(("name", "reason"), [
+    ("abort_in_second_epoch", r"training process crashed: signal 6 \(SIGABRT\): double free or corruption"),
+    ("segfault", r"training process crashed: signal 11 \(SIGSEGV\)"),
+    ("killed", r"training process killed: signal 9 \(SIGKILL\), by the kernel's out-of-memory killer"),
+    ("exit_without_result", r"training process exited with status 3 without a result"),
+])
+def test_a_process_that_dies_is_a_readable_process_error(target, name, reason):
+    target(name)
+    with pytest.raises(TrainingProcessError, match=reason):
+        train()
+
+
+def test_a_hang_after_an_epoch_is_killed_after_a_few_median_epochs(target, fault_file):
+    target("hang_after_first_epoch")
+    started = time.monotonic()
+    with pytest.raises(TrainingProcessError, match=r"training process hung: no progress for \d+ s, over 2 x its "
+                                                   r"median epoch of 0\.1 s \(at least 2 s\), after epoch 1; killed"):
+        train()
+    assert 2 <= time.monotonic() - started < 15
+    assert not alive(int(fault_file.read_text()))  # deaf to SIGTERM, and still gone
+
+
+def test_a_hang_before_the_first_epoch_is_killed_at_the_startup_limit(target, fault_file):
+    target("hang_at_start")
+    with pytest.raises(TrainingProcessError, match=r"no sign of life for \d+ s before its first epoch \(limit 5 s\)"):
+        train()
+    assert not alive(int(fault_file.read_text()))
+
+
+def test_progress_keeps_a_slow_training_alive_and_on_beat_stops_it_at_once(target, fault_file):
+    target("beat_forever")
+    beats = []
+
+    def on_beat(progress):
+        beats.append((time.monotonic(), progress))
+        return len(beats) < 80  # about 8 s of beats: past both limits, yet never presumed hung
+
+    with pytest.raises(TrainingStopped):
+        train(on_beat=on_beat)
+    assert beats[-1][0] - beats[0][0] > QUICK.startup_seconds
+    assert [p.steps for _, p in beats] == sorted(p.steps for _, p in beats)
+    assert not alive(int(fault_file.read_text()))
+
+
+def test_the_cells_own_failure_and_a_childs_exception_are_told_apart(target):
+    target("diverge")
+    with pytest.raises(TrialFailedError, match="TrainingDivergedError: child training diverged"):
+        train()
+    target("bad_settings")
+    with pytest.raises(ChildError, match="FileNotFoundError: no CIFAR-10 batches in /nowhere"):
+        train()
+
+
+def test_retries_get_past_a_crash_and_report_each(target, fault_file):
+    target("crash_once")
+    retries = []
+    result = train_with_retries(get_known("nasnet-a"), CONFIG, policy=QUICK,
+                                on_retry=lambda attempt, exc: retries.append((attempt, str(exc))))
+    assert result.reward == 0.25
+    assert [attempt for attempt, _ in retries] == [1] and "signal 6 (SIGABRT)" in retries[0][1]
+
+
+def test_after_the_last_attempt_the_error_counts_them(target):
+    target("segfault")
+    with pytest.raises(TrainingProcessError, match=r"signal 11 \(SIGSEGV\) \(attempt 2 of 2\)"):
+        train_with_retries(get_known("nasnet-a"), CONFIG, policy=RunnerPolicy(max_attempts=2))
+
+
+def test_the_child_dies_with_its_parent(fault_file, tmp_path):
+    parent = subprocess.Popen([sys.executable, "-c", (
+        "import searchcore.runner as r\n"
+        "from searchcore.known import get_known\nfrom searchcore.proxy import ProxyConfig\n"
+        "r.DEFAULT_TARGET = 'tests.faults.targets:hang_at_start'\n"
+        "r.train_in_subprocess(get_known('nasnet-a'), ProxyConfig())\n")], cwd=REPO)
+    try:
+        for _ in range(200):
+            if fault_file.exists() and fault_file.read_text().strip():
+                break
+            time.sleep(0.05)
+        child = int(fault_file.read_text())
+        assert alive(child)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        for _ in range(100):
+            if not alive(child):
+                break
+            time.sleep(0.05)
+        assert not alive(child)
+    finally:
+        parent.kill()
+        parent.wait()
+
+
+def test_a_crashing_cell_fails_its_trial_and_the_cli_search_goes_on(target, tmp_path):
+    target("abort_in_second_epoch")
+    config = SearchConfig(space="nasnet", strategy="random", budget=2, proxy=CONFIG)
+    records = run_search(config, tmp_path / "run", progress=False, policy=RunnerPolicy(max_attempts=2))
+    assert [r.status for r in records] == ["failed", "failed"]
+    assert all(r.error.startswith("training process crashed: signal 6 (SIGABRT)") and r.error.endswith(
+        "(attempt 2 of 2)") for r in records)
+
+
+def test_a_real_training_reports_epochs_and_a_checkpoint(tmp_path):
+    epochs = []
+    result = train_in_subprocess(get_known("nasnet-a"), CONFIG, on_epoch=epochs.append, num_threads=1,
+                                 checkpoint_path=tmp_path / "trial.pt")
+    assert [m.epoch for m in epochs] == [1] and result.epochs == epochs
+    assert 0 <= result.reward <= 1 and result.params > 0
+    checkpoint = torch.load(tmp_path / "trial.pt", weights_only=True)
+    assert checkpoint["genotype"] == get_known("nasnet-a").to_dict() and checkpoint["reward"] == result.reward
+
+
+@pytest.mark.skipif(torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"),
+                    reason="the bug is in oneDNN's AVX2 kernels")
+def test_the_real_onednn_crash_is_caught_as_a_process_error(target, monkeypatch):
+    """The strided 1×1 kernel put back into a real 1@48 training on AVX2: the child crashes
+    (one thread) and the runner says so; this pytest worker lives on."""
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    target("train_with_the_strided_kernel")
+    with pytest.raises(TrainingProcessError, match="training process (crashed|hung)"):
+        train(num_threads=1)
