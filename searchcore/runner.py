@@ -8,7 +8,8 @@ Celery worker, neither of which needs torch for this — supervises it:
 - the child reports proof of life from the training loop (a beat at most every
   `beat_seconds`), each epoch, and then its result or its error, as JSON lines on a pipe;
 - the parent kills it when it makes no progress for `stall_factor` × its median epoch time
-  (at least `min_stall_seconds`; `startup_seconds` before its first epoch), when the
+  (at least `min_stall_seconds`, at most `max_stall_seconds`; `startup_seconds` before its
+  first epoch), when the
   caller's `on_beat` returns False (a cancel), or when the parent itself dies (Linux's
   parent-death signal);
 - the attempt ends with a `TrainResult`, or raises one of
@@ -64,18 +65,25 @@ class ChildError(SearchcoreError):
 
 @dataclass(frozen=True)
 class RunnerPolicy:
-    """When a silent training process counts as hung, and how often the CLI tries again."""
+    """When a silent training process counts as hung, and how often the CLI tries again.
+
+    `max_stall_seconds` caps the limit where something else also watches for silence: a web
+    worker's heartbeat timeout, after which the reconciler gives the trial to another worker.
+    """
 
     stall_factor: float = 5.0
     min_stall_seconds: float = 60.0
+    max_stall_seconds: float | None = None
     startup_seconds: float = 600.0
     beat_seconds: float = 1.0
     max_attempts: int = 3
 
     def __post_init__(self) -> None:
-        for name in ("stall_factor", "min_stall_seconds", "startup_seconds", "beat_seconds"):
+        for name in ("stall_factor", "min_stall_seconds", "max_stall_seconds", "startup_seconds", "beat_seconds"):
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and value > 0):
+            if value is None and name == "max_stall_seconds":
+                continue
+            if isinstance(value, bool) or not (isinstance(value, (int, float)) and value > 0):
                 raise ConfigError(f"runner policy: {name} must be a positive number, got {value!r}")
         if not (isinstance(self.max_attempts, int) and self.max_attempts >= 1):
             raise ConfigError(f"runner policy: max_attempts must be at least 1, got {self.max_attempts!r}")
@@ -84,7 +92,8 @@ class RunnerPolicy:
         """Seconds without a sign of life after which the process is presumed hung."""
         if not epoch_seconds:
             return self.startup_seconds
-        return max(self.min_stall_seconds, self.stall_factor * statistics.median(epoch_seconds))
+        limit = max(self.min_stall_seconds, self.stall_factor * statistics.median(epoch_seconds))
+        return limit if self.max_stall_seconds is None else min(limit, self.max_stall_seconds)
 
 
 DEFAULT_POLICY = RunnerPolicy()
@@ -181,6 +190,7 @@ def _supervise(process, events_fd: int, job: dict, on_epoch, on_beat, policy: Ru
     epoch_seconds: list[float] = []
     outcome: dict[str, Any] | None = None
     last_sign_of_life = time.monotonic()
+    training = False  # a first step done: from then on only the training loop's progress counts
 
     while open_fds:
         silent_for = time.monotonic() - last_sign_of_life
@@ -189,6 +199,9 @@ def _supervise(process, events_fd: int, job: dict, on_epoch, on_beat, policy: Ru
             _kill(process)
             raise TrainingProcessError(_stall_reason(silent_for, epoch_seconds, policy))
         ready, _, _ = select.select(list(open_fds), [], [], min(limit - silent_for, 1.0))
+        if not training and on_beat is not None and on_beat(Progress(epochs=0, steps=0)) is False:
+            _kill(process)  # still starting: importing torch, loading data, building the model
+            raise TrainingStopped("training stopped: its caller asked")
         for fd in ready:
             chunk = os.read(fd, 65536)
             if not chunk:
@@ -209,6 +222,7 @@ def _supervise(process, events_fd: int, job: dict, on_epoch, on_beat, policy: Ru
                 last_sign_of_life = time.monotonic()
                 kind = event.pop("event")
                 if kind == "beat":
+                    training = training or event["steps"] > 0
                     if on_beat is not None and on_beat(Progress(**event)) is False:
                         _kill(process)
                         raise TrainingStopped("training stopped: its caller asked")
@@ -307,6 +321,7 @@ def _child_main(events_fd: int, parent_pid: int) -> None:
         events.write(json.dumps({"event": kind, **payload}) + "\n")
 
     job = json.loads(sys.stdin.readline())
+    send("beat", epochs=0, steps=0)  # started
     try:
         import torch
 
@@ -316,7 +331,7 @@ def _child_main(events_fd: int, parent_pid: int) -> None:
         if job["num_threads"]:
             torch.set_num_threads(job["num_threads"])
         train = _load_target(job["target"])
-        counter = {"epochs": 0, "steps": 0, "sent_at": time.monotonic()}
+        counter = {"epochs": 0, "steps": 0, "sent_at": 0.0}
 
         def on_progress() -> None:
             counter["steps"] += 1

@@ -1,11 +1,11 @@
 """trials.services.trial_run: claim, train (for real, a tiny child on digits), record, fail, stop.
 
-These tests commit (transaction=True): the heartbeat thread writes through its own database
-connection, which must see the trial and must not wait on an open test transaction.
+Most tests put an in-process stand-in where the runner's child process would train, to script
+epochs, beats and errors; tests/faults drills the real process failures. They commit
+(transaction=True), as a worker does.
 """
 
 import io
-import threading
 import time
 
 import pytest
@@ -13,7 +13,8 @@ import torch
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from searchcore.train import EpochMetrics, TrainingDivergedError
+from searchcore.results import EpochMetrics, TrainResult
+from searchcore.runner import ChildError, TrainingProcessError, TrialFailedError
 from webapp.cells.models import CellResult
 from webapp.searches.models import Search
 from webapp.searches.services import search_advance, search_cancel, search_pause
@@ -47,14 +48,14 @@ def pending_trial(make_search, quiet_queue):
 
 
 def fake_train(epochs: int, between=None):
-    """A stand-in for train_child that reports `epochs` epochs through on_epoch (stopping when told)."""
-    from searchcore.train import TrainResult
+    """A stand-in for the runner's training process: `epochs` epochs through on_epoch (stopping
+    when told), with `between(epoch, on_beat)` before each."""
 
-    def train(genotype, config, *, on_epoch=None, checkpoint_sink=None, data=None):
+    def train(genotype, config, *, on_epoch=None, on_beat=None, checkpoint_path=None, policy=None):
         history = []
         for epoch in range(1, epochs + 1):
             if between is not None:
-                between(epoch)
+                between(epoch, on_beat)
             metrics = EpochMetrics(epoch=epoch, train_loss=1.0, train_acc=0.5, val_loss=1.0, val_acc=0.1 * epoch,
                                    lr=0.05, seconds=0.01, images_per_second=100.0)
             history.append(metrics)
@@ -64,6 +65,17 @@ def fake_train(epochs: int, between=None):
                            params=10, mult_adds=20, epochs=history, stopped=len(history) < epochs, seconds=0.1)
 
     return train
+
+
+@pytest.fixture
+def stand_in(monkeypatch):
+    """Train with `fake` in this process instead of a child process."""
+    import searchcore.runner
+
+    def use(fake) -> None:
+        monkeypatch.setattr(searchcore.runner, "train_in_subprocess", fake)
+
+    return use
 
 
 def test_trains_a_real_child_and_records_everything(pending_trial, settings, tmp_path, quiet_queue):
@@ -102,41 +114,41 @@ def test_trains_a_real_child_and_records_everything(pending_trial, settings, tmp
     assert quiet_queue == [trial.search_id]
 
 
-def test_no_checkpoint_unless_asked(pending_trial, monkeypatch):
-    import searchcore.train
-
+def test_no_checkpoint_unless_asked(pending_trial, stand_in):
     sinks = []
 
     def spy(*args, **kwargs):
-        sinks.append(kwargs["checkpoint_sink"])
+        sinks.append(kwargs["checkpoint_path"])
         return fake_train(1)(*args, **kwargs)
 
-    monkeypatch.setattr(searchcore.train, "train_child", spy)
+    stand_in(spy)
     trial = pending_trial()
     assert trial_run(trial_id=trial.pk).status == Trial.Status.FINISHED
     assert sinks == [None]
     assert not Trial.objects.get(pk=trial.pk).checkpoint
 
 
-@pytest.mark.parametrize("error", [
-    TrainingDivergedError("child training diverged: the loss became nan in epoch 1"),
-    RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"),
-    KeyError("a bug"),
+@pytest.mark.parametrize(("error", "message"), [
+    (TrialFailedError("TrainingDivergedError: child training diverged: the loss became nan in epoch 1"),
+     "TrainingDivergedError: child training diverged: the loss became nan in epoch 1"),
+    (TrialFailedError("OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"),
+     "OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"),
+    (ChildError("KeyError: 'a bug'"), "KeyError: 'a bug'"),
+    (KeyError("a bug in the worker"), "KeyError: 'a bug in the worker'"),
 ])
-def test_any_training_error_fails_the_trial_and_the_search_goes_on(pending_trial, monkeypatch, quiet_queue, error):
-    import searchcore.train
-
+def test_a_training_error_fails_the_trial_and_the_search_goes_on(pending_trial, stand_in, quiet_queue, error,
+                                                                  message):
     def broken(*args, on_epoch, **kwargs):
         on_epoch(EpochMetrics(epoch=1, train_loss=1.0, train_acc=0.5, val_loss=1.0, val_acc=0.2, lr=0.05,
                               seconds=0.01, images_per_second=100.0))
         raise error
 
-    monkeypatch.setattr(searchcore.train, "train_child", broken)
+    stand_in(broken)
     trial = pending_trial()
     trial_run(trial_id=trial.pk)
     trial.refresh_from_db()
     assert trial.status == Trial.Status.FAILED
-    assert trial.error == f"{type(error).__name__}: {error}"
+    assert trial.error == message
     assert len(trial.epochs) == 1 and trial.finished_at is not None and trial.reward is None
     assert not CellResult.objects.exists()
     assert quiet_queue == [trial.search_id]
@@ -148,18 +160,16 @@ def test_any_training_error_fails_the_trial_and_the_search_goes_on(pending_trial
     assert search.trials.get(index=1).status == Trial.Status.PENDING
 
 
-def test_a_cancelled_search_stops_its_trial_at_the_next_epoch(pending_trial, monkeypatch):
-    import searchcore.train
-
+def test_a_cancelled_search_stops_its_trial_at_the_next_epoch(pending_trial, stand_in):
     trial = pending_trial()
     epochs_started = []
 
-    def between(epoch):
+    def between(epoch, on_beat):
         epochs_started.append(epoch)
         if epoch == 2:
             search_cancel(search=Search.objects.get(pk=trial.search_id))
 
-    monkeypatch.setattr(searchcore.train, "train_child", fake_train(5, between))
+    stand_in(fake_train(5, between))
     trial_run(trial_id=trial.pk)
     trial.refresh_from_db()
     assert epochs_started == [1, 2]
@@ -167,38 +177,74 @@ def test_a_cancelled_search_stops_its_trial_at_the_next_epoch(pending_trial, mon
     assert not CellResult.objects.exists()
 
 
-def test_a_paused_search_lets_its_trial_finish(pending_trial, monkeypatch):
-    import searchcore.train
-
+def test_a_paused_search_lets_its_trial_finish(pending_trial, stand_in):
     trial = pending_trial()
 
-    def between(epoch):
+    def between(epoch, on_beat):
         if epoch == 2:
             search_pause(search=Search.objects.get(pk=trial.search_id))
 
-    monkeypatch.setattr(searchcore.train, "train_child", fake_train(4, between))
+    stand_in(fake_train(4, between))
     assert trial_run(trial_id=trial.pk).status == Trial.Status.FINISHED
     assert len(Trial.objects.get(pk=trial.pk).epochs) == 4
 
 
-def test_the_heartbeat_beats_while_training(pending_trial, monkeypatch, settings):
-    import searchcore.train
+def test_the_heartbeat_follows_the_trainings_progress(pending_trial, stand_in, settings):
+    from searchcore.runner import Progress
 
     settings.CELLSEARCH_HEARTBEAT_SECONDS = 0.1
     trial = pending_trial()
     beats = []
 
-    def slow(epoch):
-        for _ in range(3):
-            time.sleep(0.5)
+    def progress_then_silence(epoch, on_beat):
+        for step in range(1, 4):
+            time.sleep(0.2)
+            on_beat(Progress(epochs=0, steps=step))
             beats.append(Trial.objects.values_list("heartbeat_at", flat=True).get(pk=trial.pk))
+        time.sleep(0.5)  # no progress: no beat, however long (the runner kills a training silent too long)
+        beats.append(Trial.objects.values_list("heartbeat_at", flat=True).get(pk=trial.pk))
 
-    monkeypatch.setattr(searchcore.train, "train_child", fake_train(1, slow))
-    threads = threading.active_count()
+    stand_in(fake_train(1, progress_then_silence))
     trial_run(trial_id=trial.pk)
     started = Trial.objects.get(pk=trial.pk).started_at
-    assert beats == sorted(beats) and len(set(beats)) >= 2 and beats[0] > started  # it beat between epochs
-    assert threading.active_count() == threads  # the heartbeat thread ended
+    assert beats[0] > started and beats[:3] == sorted(set(beats[:3]))  # one beat per sign of progress
+    assert beats[3] == beats[2]
+
+
+def test_a_lost_training_process_is_queued_again_then_fails_with_its_reason(pending_trial, stand_in, settings,
+                                                                            monkeypatch):
+    from webapp.trials.tasks import train_trial
+
+    settings.CELLSEARCH_MAX_ATTEMPTS = 2
+    trial = pending_trial()
+    sent = []
+    monkeypatch.setattr(train_trial, "apply_async", lambda args, task_id: sent.append((args[0], task_id)))
+    crash = "training process crashed: signal 6 (SIGABRT): double free or corruption (!prev)"
+
+    errors_seen = []
+
+    def crashing(*args, **kwargs):
+        errors_seen.append(Trial.objects.values_list("error", flat=True).get(pk=trial.pk))
+        raise TrainingProcessError(crash)
+
+    stand_in(crashing)
+    trial_run(trial_id=trial.pk)
+    trial.refresh_from_db()
+    assert trial.status == Trial.Status.PENDING and trial.attempts == 1 and trial.worker == ""
+    assert trial.error == f"{crash} (attempt 1 of 2; queued again)"
+    assert sent == [(trial.pk, trial.task_id)]
+
+    trial_run(trial_id=trial.pk)
+    trial.refresh_from_db()
+    assert errors_seen == ["", f"{crash} (attempt 1 of 2; queued again)"]  # a retry shows why the last one ended
+    assert trial.status == Trial.Status.FAILED and trial.attempts == 2
+    assert trial.error == f"{crash} (attempt 2 of 2)"
+    assert len(sent) == 1 and trial.reward is None
+
+    search_advance(search_id=trial.search_id)  # told as failed; the search goes on
+    search = Search.objects.get(pk=trial.search_id)
+    assert search.status == Search.Status.RUNNING and search.trials.get(index=0).told
+    assert search.trials.get(index=1).status == Trial.Status.PENDING
 
 
 def test_claims_are_exclusive(pending_trial, settings):

@@ -535,22 +535,25 @@ def searches_reconcile() -> dict[str, list[int]]:
             Q(heartbeat_at__lt=stale_before) | Q(heartbeat_at__isnull=True, started_at__lt=stale_before)
             | Q(heartbeat_at__isnull=True, started_at__isnull=True))
         sends = []
-        for trial_id, heartbeat_at, attempts, search_status in stale.values_list(
-                "pk", "heartbeat_at", "attempts", "search__status"):
+        for trial_id, heartbeat_at, attempts, search_status, error in stale.values_list(
+                "pk", "heartbeat_at", "attempts", "search__status", "error"):
             same = Trial.objects.filter(pk=trial_id, status=Trial.Status.RUNNING, heartbeat_at=heartbeat_at)
             if search_status in Search.ENDED:  # nobody will claim it again: close it
                 same.update(status=Trial.Status.CANCELLED, finished_at=now,
                             error=f"its worker stopped beating after the search was {search_status}")
                 continue
+            lost = (f"its worker stopped beating in attempt {attempts} of {_max_attempts()} (the worker process "
+                    "died, or lost its database)")
+            earlier = f"; before that: {error}" if error else ""
             if attempts >= _max_attempts():  # it takes its worker down with it (killed for memory, say)
-                if same.update(status=Trial.Status.FAILED, finished_at=now, error=(
-                        f"WorkerLostError: the worker training it stopped beating, {attempts} times")):
+                if same.update(status=Trial.Status.FAILED, finished_at=now, error=f"{lost}{earlier}"):
                     logger.warning("trial %s: its worker died %s times; failed", trial_id, attempts)
                     failed.append(trial_id)
                 continue
             task_id = new_task_id()
             # heartbeat_at of a pending trial: when it was last queued.
-            if same.update(status=Trial.Status.PENDING, worker="", task_id=task_id, heartbeat_at=now):
+            if same.update(status=Trial.Status.PENDING, worker="", task_id=task_id, heartbeat_at=now,
+                           error=f"{lost}; queued again"):
                 logger.warning("trial %s: its worker stopped beating; queued again", trial_id)
                 sends.append((trial_id, task_id))
         queue_train_trials(trials=sends)

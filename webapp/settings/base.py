@@ -145,11 +145,19 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile": {"task": "searches.reconcile", "schedule": env_int("CELLSEARCH_RECONCILE_SECONDS", 30)},
 }
 
-# A running trial's worker beats this often; one silent for HEARTBEAT_TIMEOUT is presumed dead.
+# A running trial's worker beats at most this often, as its training makes progress; one silent
+# for HEARTBEAT_TIMEOUT is presumed dead (the reconciler queues the trial again).
 CELLSEARCH_HEARTBEAT_SECONDS = env_int("CELLSEARCH_HEARTBEAT_SECONDS", 10)
 CELLSEARCH_HEARTBEAT_TIMEOUT = env_int("CELLSEARCH_HEARTBEAT_TIMEOUT", 60)
+# The worker kills its training process, and the attempt counts as lost, when it shows no
+# progress for STALL_FACTOR x its median epoch time (between MIN_STALL_SECONDS and
+# HEARTBEAT_TIMEOUT), or for STARTUP_SECONDS before its first training step.
+CELLSEARCH_STALL_FACTOR = env_int("CELLSEARCH_STALL_FACTOR", 5)
+CELLSEARCH_MIN_STALL_SECONDS = env_int("CELLSEARCH_MIN_STALL_SECONDS", 30)
+CELLSEARCH_STARTUP_SECONDS = env_int("CELLSEARCH_STARTUP_SECONDS", 600)
 # A pending trial queued this long ago with no message left in the gpu queue is sent again
-# (Redis lost it); a trial that killed its worker this many times is marked failed.
+# (Redis lost it); a trial whose training process crashed, hung or lost its worker this many
+# times is marked failed.
 CELLSEARCH_PENDING_TIMEOUT = env_int("CELLSEARCH_PENDING_TIMEOUT", 600)
 CELLSEARCH_MAX_ATTEMPTS = env_int("CELLSEARCH_MAX_ATTEMPTS", 3)
 CELLSEARCH_DATA_ROOT = env_str("CELLSEARCH_DATA_ROOT", str(VAR_DIR / "data"))

@@ -20,6 +20,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 CELERY_BROKER_URL = os.environ.get("CELLSEARCH_TEST_BROKER_URL", "memory://")
 CELLSEARCH_HEARTBEAT_SECONDS = 1
 CELLSEARCH_HEARTBEAT_TIMEOUT = 5
+CELLSEARCH_MIN_STALL_SECONDS = 2
 CELLSEARCH_PENDING_TIMEOUT = 60
 # Serve static files straight from the app folders: tests run no collectstatic.
 WHITENOISE_USE_FINDERS = True

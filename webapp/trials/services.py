@@ -5,24 +5,26 @@
 CELLSEARCH_HEARTBEAT_TIMEOUT: its worker died), so a duplicate message or a second run never
 trains a finished trial again. Each claim increments `attempts`, and every later write is
 guarded by it: a worker presumed dead that wakes up cannot overwrite a newer attempt.
-torch is imported only inside the functions that train.
+
+The training itself runs in a child process (searchcore.runner), so a crash or a hang in
+native code ends one attempt, never the worker: a crashed, killed or hung process puts the
+trial back in the queue with the reason, up to CELLSEARCH_MAX_ATTEMPTS attempts, and only
+then fails it. This worker never imports torch.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 import os
 import socket
-import threading
+import tempfile
 from dataclasses import asdict, replace
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.files.base import ContentFile
+from django.core.files import File
 from django.core.files.storage import default_storage
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from webapp.searches.models import Search
@@ -55,39 +57,14 @@ def trial_claim(*, trial_id: int) -> Trial | None:
             return None
         trial.status, trial.worker, trial.started_at, trial.heartbeat_at = Trial.Status.RUNNING, worker_name(), now, now
         trial.attempts += 1
-        trial.epochs, trial.error = [], ""
-        trial.save(update_fields=["status", "worker", "started_at", "heartbeat_at", "attempts", "epochs", "error"])
+        trial.epochs = []  # the error stays: why the attempt before this one ended, until this one ends
+        trial.save(update_fields=["status", "worker", "started_at", "heartbeat_at", "attempts", "epochs"])
     return trial
 
 
 def _ours(trial: Trial):
     """The trial's row while this attempt still owns it."""
     return Trial.objects.filter(pk=trial.pk, status=Trial.Status.RUNNING, attempts=trial.attempts)
-
-
-@contextlib.contextmanager
-def _heartbeat(trial: Trial):
-    """Beat `heartbeat_at` every CELLSEARCH_HEARTBEAT_SECONDS from a thread while the block runs."""
-    stopped = threading.Event()
-
-    def beat() -> None:
-        try:
-            while not stopped.wait(settings.CELLSEARCH_HEARTBEAT_SECONDS):
-                try:
-                    if not _ours(trial).update(heartbeat_at=timezone.now()):
-                        return  # cancelled or taken over: nothing left to beat for
-                except Exception:  # a busy database must not kill the training
-                    logger.warning("trial %s: heartbeat failed", trial.pk, exc_info=True)
-        finally:
-            connection.close()  # this thread's own connection
-
-    thread = threading.Thread(target=beat, name=f"heartbeat-trial-{trial.pk}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stopped.set()
-        thread.join()
 
 
 def _proxy_config(search: Search):
@@ -108,8 +85,9 @@ def _checkpoint_name(trial: Trial) -> str:
 
 def trial_run(*, trial_id: int) -> Trial | None:
     """Claim and train a trial, recording each epoch; returns the trial, or None when there was
-    nothing to train. Any error fails the trial (the search goes on). Queues the search's next
-    control step in every case but the no-op."""
+    nothing to train. An error in training fails the trial, a lost training process queues it
+    again (see the module docstring); the search goes on. Queues the search's next control
+    step in every case but the no-op."""
     from webapp.searches.services import queue_advance_search
 
     trial = trial_claim(trial_id=trial_id)
@@ -125,48 +103,90 @@ def trial_run(*, trial_id: int) -> Trial | None:
     return trial
 
 
+def runner_policy():
+    """How long a silent training process may take before it counts as hung (settings)."""
+    from searchcore.runner import RunnerPolicy
+
+    return RunnerPolicy(
+        stall_factor=settings.CELLSEARCH_STALL_FACTOR, min_stall_seconds=settings.CELLSEARCH_MIN_STALL_SECONDS,
+        max_stall_seconds=settings.CELLSEARCH_HEARTBEAT_TIMEOUT, startup_seconds=settings.CELLSEARCH_STARTUP_SECONDS,
+    )
+
+
 def _train(trial: Trial) -> None:
-    from searchcore.genotype import parse_genotype
-    from searchcore.train import proxy_dataset, train_child
+    """Train in a child process (searchcore.runner), which this worker kills when it hangs or
+    its search is cancelled; the heartbeat follows the training loop's progress."""
+    from searchcore import runner
 
     search = trial.search
     epochs: list[dict] = []
-    checkpoint: dict[str, str] = {}
+    last_beat = [timezone.now()]
 
-    def on_epoch(metrics) -> bool:
-        """Record the epoch; False (stop) once the trial is no longer ours or its search is cancelled."""
-        epochs.append(asdict(metrics))
+    def still_wanted() -> bool:
+        """Beat; False once the trial is no longer ours or its search was cancelled."""
+        now = timezone.now()
+        last_beat[0] = now
         try:
-            still_ours = _ours(trial).update(epochs=epochs, heartbeat_at=timezone.now())
+            still_ours = _ours(trial).update(epochs=epochs, heartbeat_at=now)
             status = Search.objects.filter(pk=search.pk).values_list("status", flat=True).first()
-        except DatabaseError:  # a busy database: keep training, the next epoch writes them all
-            logger.warning("trial %s: could not record epoch %s", trial.pk, metrics.epoch, exc_info=True)
+        except DatabaseError:  # a busy database: keep training, the next beat tries again
+            logger.warning("trial %s: could not beat", trial.pk, exc_info=True)
             return True
         return bool(still_ours) and status != Search.Status.CANCELLED
 
-    def checkpoint_sink(state: dict) -> None:
-        import torch
+    def on_beat(progress) -> bool:
+        if (timezone.now() - last_beat[0]).total_seconds() < settings.CELLSEARCH_HEARTBEAT_SECONDS:
+            return True
+        return still_wanted()
 
-        if not _ours(trial).exists():
-            return  # taken over or cancelled: the file would belong to nobody
-        buffer = io.BytesIO()
-        torch.save(state, buffer)
-        checkpoint["name"] = default_storage.save(_checkpoint_name(trial), ContentFile(buffer.getvalue()))
+    def on_epoch(metrics) -> bool:
+        epochs.append(asdict(metrics))
+        return still_wanted()
 
-    try:
-        with _heartbeat(trial):
-            config = _proxy_config(search)
-            result = train_child(
-                parse_genotype(trial.genotype), config, on_epoch=on_epoch, data=proxy_dataset(config),
-                checkpoint_sink=checkpoint_sink if search.keep_checkpoints else None,
+    with tempfile.TemporaryDirectory(prefix="cellsearch-trial-") as folder:
+        checkpoint_path = os.path.join(folder, "checkpoint.pt") if search.keep_checkpoints else None
+        try:
+            result = runner.train_in_subprocess(
+                trial.genotype, _proxy_config(search), on_epoch=on_epoch, on_beat=on_beat,
+                checkpoint_path=checkpoint_path, policy=runner_policy(),
             )
-    except Exception as exc:  # a diverged loss, CUDA out of memory, a bug: the trial fails
-        logger.exception("trial %s (search %s) failed", trial.pk, search.pk)
-        _release_cuda_memory()
-        _ours(trial).update(status=Trial.Status.FAILED, error=f"{type(exc).__name__}: {exc}",
-                            finished_at=timezone.now(), epochs=epochs)
+        except runner.TrainingStopped:
+            logger.info("trial %s: stopped (its search was cancelled, or another worker took it)", trial.pk)
+            return
+        except runner.TrainingProcessError as exc:
+            logger.warning("trial %s (search %s), attempt %s: %s", trial.pk, search.pk, trial.attempts, exc)
+            _attempt_lost(trial=trial, reason=str(exc), epochs=epochs)
+            return
+        except Exception as exc:  # the cell's failure (a diverged loss, out of memory), bad settings, a bug
+            logger.warning("trial %s (search %s) failed: %s", trial.pk, search.pk, exc)
+            error = str(exc) if isinstance(exc, (runner.TrialFailedError, runner.ChildError)) \
+                else f"{type(exc).__name__}: {exc}"
+            _ours(trial).update(status=Trial.Status.FAILED, error=error, finished_at=timezone.now(), epochs=epochs)
+            return
+        checkpoint = ""
+        if checkpoint_path is not None and os.path.exists(checkpoint_path) and _ours(trial).exists():
+            with open(checkpoint_path, "rb") as f:
+                checkpoint = default_storage.save(_checkpoint_name(trial), File(f))
+    _trial_finish(trial=trial, result=result, checkpoint=checkpoint)
+
+
+@transaction.atomic
+def _attempt_lost(*, trial: Trial, reason: str, epochs: list[dict]) -> None:
+    """The training process crashed or hung: not the cell's fault, so the trial goes back to
+    the queue (any worker may take it) until CELLSEARCH_MAX_ATTEMPTS attempts have failed."""
+    from webapp.searches.services import new_task_id, queue_train_trials
+
+    attempts, limit = trial.attempts, settings.CELLSEARCH_MAX_ATTEMPTS
+    now = timezone.now()
+    if attempts >= limit:
+        _ours(trial).update(status=Trial.Status.FAILED, finished_at=now, epochs=epochs,
+                            error=f"{reason} (attempt {attempts} of {limit})")
         return
-    _trial_finish(trial=trial, result=result, checkpoint=checkpoint.get("name", ""))
+    task_id = new_task_id()
+    # heartbeat_at of a pending trial: when it was queued (the reconciler's clock).
+    if _ours(trial).update(status=Trial.Status.PENDING, worker="", task_id=task_id, heartbeat_at=now, epochs=[],
+                           error=f"{reason} (attempt {attempts} of {limit}; queued again)"):
+        queue_train_trials(trials=[(trial.pk, task_id)])
 
 
 @transaction.atomic
@@ -177,7 +197,7 @@ def _trial_finish(*, trial: Trial, result, checkpoint: str) -> None:
     done = _ours(trial).update(
         status=Trial.Status.FINISHED, reward=result.reward, val_acc=result.val_acc, params=result.params,
         mult_adds=result.mult_adds, epochs=[asdict(e) for e in result.epochs], finished_at=now,
-        heartbeat_at=now, checkpoint=checkpoint,
+        heartbeat_at=now, checkpoint=checkpoint, error="",
     )
     if not done:  # cancelled while training (or taken over): keep its state, drop the file
         logger.info("trial %s: no longer ours when it finished; result dropped", trial.pk)
@@ -185,13 +205,3 @@ def _trial_finish(*, trial: Trial, result, checkpoint: str) -> None:
             transaction.on_commit(lambda: default_storage.delete(checkpoint))
         return
     cell_result_update(trial=Trial.objects.select_related("search").get(pk=trial.pk))
-
-
-def _release_cuda_memory() -> None:
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except Exception:
-        logger.debug("could not empty the CUDA cache", exc_info=True)
