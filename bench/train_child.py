@@ -10,13 +10,22 @@ cosine lr, bf16 autocast and channels-last on CUDA) on CIFAR-shaped synthetic da
   image a PIL image, `RandomCrop(32, padding=4)`, `RandomHorizontalFlip`, `ToTensor`,
   `Normalize`, collated by a `DataLoader` with `--workers` processes, then copied over.
 
-Run from the repository root:  python bench/train_child.py [--device cuda] [--steps 200]
+With `--onednn`, it measures instead what the way around oneDNN's strided 1×1 bug costs on
+the CPU (searchcore.models.layers.PointwiseConv; tests/faults/onednn_strided_1x1.py): training
+throughput with our subsample-then-conv, with the strided kernel itself (it crashes below 8
+input channels on AVX2, so it is also timed at F = 192, where it runs), and with the two broad
+switches that would also avoid it: oneDNN off, and oneDNN held to SSE4.1. Each variant runs
+in a subprocess of its own, so a crash is reported, not suffered.
+
+Run from the repository root:  python bench/train_child.py [--device cuda] [--steps 200] [--onednn]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -104,6 +113,81 @@ def images_per_second(
     return steps * batch_size / (time.perf_counter() - started)
 
 
+#: --onednn variants: (what to set up in the subprocess, extra environment).
+ONEDNN_VARIANTS = {
+    "ours: subsample, then a stride-1 1x1 conv": ("ours", {}),
+    "oneDNN's strided 1x1 kernel (the bug)": ("strided", {}),
+    "oneDNN off (torch.backends.mkldnn)": ("mkldnn-off", {}),
+    "oneDNN held to SSE4.1 (ONEDNN_MAX_CPU_ISA)": ("ours", {"ONEDNN_MAX_CPU_ISA": "SSE41"}),
+}
+
+
+def train_throughput(args: argparse.Namespace, device: torch.device) -> tuple[float, ChildTrainer]:
+    """Training images per second of the chosen child on synthetic CIFAR-shaped data."""
+    config = ProxyConfig(dataset="synthetic", cells=args.cells, filters=args.filters,
+                         batch_size=args.batch_size, device=str(device))
+    data = load_dataset("synthetic", num_samples=args.samples, val_samples=2, image_size=32, in_channels=3)
+    torch.manual_seed(config.seed)
+    model = build_child(get_known(args.genotype), config, data)
+    trainer = ChildTrainer(model, config, total_steps=args.warmup + args.steps, device=device)
+    rate = images_per_second(lambda images, labels: trainer.train_step(images, labels)[0],
+                             device_batches(data, config, device), device, args.warmup, args.steps, args.batch_size)
+    return rate, trainer
+
+
+def run_variant(variant: str, args: argparse.Namespace) -> None:
+    """In the subprocess: set the variant up, print its training throughput."""
+    import torch.nn.functional as F
+
+    from searchcore.models.layers import PointwiseConv
+
+    torch.set_num_threads(args.threads)
+    if variant == "strided":
+        PointwiseConv.forward = lambda self, x: F.conv2d(x, self.weight, stride=self.subsample)
+    torch.backends.mkldnn.enabled = variant != "mkldnn-off"
+    rate, _ = train_throughput(args, torch.device("cpu"))
+    print(f"images/s {rate:.2f}")
+
+
+def compare_onednn_variants(args: argparse.Namespace) -> None:
+    """Each variant at each F in a subprocess, alternating over rounds; the best rate kept."""
+    print(f"CPU: {os.cpu_count()} cores, torch {torch.__version__} ({torch.backends.cpu.get_cpu_capability()}), "
+          f"{args.threads} thread(s); {args.genotype} {args.cells}@F, batch {args.batch_size}, "
+          f"{args.warmup} warm-up + {args.steps} timed steps, best of {args.rounds} rounds")
+    filters = [int(f) for f in args.onednn_filters.split(",")]
+    best: dict[tuple[str, int], float | str] = {}
+    for _ in range(args.rounds):
+        for name, (variant, env) in ONEDNN_VARIANTS.items():
+            for f in filters:
+                command = [sys.executable, __file__, "--variant", variant, "--filters", str(f), "--threads",
+                           str(args.threads), "--cells", str(args.cells), "--genotype", args.genotype,
+                           "--batch-size", str(args.batch_size), "--steps", str(args.steps),
+                           "--warmup", str(args.warmup), "--samples", str(args.samples)]
+                try:
+                    done = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True,
+                                          timeout=600)
+                except subprocess.TimeoutExpired:
+                    best[name, f] = "hung"
+                    continue
+                if done.returncode != 0:
+                    why = f"signal {-done.returncode} ({signal.Signals(-done.returncode).name})" \
+                        if done.returncode < 0 else f"exit {done.returncode}"
+                    best[name, f] = f"crashed: {why}"
+                    continue
+                rate = float(done.stdout.split("images/s")[-1])
+                previous = best.get((name, f))
+                best[name, f] = max(rate, previous) if isinstance(previous, float) else rate
+    ours = next(iter(ONEDNN_VARIANTS))
+    print(f"{'training images/s':48s}" + "".join(f"{f'F = {f}':>26s}" for f in filters))
+    for name in ONEDNN_VARIANTS:
+        cells = []
+        for f in filters:
+            value, reference = best[name, f], best[ours, f]
+            ratio = f" ({value / reference:.2f}x)" if isinstance(value, float) and isinstance(reference, float) else ""
+            cells.append(f"{value:.1f}{ratio}" if isinstance(value, float) else value)
+        print(f"{name:48s}" + "".join(f"{cell:>26s}" for cell in cells))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
@@ -116,7 +200,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=2, help="DataLoader worker processes (default: 2)")
     parser.add_argument("--rounds", type=int, default=2, help="alternating timed rounds; best kept (default: 2)")
     parser.add_argument("--samples", type=int, default=5000, help="synthetic training images (default: 5000)")
+    parser.add_argument("--onednn", action="store_true", help="time the oneDNN workaround against its alternatives")
+    parser.add_argument("--onednn-filters", default="48,192", help="F values for --onednn (default: 48,192)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for --onednn (default: 1)")
+    parser.add_argument("--variant", help=argparse.SUPPRESS)  # one --onednn measurement, in a subprocess
     args = parser.parse_args(argv)
+    if args.variant:
+        return run_variant(args.variant, args)
+    if args.onednn:
+        return compare_onednn_variants(args)
     if min(args.steps, args.rounds, args.samples // args.batch_size) < 1 or args.warmup < 0 or args.workers < 0:
         parser.error("--steps and --rounds must be positive, --samples at least one batch, --warmup/--workers >= 0")
 
