@@ -426,6 +426,17 @@ def test_trial_detail_of_a_failed_trial_shows_its_error(client, user):
     assert "No epoch has finished yet." in html
 
 
+def test_a_trial_trained_again_says_why_its_last_attempt_ended(client, user):
+    search = make_search(user)
+    error = ("training process crashed: signal 6 (SIGABRT): double free or corruption (!prev) "
+             "(attempt 1 of 3; queued again)")
+    trial = make_trial(search, 0, status=Trial.Status.RUNNING, attempts=2, worker="gpu0:12", error=error)
+    login(client, user)
+    html = client.get(f"/trials/{trial.pk}/").content.decode()
+    assert "Its last attempt ended early; it trains again." in html and "signal 6 (SIGABRT)" in html
+    assert "This trial failed." not in html and "(attempt 2)" in html
+
+
 def test_trial_page_polls_while_training(client, user):
     search = make_search(user)
     trial = make_trial(search, 0, status=Trial.Status.RUNNING, worker="w1",
