@@ -8,8 +8,9 @@ Celery worker, neither of which needs torch for this — supervises it:
 - the child reports proof of life from the training loop (a beat at most every
   `beat_seconds`), each epoch, and then its result or its error, as JSON lines on a pipe;
 - the parent kills it when it makes no progress for `stall_factor` × its median epoch time
-  (at least `min_stall_seconds`, at most `max_stall_seconds`; `startup_seconds` before its
-  first epoch), when the
+  (at least `min_stall_seconds`, at most `max_stall_seconds`; in its first epoch, which has no
+  median yet, `max_stall_seconds`, or `startup_seconds` without it; before its first step,
+  `startup_seconds`), when the
   caller's `on_beat` returns False (a cancel), or when the parent itself dies (Linux's
   parent-death signal);
 - the attempt ends with a `TrainResult`, or raises one of
@@ -88,10 +89,13 @@ class RunnerPolicy:
         if not (isinstance(self.max_attempts, int) and self.max_attempts >= 1):
             raise ConfigError(f"runner policy: max_attempts must be at least 1, got {self.max_attempts!r}")
 
-    def stall_limit(self, epoch_seconds: list[float]) -> float:
-        """Seconds without a sign of life after which the process is presumed hung."""
-        if not epoch_seconds:
+    def stall_limit(self, epoch_seconds: list[float], training: bool) -> float:
+        """Seconds without a sign of life after which the process is presumed hung; `training`
+        once it has taken a step (before, it imports torch, loads data, builds the model)."""
+        if not training:
             return self.startup_seconds
+        if not epoch_seconds:
+            return self.startup_seconds if self.max_stall_seconds is None else self.max_stall_seconds
         limit = max(self.min_stall_seconds, self.stall_factor * statistics.median(epoch_seconds))
         return limit if self.max_stall_seconds is None else min(limit, self.max_stall_seconds)
 
@@ -194,10 +198,10 @@ def _supervise(process, events_fd: int, job: dict, on_epoch, on_beat, policy: Ru
 
     while open_fds:
         silent_for = time.monotonic() - last_sign_of_life
-        limit = policy.stall_limit(epoch_seconds)
+        limit = policy.stall_limit(epoch_seconds, training)
         if silent_for > limit:
             _kill(process)
-            raise TrainingProcessError(_stall_reason(silent_for, epoch_seconds, policy))
+            raise TrainingProcessError(_stall_reason(silent_for, limit, epoch_seconds, training, policy))
         ready, _, _ = select.select(list(open_fds), [], [], min(limit - silent_for, 1.0))
         if not training and on_beat is not None and on_beat(Progress(epochs=0, steps=0)) is False:
             _kill(process)  # still starting: importing torch, loading data, building the model
@@ -227,6 +231,7 @@ def _supervise(process, events_fd: int, job: dict, on_epoch, on_beat, policy: Ru
                         _kill(process)
                         raise TrainingStopped("training stopped: its caller asked")
                 elif kind == "epoch":
+                    training = True
                     metrics = EpochMetrics(**event["metrics"])
                     epoch_seconds.append(metrics.seconds)
                     go_on = on_epoch is None or on_epoch(metrics) is not False
@@ -264,14 +269,19 @@ def _kill(process) -> None:
         process.wait()
 
 
-def _stall_reason(silent_for: float, epoch_seconds: list[float], policy: RunnerPolicy) -> str:
+def _stall_reason(
+    silent_for: float, limit: float, epoch_seconds: list[float], training: bool, policy: RunnerPolicy
+) -> str:
+    if not training:
+        return (f"training process hung: no sign of life for {silent_for:.0f} s before its first step "
+                f"(limit {limit:.0f} s); killed")
     if not epoch_seconds:
-        return (f"training process hung: no sign of life for {silent_for:.0f} s before its first epoch "
-                f"(limit {policy.startup_seconds:.0f} s); killed")
+        return f"training process hung: no progress for {silent_for:.0f} s in its first epoch (limit {limit:.0f} s); killed"
     median = statistics.median(epoch_seconds)
-    return (f"training process hung: no progress for {silent_for:.0f} s, over {policy.stall_factor:g} x its "
-            f"median epoch of {median:.1f} s (at least {policy.min_stall_seconds:.0f} s), after epoch "
-            f"{len(epoch_seconds)}; killed")
+    cap = "" if policy.max_stall_seconds is None else f", at most {policy.max_stall_seconds:.0f} s"
+    return (f"training process hung: no progress for {silent_for:.0f} s after epoch {len(epoch_seconds)} "
+            f"(limit {limit:.0f} s: {policy.stall_factor:g} x its median epoch of {median:.1f} s, at least "
+            f"{policy.min_stall_seconds:.0f} s{cap}); killed")
 
 
 def _exit_reason(returncode: int, stderr_tail: deque[str]) -> str:

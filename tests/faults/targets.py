@@ -98,15 +98,11 @@ def crash_once(genotype, config, **kwargs):
     return quick_result(genotype, config, **kwargs)
 
 
-def train_with_the_strided_kernel(genotype, config, **kwargs):
-    """A real proxy training with PointwiseConv undone: oneDNN's strided 1×1 kernel again."""
-    import torch.nn.functional as F
+def strided_1x1_backward(genotype, config, *, on_progress, **kwargs):
+    """The real thing: oneDNN's strided 1×1 backward kernel on the shapes that corrupt its heap
+    (tests/faults/onednn_strided_1x1.py), run where a training would run."""
+    from tests.faults.onednn_strided_1x1 import main
 
-    from searchcore.models import layers
-    from searchcore.train import train_child
-
-    def strided(self, x):
-        return F.conv2d(x, self.weight, stride=self.subsample)
-
-    layers.PointwiseConv.forward = strided
-    return train_child(genotype, config, **kwargs)
+    on_progress()
+    main("strided", threads=1)
+    raise AssertionError("the strided 1x1 kernel survived: see the canary in test_onednn_strided_1x1.py")

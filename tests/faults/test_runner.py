@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -31,8 +32,9 @@ from searchcore.runner import (
 from searchcore.search import SearchConfig, run_search
 
 CONFIG = ProxyConfig(cells=1, filters=48, epochs=1, batch_size=32, device="cpu")
-#: Hung after 2 s of silence (1 s is the floor of the stall limit below), 5 s before a first epoch.
-QUICK = RunnerPolicy(stall_factor=2.0, min_stall_seconds=2.0, startup_seconds=5.0, beat_seconds=0.1)
+#: Hung after 2 s without progress once training (2 x a median epoch, at least 2 s); the children
+#: import torch first, which takes a while on a busy machine, so they get a minute to start.
+QUICK = RunnerPolicy(stall_factor=2.0, min_stall_seconds=2.0, startup_seconds=60.0, beat_seconds=0.1)
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -82,17 +84,17 @@ def test_a_process_that_dies_is_a_readable_process_error(target, name, reason):
 def test_a_hang_after_an_epoch_is_killed_after_a_few_median_epochs(target, fault_file):
     target("hang_after_first_epoch")
     started = time.monotonic()
-    with pytest.raises(TrainingProcessError, match=r"training process hung: no progress for \d+ s, over 2 x its "
-                                                   r"median epoch of 0\.1 s \(at least 2 s\), after epoch 1; killed"):
+    with pytest.raises(TrainingProcessError, match=r"training process hung: no progress for \d+ s after epoch 1 "
+                                                   r"\(limit 2 s: 2 x its median epoch of 0\.1 s, at least 2 s\); killed"):
         train()
     assert 2 <= time.monotonic() - started < 15
     assert not alive(int(fault_file.read_text()))  # deaf to SIGTERM, and still gone
 
 
-def test_a_hang_before_the_first_epoch_is_killed_at_the_startup_limit(target, fault_file):
+def test_a_hang_before_the_first_step_is_killed_at_the_startup_limit(target, fault_file):
     target("hang_at_start")
-    with pytest.raises(TrainingProcessError, match=r"no sign of life for \d+ s before its first epoch \(limit 5 s\)"):
-        train()
+    with pytest.raises(TrainingProcessError, match=r"no sign of life for \d+ s before its first step \(limit 5 s\)"):
+        train_in_subprocess(get_known("nasnet-a"), CONFIG, policy=replace(QUICK, startup_seconds=5.0))
     assert not alive(int(fault_file.read_text()))
 
 
@@ -102,11 +104,11 @@ def test_progress_keeps_a_slow_training_alive_and_on_beat_stops_it_at_once(targe
 
     def on_beat(progress):
         beats.append((time.monotonic(), progress))
-        return len(beats) < 80  # about 8 s of beats: past both limits, yet never presumed hung
+        return len(beats) < 60  # about 6 s of beats: past the stall limit, yet never presumed hung
 
     with pytest.raises(TrainingStopped):
         train(on_beat=on_beat)
-    assert beats[-1][0] - beats[0][0] > QUICK.startup_seconds
+    assert beats[-1][0] - beats[0][0] > 2 * QUICK.min_stall_seconds
     assert [p.steps for _, p in beats] == sorted(p.steps for _, p in beats)
     assert not alive(int(fault_file.read_text()))
 
@@ -182,9 +184,9 @@ def test_a_real_training_reports_epochs_and_a_checkpoint(tmp_path):
 @pytest.mark.skipif(torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"),
                     reason="the bug is in oneDNN's AVX2 kernels")
 def test_the_real_onednn_crash_is_caught_as_a_process_error(target, monkeypatch):
-    """The strided 1×1 kernel put back into a real 1@48 training on AVX2: the child crashes
-    (one thread) and the runner says so; this pytest worker lives on."""
+    """oneDNN's own heap corruption, not a simulated one: the child dies of it (glibc aborts, or
+    the corrupted heap faults) and the runner says so; this pytest worker lives on."""
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
-    target("train_with_the_strided_kernel")
-    with pytest.raises(TrainingProcessError, match="training process (crashed|hung)"):
-        train(num_threads=1)
+    target("strided_1x1_backward")
+    with pytest.raises(TrainingProcessError, match=r"training process crashed: signal (6 \(SIGABRT\)|11 \(SIGSEGV\))"):
+        train()

@@ -77,7 +77,8 @@ def test_a_hung_training_is_killed_and_queued_again(trial, target, fault_file):
     assert 2 <= time.monotonic() - started < 30
     assert trial.status == Trial.Status.PENDING and trial.attempts == 1
     assert trial.error.startswith("training process hung: no progress for ")
-    assert trial.error.endswith("after epoch 1; killed (attempt 1 of 3; queued again)")
+    assert trial.error.endswith("after epoch 1 (limit 2 s: 5 x its median epoch of 0.1 s, at least 2 s, at most 5 s); "
+                                "killed (attempt 1 of 3; queued again)")
     assert not alive(int(fault_file.read_text()))
 
 
