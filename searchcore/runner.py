@@ -159,6 +159,14 @@ def train_in_subprocess(
                 stream.close()
 
 
+def failure_message(exc: BaseException) -> str:
+    """What a trial's record says about the error that ended it: the runner's own errors
+    already name the child's exception type."""
+    if isinstance(exc, (TrialFailedError, TrainingProcessError, ChildError)):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
 def train_with_retries(
     genotype: Any,
     config: ProxyConfig,
@@ -240,9 +248,7 @@ def _supervise(process, events_fd: int, job: dict, on_epoch, on_beat, policy: Ru
                     outcome = {"kind": kind, **event}
 
     returncode = process.wait()
-    if returncode != 0:  # even after a result: a heap corrupted in native code may have spoilt it
-        raise TrainingProcessError(_exit_reason(returncode, stderr_tail))
-    if outcome is None:
+    if returncode != 0 or outcome is None:  # even after a result: a corrupted heap may have spoilt it
         raise TrainingProcessError(_exit_reason(returncode, stderr_tail))
     if outcome["kind"] == "result":
         return TrainResult.from_dict(outcome["result"])

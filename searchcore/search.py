@@ -35,7 +35,14 @@ from searchcore.errors import ConfigError
 from searchcore.genotype import parse_genotype
 from searchcore.proxy import ProxyConfig
 from searchcore.results import TrainingDivergedError, TrainResult
-from searchcore.runner import DEFAULT_POLICY, RunnerPolicy, TrainingProcessError, TrialFailedError, train_with_retries
+from searchcore.runner import (
+    DEFAULT_POLICY,
+    RunnerPolicy,
+    TrainingProcessError,
+    TrialFailedError,
+    failure_message,
+    train_with_retries,
+)
 from searchcore.spaces import create_space
 from searchcore.strategies import Proposal, create_strategy
 from searchcore.train import proxy_dataset, resolve_device
@@ -301,8 +308,8 @@ def _train_trial(
         # The cell's fault, or a process that died under it every time: the search goes on.
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-        error = str(exc) if isinstance(exc, (TrialFailedError, TrainingProcessError)) else f"{type(exc).__name__}: {exc}"
-        return TrialRecord(**base, status="failed", reward=None, seconds=time.time() - started, error=error)
+        return TrialRecord(**base, status="failed", reward=None, seconds=time.time() - started,
+                           error=failure_message(exc))
     return TrialRecord(**base, status="finished", reward=result.reward, val_acc=result.val_acc,
                        params=result.params, mult_adds=result.mult_adds,
                        epochs=[asdict(e) for e in result.epochs], seconds=result.seconds)

@@ -159,9 +159,8 @@ def _train(trial: Trial) -> None:
             return
         except Exception as exc:  # the cell's failure (a diverged loss, out of memory), bad settings, a bug
             logger.warning("trial %s (search %s) failed: %s", trial.pk, search.pk, exc)
-            error = str(exc) if isinstance(exc, (runner.TrialFailedError, runner.ChildError)) \
-                else f"{type(exc).__name__}: {exc}"
-            _ours(trial).update(status=Trial.Status.FAILED, error=error, finished_at=timezone.now(), epochs=epochs)
+            _ours(trial).update(status=Trial.Status.FAILED, error=runner.failure_message(exc),
+                                finished_at=timezone.now(), epochs=epochs)
             return
         checkpoint = ""
         if checkpoint_path is not None and os.path.exists(checkpoint_path) and _ours(trial).exists():
