@@ -29,4 +29,8 @@ class SpaceExhaustedError(SearchcoreError, RuntimeError):
 
 
 class ConfigError(SearchcoreError, ValueError):
-    """A config value is out of range."""
+    """A config value is out of range; `field` names it ("epochs", "dataset") where one is at fault."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field

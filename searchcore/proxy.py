@@ -102,7 +102,8 @@ class ProxyConfig:
         self._check_types()
         if self.filters is not None and self.base_filters is not None:
             raise ConfigError(f"proxy config: base_filters ({self.base_filters}) and filters ({self.filters}) are both "
-                              f"set; give one (filters F fixes base filters = F / {FILTERS_PER_BASE_FILTER})")
+                              f"set; give one (filters F fixes base filters = F / {FILTERS_PER_BASE_FILTER})",
+                              field="base_filters")
         if self.filters is None and self.base_filters is None:
             object.__setattr__(self, "filters", DEFAULT_FILTERS)
         self._check_ranges()
@@ -117,30 +118,33 @@ class ProxyConfig:
                 continue
             if not isinstance(value, allowed) or isinstance(value, bool) != (kind == "bool"):
                 or_null = " or null" if kind != f.type else ""
-                raise ConfigError(f"proxy config: {f.name} must be {kind}{or_null}, got {value!r}")
+                raise ConfigError(f"proxy config: {f.name} must be {kind}{or_null}, got {value!r}", field=f.name)
         if not isinstance(self.dataset_options, Mapping):
-            raise ConfigError(f"proxy config: dataset_options must be a mapping, got {self.dataset_options!r}")
+            raise ConfigError(f"proxy config: dataset_options must be a mapping, got {self.dataset_options!r}",
+                              field="dataset_options")
 
     def _check_ranges(self) -> None:
         def need(ok: bool, name: str, rule: str) -> None:
             if not ok:
-                raise ConfigError(f"proxy config: {name} must be {rule}, got {getattr(self, name)!r}")
+                raise ConfigError(f"proxy config: {name} must be {rule}, got {getattr(self, name)!r}", field=name)
 
         if self.dataset not in DATASETS:
-            raise ConfigError(f"proxy config: unknown dataset {self.dataset!r}; known: {', '.join(DATASETS)}")
+            raise ConfigError(f"proxy config: unknown dataset {self.dataset!r}; known: {', '.join(DATASETS)}",
+                              field="dataset")
         known_options = DATASETS.get(self.dataset).options()
         for key, value in self.dataset_options.items():
             if key not in known_options:
                 raise ConfigError(
                     f"proxy config: dataset_options: {self.dataset} has no option {key!r}; "
-                    f"options: {', '.join(known_options) or 'none'}"
+                    f"options: {', '.join(known_options) or 'none'}", field="dataset_options"
                 )
             default = known_options[key]
             if default is not None and type(value) is not type(default):
                 raise ConfigError(f"proxy config: dataset_options: {key} must be {type(default).__name__} "
-                                  f"like its default {default!r}, got {value!r}")
+                                  f"like its default {default!r}, got {value!r}", field="dataset_options")
             if key == "image_size" and not 4 <= value <= MAX_IMAGE_SIZE:
-                raise ConfigError(f"proxy config: dataset_options: image_size must be in 4..{MAX_IMAGE_SIZE}, got {value!r}")
+                raise ConfigError(f"proxy config: dataset_options: image_size must be in 4..{MAX_IMAGE_SIZE}, got {value!r}",
+                                  field="dataset_options")
         need(1 <= self.cells <= 20, "cells", "in 1..20")
         # The proxy network uses the CIFAR stem, whose cells have the base filters or more.
         if self.filters is not None:
@@ -189,5 +193,5 @@ class ProxyConfig:
         names = {f.name for f in fields(cls)}
         for key in data:
             if key not in names:
-                raise ConfigError(f"proxy config: unknown key {key!r}; known: {', '.join(sorted(names))}")
+                raise ConfigError(f"proxy config: unknown key {key!r}; known: {', '.join(sorted(names))}", field=key)
         return cls(**data)

@@ -182,8 +182,9 @@ def test_reward_definitions():
     ],
 )
 def test_proxy_config_rejects_bad_values_naming_the_field(field, value):
-    with pytest.raises(ConfigError, match=field):
+    with pytest.raises(ConfigError, match=field) as raised:
         ProxyConfig(**{field: value})
+    assert raised.value.field == field  # the web app points at the form field with it
 
 
 def test_proxy_config_dict_round_trip_and_unknown_keys():
@@ -191,8 +192,9 @@ def test_proxy_config_dict_round_trip_and_unknown_keys():
                          filters=96, epochs=20, cutout=16, reward="nas_v1")
     assert ProxyConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     assert ProxyConfig.from_dict({"epochs": 3}) == ProxyConfig(epochs=3)
-    with pytest.raises(ConfigError, match="unknown key 'epoch'"):
+    with pytest.raises(ConfigError, match="unknown key 'epoch'") as raised:
         ProxyConfig.from_dict({"epoch": 3})
+    assert raised.value.field == "epoch"
     with pytest.raises(ConfigError, match="digits has no option 'val_size'"):
         ProxyConfig(dataset_options={"val_size": 10})
 
