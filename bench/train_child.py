@@ -11,7 +11,7 @@ cosine lr, bf16 autocast and channels-last on CUDA) on CIFAR-shaped synthetic da
   `Normalize`, collated by a `DataLoader` with `--workers` processes, then copied over.
 
 With `--onednn`, it measures instead what the way around oneDNN's strided 1×1 bug costs on
-the CPU (searchcore.models.layers.PointwiseConv; tests/faults/onednn_strided_1x1.py): training
+the CPU (searchcore.layers.blocks.PointwiseConv; tests/faults/onednn_strided_1x1.py): training
 throughput with our subsample-then-conv, with the strided kernel itself (it crashes below 8
 input channels on AVX2, so it is also timed at F = 192, where it runs), and with the two broad
 switches that would also avoid it: oneDNN off, and oneDNN held to SSE4.1. Each variant runs
@@ -139,7 +139,7 @@ def run_variant(variant: str, args: argparse.Namespace) -> None:
     """In the subprocess: set the variant up, print its training throughput."""
     import torch.nn.functional as F
 
-    from searchcore.models.layers import PointwiseConv
+    from searchcore.layers.blocks import PointwiseConv
 
     torch.set_num_threads(args.threads)
     if variant == "strided":

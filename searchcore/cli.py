@@ -187,7 +187,7 @@ def _network_config(args: argparse.Namespace):
 
 
 _REGISTRIES = {
-    "ops": ("searchcore.ops", "OPS"),
+    "ops": ("searchcore.layers.ops", "OPS"),
     "spaces": ("searchcore.spaces", "SPACES"),
     "strategies": ("searchcore.strategies", "STRATEGIES"),
     "datasets": ("searchcore.data", "DATASETS"),

@@ -1,7 +1,7 @@
 """Names of the operations a cell may apply, kept free of torch.
 
 The genotype layer validates against these names without importing torch, so the web
-process can check a genotype cheaply; `searchcore.ops` registers a module builder for each.
+process can check a genotype cheaply; `searchcore.layers.ops` registers a module builder for each.
 """
 
 #: The 13 operations of the NASNet search space, in the order the paper lists them (§2).

@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from searchcore.layers.blocks import same_padding
 from searchcore.models.config import NetworkConfig
-from searchcore.models.layers import same_padding
 from searchcore.spaces.macro import MacroGenotype, MacroLayer
 
 

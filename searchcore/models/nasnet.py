@@ -14,7 +14,7 @@ It follows tensorflow/models research/slim/nets/nasnet (nasnet.py, nasnet_utils.
   filters f, the two-back input by "reduce prev layer" (factorized reduction when it is
   larger, else a 1×1 projection when its channels differ from f). The first cell has no
   two-back input: as in slim (`prev_layer` None) and timm's `CellStem0`, its ops read the
-  raw stem there, each taking the stem's width in its first layer (`searchcore.ops`), unless
+  raw stem there, each taking the stem's width in its first layer (`searchcore.layers.ops`), unless
   `project_stem` asks for DARTS's single projection. Reduction cells stride only the ops
   that read the cell inputs. The output concatenates `cell.output_states()`; a concatenated
   input first passes through a factorized reduction in a Reduction cell and a 1×1 conv and
@@ -41,9 +41,9 @@ from torch import nn
 
 from searchcore.errors import ConfigError
 from searchcore.genotype import NUM_CELL_INPUTS, Block, Cell, Genotype
+from searchcore.layers.blocks import AUX_POOL_KERNEL, AuxiliaryHead, ConvBN, FactorizedReduction, ReLUConvBN, drop_path
+from searchcore.layers.ops import DROP_PATH_EXEMPT_OPS, create_op
 from searchcore.models.config import MIN_CELL_FILTERS, NUM_REDUCTIONS, NetworkConfig, NetworkWidths
-from searchcore.models.layers import AUX_POOL_KERNEL, AuxiliaryHead, ConvBN, FactorizedReduction, ReLUConvBN, drop_path
-from searchcore.ops import DROP_PATH_EXEMPT_OPS, create_op
 
 REFERENCE_IMAGE_SIZE = {"cifar": 32, "imagenet": 224}
 IMAGENET_STEM_FILTERS = 32

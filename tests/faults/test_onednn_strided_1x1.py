@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import nn
 
-from searchcore.models.layers import FactorizedReduction, PointwiseConv
+from searchcore.layers.blocks import FactorizedReduction, PointwiseConv
 
 SCRIPT = Path(__file__).with_name("onednn_strided_1x1.py")
 AVX2 = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"}

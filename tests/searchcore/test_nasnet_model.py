@@ -12,8 +12,8 @@ from torch import nn
 
 from searchcore.errors import ConfigError
 from searchcore.genotype import Block, Cell, Genotype
+from searchcore.layers.blocks import ConvBN, FactorizedReduction, ReLUConvBN, drop_path
 from searchcore.models import NETWORK_PRESETS, NetworkConfig, build_model, network_widths
-from searchcore.models.layers import ConvBN, FactorizedReduction, ReLUConvBN, drop_path
 from searchcore.models.nasnet import NASNet
 from searchcore.profile import describe
 from searchcore.spaces import NasnetCellSpace

@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from searchcore.errors import ConfigError, UnknownNameError
-from searchcore.models.layers import FactorizedReduction
+from searchcore.layers.blocks import FactorizedReduction
+from searchcore.layers.ops import OPS, create_op
 from searchcore.opnames import ALL_OPS
-from searchcore.ops import OPS, create_op
 
 CHANNELS = 4
 HEIGHT, WIDTH = 7, 9  # odd and unequal, so SAME padding and the stride-2 rounding both show

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from searchcore.errors import ConfigError
-from searchcore.models.layers import ConvBN, FactorizedReduction, ReLUConvBN, same_padding
+from searchcore.layers.blocks import ConvBN, FactorizedReduction, ReLUConvBN, same_padding
 from searchcore.registry import Registry
 
 #: (in_channels, channels, stride, affine) → the op's module.
