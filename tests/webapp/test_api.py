@@ -11,6 +11,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from searchcore.errors import ConfigError, UnknownNameError
 from searchcore.genotype import parse_genotype
 from webapp.cells.models import Cell, CellResult
 from webapp.searches.models import Search
@@ -59,10 +60,10 @@ def api(alice):
 @pytest.fixture
 def queued_steps(monkeypatch):
     """Celery never runs here: record the control steps a service would queue instead."""
-    from webapp.searches import tasks
+    from webapp.celery import app
 
     calls = []
-    monkeypatch.setattr(tasks.advance_search, "delay", lambda *args, **kw: calls.append(args))
+    monkeypatch.setattr(app, "send_task", lambda name, args, **kw: calls.append(tuple(args)))
     return calls
 
 
@@ -208,6 +209,22 @@ def test_create_search_messages_name_the_fault(api, queued_steps):
     assert "budget" in body["parallelism"][0]
     body = api.post("/api/searches/", {k: v for k, v in VALID_CREATE.items() if k != "budget"}, format="json").json()
     assert body["budget"] == ["This field is required."]
+
+
+@pytest.mark.parametrize(("error", "body"), [
+    (ConfigError("epochs must be at least 1", field="proxy.epochs"), {"proxy": {"epochs": ["epochs must be at least 1"]}}),
+    (UnknownNameError("no space 'x'; known: nasnet"), {"non_field_errors": ["no space 'x'; known: nasnet"]}),
+])
+def test_searchcore_errors_reaching_a_view_are_400s_on_their_field(api, monkeypatch, error, body):
+    """The exception handler answers a searchcore error as it does a service's ValidationError."""
+    from webapp.searches import services
+
+    def refuse(**kwargs):
+        raise error
+
+    monkeypatch.setattr(services, "search_create", refuse)
+    response = api.post("/api/searches/", VALID_CREATE, format="json")
+    assert (response.status_code, response.json()) == (400, body)
 
 
 # -- list, detail, team scoping -----------------------------------------------------------------

@@ -7,38 +7,22 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import LimitOffsetPagination
-from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
+from webapp.api.errors import ErrorSerializer, ValidationErrorSerializer
+from webapp.api.pagination import LimitOffsetPagination, get_paginated_response
+from webapp.api.views import FileDownloadApi
 from webapp.cells.diagrams import cell_diagram_svg
 from webapp.cells.downloads import DartsUnsupportedError, genotype_darts_response, genotype_json_response
 from webapp.cells.models import CellResult
 from webapp.cells.selectors import cell_get_for_user, cell_result_list_for_user
-from webapp.searches.apis import ErrorSerializer, ValidationErrorSerializer, get_paginated_response
-
-
-class FileDownloadApi(APIView):
-    """A view that answers a file (an HttpResponse of its own) and JSON errors, whatever the
-    client accepts: a browser's `<img>` or `curl -H 'Accept: image/svg+xml'` gets the file, and
-    a 404 or 400 is still readable JSON instead of a 406."""
-
-    renderer_classes = (JSONRenderer,)
-
-    def perform_content_negotiation(self, request, force=False):
-        renderer = JSONRenderer()
-        return renderer, renderer.media_type
 
 
 class CellListApi(APIView):
     """The unique cells of the user's teams, best reward first: one row per cell and proxy
     config (rewards under different proxies are not comparable)."""
 
-    class Pagination(LimitOffsetPagination):
-        default_limit = 50
-        max_limit = 200
-
-    pagination_class = Pagination
+    pagination_class = LimitOffsetPagination
 
     class FilterSerializer(serializers.Serializer):
         dataset = serializers.CharField(required=False)

@@ -2,29 +2,26 @@
 
 One view per operation with its serializers nested inside it; reads go through the
 selectors (scoped to the user's teams, so another team's search is a 404) and writes
-through the services. The small helpers at the top are shared by the trials and cells APIs.
+through the services, whose refusals the API's exception handler answers as 400s.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any
 
-from django.core.exceptions import NON_FIELD_ERRORS
-from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from searchcore.data import DATASETS
 from searchcore.proxy import ProxyConfig
 from searchcore.spaces import SPACES
 from searchcore.strategies import STRATEGIES
+from webapp.api.errors import ErrorSerializer, ValidationErrorSerializer
+from webapp.api.pagination import LimitOffsetPagination, get_paginated_response
 from webapp.searches import services
 from webapp.searches.models import Search
 from webapp.searches.selectors import (
@@ -35,65 +32,6 @@ from webapp.searches.selectors import (
     search_workers,
     searches_for_compare,
 )
-
-# -- helpers shared by the API modules ---------------------------------------------------------
-
-
-def get_paginated_response(*, pagination_class, serializer_class, queryset, request, view) -> Response:
-    paginator = pagination_class()
-    page = paginator.paginate_queryset(queryset, request, view=view)
-    serializer = serializer_class(page if page is not None else queryset, many=True, context={"request": request})
-    if page is None:
-        return Response(serializer.data)
-    return paginator.get_paginated_response(serializer.data)
-
-
-def validation_error_detail(exc: DjangoValidationError) -> dict | list:
-    """A service's ValidationError as DRF error detail: `{"field": [msg]}`, with dotted keys
-    nested (`"proxy.epochs"` becomes `{"proxy": {"epochs": [msg]}}`)."""
-    if not hasattr(exc, "error_dict"):
-        return {api_settings.NON_FIELD_ERRORS_KEY: exc.messages}
-    detail: dict[str, Any] = {}
-    for key, messages in exc.message_dict.items():
-        if key == NON_FIELD_ERRORS:
-            key = api_settings.NON_FIELD_ERRORS_KEY
-        *parents, leaf = key.split(".")
-        node = detail
-        for parent in parents:
-            child = node.setdefault(parent, {})
-            if not isinstance(child, dict):  # "proxy" and "proxy.epochs" both failed
-                child = node[parent] = {api_settings.NON_FIELD_ERRORS_KEY: child}
-            node = child
-        if isinstance(node.get(leaf), dict):
-            node[leaf].setdefault(api_settings.NON_FIELD_ERRORS_KEY, []).extend(messages)
-        else:
-            node.setdefault(leaf, []).extend(messages)
-    return detail
-
-
-def call_service(service, **kwargs):
-    """Run a service, answering 400 with its field messages when it refuses."""
-    try:
-        return service(**kwargs)
-    except DjangoValidationError as exc:
-        raise ValidationError(validation_error_detail(exc)) from None
-
-
-class ErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-
-    class Meta:
-        ref_name = "Error"
-
-
-class ValidationErrorSerializer(serializers.Serializer):
-    """Field name to a list of messages (nested for objects such as `proxy`)."""
-
-    non_field_errors = serializers.ListField(child=serializers.CharField(), required=False)
-
-    class Meta:
-        ref_name = "ValidationErrors"
-
 
 # -- output shapes shared by several search operations ----------------------------------------
 
@@ -218,11 +156,7 @@ class ProxyInputSerializer(serializers.Serializer):
 class SearchListApi(APIView):
     """The searches of the user's teams, newest first; POST launches a new one."""
 
-    class Pagination(LimitOffsetPagination):
-        default_limit = 50
-        max_limit = 200
-
-    pagination_class = Pagination
+    pagination_class = LimitOffsetPagination
 
     class OutputSerializer(serializers.ModelSerializer):
         team = serializers.CharField(source="team.name", read_only=True)
@@ -263,7 +197,7 @@ class SearchListApi(APIView):
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        search = call_service(services.search_create, user=request.user, **serializer.validated_data)
+        search = services.search_create(user=request.user, **serializer.validated_data)
         return search_detail_response(search, status_code=status.HTTP_201_CREATED)
 
 
@@ -280,7 +214,7 @@ class _SearchActionApi(APIView):
 
     def post(self, request, search_id: int):
         search = search_get_for_user(user=request.user, search_id=search_id)
-        call_service(type(self).service, search=search)
+        type(self).service(search=search)
         return search_detail_response(search_get_for_user(user=request.user, search_id=search_id))
 
 

@@ -10,9 +10,10 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from webapp.cells.apis import FileDownloadApi
+from webapp.api.errors import ErrorSerializer, ValidationErrorSerializer
+from webapp.api.pagination import get_paginated_response
+from webapp.api.views import FileDownloadApi
 from webapp.cells.downloads import checkpoint_response, trial_has_checkpoint
-from webapp.searches.apis import ErrorSerializer, ValidationErrorSerializer, get_paginated_response
 from webapp.searches.selectors import search_get_for_user
 from webapp.trials.models import Trial
 from webapp.trials.selectors import trial_get_for_user, trial_list_for_search, trial_network_widths
