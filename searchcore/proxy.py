@@ -28,7 +28,6 @@ MAX_IMAGE_SIZE = 512
 FILTERS_PER_BASE_FILTER = 24
 DEFAULT_FILTERS = 96
 MAX_BASE_FILTERS = MAX_FILTERS // FILTERS_PER_BASE_FILTER
-_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
 # -- rewards ------------------------------------------------------------------------------------
