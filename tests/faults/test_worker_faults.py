@@ -24,11 +24,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def trial(make_search, monkeypatch):
     """Trial 0 of a running search, its control steps and trainings recorded, not sent."""
-    from webapp.searches.tasks import advance_search
-    from webapp.trials.tasks import train_trial
+    from webapp.celery import app
 
-    monkeypatch.setattr(advance_search, "delay", lambda search_id: None)
-    monkeypatch.setattr(train_trial, "apply_async", lambda *args, **kwargs: None)
+    monkeypatch.setattr(app, "send_task", lambda *args, **kwargs: None)
     search = make_search(budget=3, parallelism=1)
     search_advance(search_id=search.pk)
     return search.trials.get(index=0)

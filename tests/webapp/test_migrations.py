@@ -12,7 +12,7 @@ import searchcore.genotype as genotype_module
 from searchcore.genotype import CANONICAL_HASH_VERSION, Block, Cell, Genotype
 from searchcore.spaces import create_space
 from searchcore.strategies import create_strategy
-from webapp.searches import services
+from webapp import dispatch
 from webapp.searches.models import Search
 from webapp.searches.services import search_advance
 from webapp.teams.services import user_create
@@ -135,7 +135,7 @@ def test_cells_equal_up_to_a_concat_blocks_branch_order_are_rehashed_and_merged(
 def test_searches_that_rejected_repeats_keep_doing_so(migrate, monkeypatch):
     """A strategy state saved before `reject_duplicates` existed loads after the migration, and the
     search goes on under the services as they are now."""
-    monkeypatch.setattr(services, "queue_train_trials", lambda trials: None)
+    monkeypatch.setattr(dispatch, "queue_train_trials", lambda trials: None)
     user = user_create(username="alice", password="alice-password-1", team_name="team-a")
     options = {"population_size": 3, "sample_size": 2}
     old_strategy = create_strategy("evolution", create_space("nasnet"), seed=0, **options, reject_duplicates=True,

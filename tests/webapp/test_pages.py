@@ -74,10 +74,10 @@ def trial_indices(html: str) -> list[int]:
 @pytest.fixture
 def queued_steps(monkeypatch):
     """No broker: record the control steps the services would queue."""
-    from webapp.searches import tasks
+    from webapp.celery import app
 
     calls = []
-    monkeypatch.setattr(tasks.advance_search, "delay", lambda *args, **kw: calls.append(args))
+    monkeypatch.setattr(app, "send_task", lambda name, args, **kw: calls.append(tuple(args)))
     return calls
 
 

@@ -5,7 +5,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from webapp.searches import services
+from webapp import dispatch
+from webapp.celery import app as celery_app
 from webapp.searches.models import Search
 from webapp.searches.services import search_advance, searches_reconcile
 from webapp.trials.models import Trial
@@ -15,12 +16,12 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def sent(monkeypatch):
-    from webapp.searches.tasks import advance_search
-    from webapp.trials.tasks import train_trial
-
     calls = []
-    monkeypatch.setattr(advance_search, "delay", lambda search_id: calls.append(("advance", search_id)))
-    monkeypatch.setattr(train_trial, "apply_async", lambda args, task_id: calls.append(("train", args[0], task_id)))
+
+    def send_task(name, args, task_id=None):
+        calls.append(("advance", args[0]) if name == dispatch.ADVANCE_SEARCH else ("train", args[0], task_id))
+
+    monkeypatch.setattr(celery_app, "send_task", send_task)
     return calls
 
 
@@ -28,7 +29,7 @@ def sent(monkeypatch):
 def queue_size(monkeypatch):
     """The gpu queue's size as the reconciler sees it (None: the broker cannot say)."""
     size = {"value": 0}
-    monkeypatch.setattr(services, "_gpu_queue_size", lambda: size["value"])
+    monkeypatch.setattr(dispatch, "gpu_queue_size", lambda: size["value"])
     return size
 
 
@@ -124,7 +125,7 @@ def test_waiting_trials_of_ended_searches_are_not_queued_again_but_paused_ones_a
     assert sorted(requeued) == sorted(searches[Search.Status.PAUSED].trials.values_list("pk", flat=True))
 
 
-def test_stalled_searches_get_a_control_step(make_search, sent, queue_size):
+def test_stalled_searches_get_a_control_step(make_search, sent, queue_size, django_capture_on_commit_callbacks):
     seeds = iter(range(100))  # different cells in each search, so none reuses another's results
 
     def start(**overrides):
@@ -147,7 +148,8 @@ def test_stalled_searches_get_a_control_step(make_search, sent, queue_size):
     assert not Trial.objects.filter(reused_from__isnull=False).exists()
     assert full.trials.filter(status="pending").count() == 2
 
-    nudged = searches_reconcile()["nudged"]
+    with django_capture_on_commit_callbacks(execute=True):
+        nudged = searches_reconcile()["nudged"]
     assert sorted(nudged) == sorted([queued.pk, untold.pk, paused.pk, room.pk])
     assert sorted(s[1] for s in sent if s[0] == "advance") == sorted(nudged)
 

@@ -13,8 +13,9 @@ from django.utils import timezone
 
 from searchcore.spaces import create_space
 from searchcore.strategies import create_strategy
+from webapp import dispatch
+from webapp.celery import app as celery_app
 from webapp.cells.models import Cell
-from webapp.searches import services
 from webapp.searches.models import Search
 from webapp.searches.selectors import compare_curves, search_progress
 from webapp.searches.services import search_advance, search_cancel, search_pause, search_resume
@@ -27,14 +28,13 @@ pytestmark = pytest.mark.django_db
 def sent(monkeypatch):
     """What the services queue, recorded instead of sent: ("advance", search_id), ("train", trial_id, task_id),
     ("revoke", task_id)."""
-    from webapp.searches.tasks import advance_search
-    from webapp.trials.tasks import train_trial
-
     calls = []
-    monkeypatch.setattr(advance_search, "delay", lambda search_id: calls.append(("advance", search_id)))
-    monkeypatch.setattr(train_trial, "apply_async",
-                        lambda args, task_id: calls.append(("train", args[0], task_id)))
-    monkeypatch.setattr(services, "revoke_tasks",
+
+    def send_task(name, args, task_id=None):
+        calls.append(("advance", args[0]) if name == dispatch.ADVANCE_SEARCH else ("train", args[0], task_id))
+
+    monkeypatch.setattr(celery_app, "send_task", send_task)
+    monkeypatch.setattr(dispatch, "revoke_tasks",
                         lambda task_ids, terminate: calls.extend(("revoke", t, terminate) for t in task_ids))
     return calls
 

@@ -15,6 +15,8 @@ from django.utils import timezone
 
 from searchcore.results import EpochMetrics, TrainResult
 from searchcore.runner import ChildError, TrainingProcessError, TrialFailedError
+from webapp import dispatch
+from webapp.celery import app as celery_app
 from webapp.cells.models import CellResult
 from webapp.searches.models import Search
 from webapp.searches.services import search_advance, search_cancel, search_pause
@@ -26,13 +28,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture(autouse=True)
 def quiet_queue(monkeypatch):
-    """Record the control steps trial_run queues instead of sending them."""
-    from webapp.searches.tasks import advance_search
-    from webapp.trials.tasks import train_trial
-
+    """Record the control steps trial_run queues (search ids) instead of sending them; drop the trials."""
     queued = []
-    monkeypatch.setattr(advance_search, "delay", queued.append)
-    monkeypatch.setattr(train_trial, "apply_async", lambda *a, **k: None)
+
+    def send_task(name, args, **options):
+        if name == dispatch.ADVANCE_SEARCH:
+            queued.append(args[0])
+
+    monkeypatch.setattr(celery_app, "send_task", send_task)
     return queued
 
 
@@ -213,12 +216,15 @@ def test_the_heartbeat_follows_the_trainings_progress(pending_trial, stand_in, s
 
 def test_a_lost_training_process_is_queued_again_then_fails_with_its_reason(pending_trial, stand_in, settings,
                                                                             monkeypatch):
-    from webapp.trials.tasks import train_trial
-
     settings.CELLSEARCH_MAX_ATTEMPTS = 2
     trial = pending_trial()
     sent = []
-    monkeypatch.setattr(train_trial, "apply_async", lambda args, task_id: sent.append((args[0], task_id)))
+
+    def send_task(name, args, task_id=None):
+        if name == dispatch.TRAIN_TRIAL:
+            sent.append((args[0], task_id))
+
+    monkeypatch.setattr(celery_app, "send_task", send_task)
     crash = "training process crashed: signal 6 (SIGABRT): double free or corruption (!prev)"
 
     errors_seen = []

@@ -3,6 +3,8 @@
 from django.conf import settings
 from django.db import models
 
+from searchcore.proxy import ProxyConfig
+
 
 class Search(models.Model):
     class Status(models.TextChoices):
@@ -55,5 +57,6 @@ class Search(models.Model):
         return self.name or f"search {self.pk}"
 
     @property
-    def is_active(self) -> bool:
-        return self.status in self.ACTIVE
+    def proxy_config(self) -> ProxyConfig:
+        """The proxy-training config the search's trials train under, dataset included."""
+        return ProxyConfig.from_dict({**self.proxy, "dataset": self.dataset})

@@ -24,7 +24,6 @@ import io
 import json
 import logging
 import re
-import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -35,6 +34,7 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from searchcore.errors import ConfigError, SearchcoreError, SpaceExhaustedError, UnknownNameError
+from webapp import dispatch
 from webapp.searches.models import Search
 from webapp.trials.models import Trial
 
@@ -47,9 +47,6 @@ MAX_PARALLELISM = 1024
 MAX_SEED = 2**31 - 1
 #: A search whose first trials all fail stops after this many (fewer when its budget is smaller).
 FAILURES_BEFORE_GIVING_UP = 3
-
-#: The broker queue `train_trial` messages wait in (settings.CELERY_TASK_ROUTES).
-GPU_QUEUE = "gpu"
 
 
 # -- create -------------------------------------------------------------------------------------
@@ -159,7 +156,7 @@ def search_create(
         proxy_key=proxy_key_of(full_proxy), budget=budget, parallelism=parallelism, seed=seed,
         keep_checkpoints=keep_checkpoints, status=Search.Status.QUEUED,
     )
-    queue_advance_search(search_id=search.pk)
+    dispatch.queue_advance_search(search_id=search.pk)
     return search
 
 
@@ -196,7 +193,7 @@ def search_resume(*, search: Search) -> Search:
         raise ValidationError({"status": [f"only a paused search can be resumed; this one is {locked.status}"]})
     locked.status = Search.Status.RUNNING if locked.started_at else Search.Status.QUEUED
     locked.save(update_fields=["status", "updated_at"])
-    queue_advance_search(search_id=locked.pk)
+    dispatch.queue_advance_search(search_id=locked.pk)
     return _refresh_caller(search, locked)
 
 
@@ -213,59 +210,8 @@ def search_cancel(*, search: Search) -> Search:
     locked.status = Search.Status.CANCELLED
     locked.finished_at = timezone.now()
     locked.save(update_fields=["status", "finished_at", "updated_at"])
-    if running:
-        transaction.on_commit(lambda: revoke_tasks(task_ids=running, terminate=True))
+    dispatch.queue_revoke_tasks(task_ids=running, terminate=True)
     return _refresh_caller(search, locked)
-
-
-def revoke_tasks(*, task_ids: list[str], terminate: bool) -> None:
-    """Tell the workers to drop (and, with `terminate`, kill) these tasks. Best effort: a trial
-    that keeps running notices its cancelled search at its next epoch and stops."""
-    from webapp.celery import app
-
-    for task_id in task_ids:
-        try:
-            app.control.revoke(task_id, terminate=terminate)
-        except Exception:  # the broker being away must not undo a cancel
-            logger.warning("could not revoke task %s", task_id, exc_info=True)
-
-
-# -- queueing -------------------------------------------------------------------------------------
-
-
-def queue_advance_search(*, search_id: int) -> None:
-    """Run a control step for the search after the current transaction commits."""
-
-    def send() -> None:
-        from webapp.searches.tasks import advance_search
-
-        try:
-            advance_search.delay(search_id)
-        except Exception:  # the reconciler nudges the search later
-            logger.warning("could not queue advance_search(%s); the reconciler will", search_id, exc_info=True)
-
-    transaction.on_commit(send)
-
-
-def queue_train_trials(*, trials: list[tuple[int, str]]) -> None:
-    """After the commit, send each (trial id, task id) to the gpu queue; the task id is already
-    stored on the trial, so a cancel can revoke it."""
-
-    def send() -> None:
-        from webapp.trials.tasks import train_trial
-
-        for trial_id, task_id in trials:
-            try:
-                train_trial.apply_async((trial_id,), task_id=task_id)
-            except Exception:  # the reconciler requeues pending trials later
-                logger.warning("could not queue train_trial(%s); the reconciler will", trial_id, exc_info=True)
-
-    if trials:
-        transaction.on_commit(send)
-
-
-def new_task_id() -> str:
-    return str(uuid.uuid4())
 
 
 # -- the control step -----------------------------------------------------------------------------
@@ -337,7 +283,7 @@ def _settle_waiting(search: Search, now) -> list[tuple[int, str]]:
             changes = {"reused_from": replacements[trial.cell_hash]}
         else:
             # heartbeat_at of a pending trial: when it was queued (the reconciler's clock).
-            changes = {"status": Trial.Status.PENDING, "reused_from": None, "task_id": new_task_id(),
+            changes = {"status": Trial.Status.PENDING, "reused_from": None, "task_id": dispatch.new_task_id(),
                        "heartbeat_at": now}
             replacements[trial.cell_hash] = trial
             sends.append((trial.pk, changes["task_id"]))
@@ -427,7 +373,7 @@ def _advance(search_id: int) -> list[int]:
                 Trial.objects.create(**common, status=Trial.Status.WAITING, reused_from=source)
                 in_flight += 1
             else:
-                trial = Trial.objects.create(**common, status=Trial.Status.PENDING, task_id=new_task_id())
+                trial = Trial.objects.create(**common, status=Trial.Status.PENDING, task_id=dispatch.new_task_id())
                 queued.append((trial.pk, trial.task_id))
                 in_flight += 1
             search.trials_issued += 1
@@ -448,7 +394,7 @@ def _advance(search_id: int) -> list[int]:
         search.finished_at = now
         fields += ["status", "finished_at"]
     search.save(update_fields=sorted(set(fields)))
-    queue_train_trials(trials=queued)
+    dispatch.queue_train_trials(trials=queued)
     return [trial_id for trial_id, _ in queued]
 
 
@@ -500,19 +446,6 @@ def _max_attempts() -> int:
     return settings.CELLSEARCH_MAX_ATTEMPTS
 
 
-def _gpu_queue_size() -> int | None:
-    """Messages waiting in the gpu queue, or None when the broker cannot say."""
-    from webapp.celery import app
-
-    try:
-        with app.connection_for_read() as connection:
-            connection.ensure_connection(max_retries=1)
-            return connection.default_channel.queue_declare(queue=GPU_QUEUE, passive=True).message_count
-    except Exception:
-        logger.warning("could not read the size of the %s queue", GPU_QUEUE, exc_info=True)
-        return None
-
-
 def searches_reconcile() -> dict[str, list[int]]:
     """Repair what dead workers and lost messages left behind; returns what it did.
 
@@ -550,13 +483,13 @@ def searches_reconcile() -> dict[str, list[int]]:
                     logger.warning("trial %s: its worker died %s times; failed", trial_id, attempts)
                     failed.append(trial_id)
                 continue
-            task_id = new_task_id()
+            task_id = dispatch.new_task_id()
             # heartbeat_at of a pending trial: when it was last queued.
             if same.update(status=Trial.Status.PENDING, worker="", task_id=task_id, heartbeat_at=now,
                            error=f"{lost}; queued again"):
                 logger.warning("trial %s: its worker stopped beating; queued again", trial_id)
                 sends.append((trial_id, task_id))
-        queue_train_trials(trials=sends)
+        dispatch.queue_train_trials(trials=sends)
         requeued += [trial_id for trial_id, _ in sends]
 
     lost_before = now - _pending_timeout()
@@ -565,16 +498,16 @@ def searches_reconcile() -> dict[str, list[int]]:
         Q(heartbeat_at__lt=lost_before) | Q(heartbeat_at__isnull=True, created_at__lt=lost_before))
         .values_list("pk", flat=True))
     if waiting:
-        size = _gpu_queue_size()
+        size = dispatch.gpu_queue_size()
         if size is None or size < len(waiting):
             with transaction.atomic():
                 sends = []
                 for trial_id in waiting:
-                    task_id = new_task_id()
+                    task_id = dispatch.new_task_id()
                     if Trial.objects.filter(pk=trial_id, status=Trial.Status.PENDING).update(
                             task_id=task_id, heartbeat_at=now):
                         sends.append((trial_id, task_id))
-                queue_train_trials(trials=sends)
+                dispatch.queue_train_trials(trials=sends)
             logger.warning("queued %d waiting trials again (their messages look lost)", len(sends))
             requeued += [trial_id for trial_id, _ in sends]
 
@@ -588,12 +521,7 @@ def searches_reconcile() -> dict[str, list[int]]:
                     trials_issued__lt=F("budget")))
         .values_list("pk", flat=True)
     )
-    from webapp.searches.tasks import advance_search
-
     for search_id in nudged:
-        try:
-            advance_search.delay(search_id)
-        except Exception:
-            logger.warning("could not queue advance_search(%s)", search_id, exc_info=True)
+        dispatch.queue_advance_search(search_id=search_id)
     return {"requeued": requeued, "failed": failed, "nudged": nudged}
 

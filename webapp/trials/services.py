@@ -27,6 +27,7 @@ from django.core.files.storage import default_storage
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
+from webapp import dispatch
 from webapp.searches.models import Search
 from webapp.trials.models import Trial
 
@@ -70,9 +71,8 @@ def _ours(trial: Trial):
 def _proxy_config(search: Search):
     """The search's ProxyConfig, with the server's data folder for datasets that need files."""
     from searchcore.data import DATASETS
-    from searchcore.proxy import ProxyConfig
 
-    config = ProxyConfig.from_dict(search.proxy)
+    config = search.proxy_config
     if config.data_root is None and DATASETS.get(config.dataset).needs_root:
         config = replace(config, data_root=os.path.join(settings.CELLSEARCH_DATA_ROOT, config.dataset))
     return config
@@ -88,8 +88,6 @@ def trial_run(*, trial_id: int) -> Trial | None:
     nothing to train. An error in training fails the trial, a lost training process queues it
     again (see the module docstring); the search goes on. Queues the search's next control
     step in every case but the no-op."""
-    from webapp.searches.services import queue_advance_search
-
     trial = trial_claim(trial_id=trial_id)
     if trial is None:
         logger.info("trial %s: not claimable here; nothing to do", trial_id)
@@ -98,7 +96,7 @@ def trial_run(*, trial_id: int) -> Trial | None:
         _train(trial)
     finally:
         with transaction.atomic():
-            queue_advance_search(search_id=trial.search_id)
+            dispatch.queue_advance_search(search_id=trial.search_id)
     trial.refresh_from_db()
     return trial
 
@@ -173,19 +171,17 @@ def _train(trial: Trial) -> None:
 def _attempt_lost(*, trial: Trial, reason: str, epochs: list[dict]) -> None:
     """The training process crashed or hung: not the cell's fault, so the trial goes back to
     the queue (any worker may take it) until CELLSEARCH_MAX_ATTEMPTS attempts have failed."""
-    from webapp.searches.services import new_task_id, queue_train_trials
-
     attempts, limit = trial.attempts, settings.CELLSEARCH_MAX_ATTEMPTS
     now = timezone.now()
     if attempts >= limit:
         _ours(trial).update(status=Trial.Status.FAILED, finished_at=now, epochs=epochs,
                             error=f"{reason} (attempt {attempts} of {limit})")
         return
-    task_id = new_task_id()
+    task_id = dispatch.new_task_id()
     # heartbeat_at of a pending trial: when it was queued (the reconciler's clock).
     if _ours(trial).update(status=Trial.Status.PENDING, worker="", task_id=task_id, heartbeat_at=now, epochs=[],
                            error=f"{reason} (attempt {attempts} of {limit}; queued again)"):
-        queue_train_trials(trials=[(trial.pk, task_id)])
+        dispatch.queue_train_trials(trials=[(trial.pk, task_id)])
 
 
 @transaction.atomic
