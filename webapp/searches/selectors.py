@@ -95,3 +95,9 @@ def compare_curves(*, searches: list[Search], ks: list[int]) -> dict:
     data["searches"] = [{"id": s.pk, "name": str(s), "strategy": s.strategy, "space": s.space,
                          "dataset": s.dataset} for s in searches]
     return data
+
+
+def searches_comparable(*, searches: list[Search]) -> bool:
+    """Whether the searches share one space and dataset: rewards of cells from different spaces
+    or datasets are not on one scale, so Figure 6 draws them apart or not at all."""
+    return len({(search.space, search.dataset) for search in searches}) <= 1
