@@ -99,5 +99,5 @@ def compare_curves(*, searches: list[Search], ks: list[int]) -> dict:
 
 def searches_comparable(*, searches: list[Search]) -> bool:
     """Whether the searches share one space and dataset: rewards of cells from different spaces
-    or datasets are not on one scale, so Figure 6 draws them apart or not at all."""
+    or datasets are not on one scale, so Figure 6 never mixes them."""
     return len({(search.space, search.dataset) for search in searches}) <= 1
