@@ -21,7 +21,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-    path("api/", include("webapp.api.urls")),
+    path("api/", include("webapp.api_urls")),
     path("trials/", include(("webapp.trials.urls", "trials"))),
     path("cells/", include(("webapp.cells.urls", "cells"))),
     path("", include(("webapp.searches.urls", "searches"))),

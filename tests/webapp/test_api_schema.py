@@ -58,7 +58,7 @@ def test_api_modules_do_not_import_torch():
     code = textwrap.dedent("""
         import sys, django
         django.setup()
-        import webapp.api.urls, webapp.searches.apis, webapp.trials.apis, webapp.cells.apis, webapp.cells.downloads
+        import webapp.api_urls, webapp.searches.apis, webapp.trials.apis, webapp.cells.apis, webapp.cells.downloads
         from django.urls import resolve
         resolve("/api/searches/")
         from drf_spectacular.generators import SchemaGenerator
