@@ -118,7 +118,7 @@ class DatasetLoader:
         if not self.needs_root and root is not None:
             raise ConfigError(f"{self.name}: takes no data root, it needs no files (got {str(root)!r})")
         load = self.load()
-        return load(Path(root).expanduser(), **options) if self.needs_root else load(**options)
+        return load(**options) if root is None else load(Path(root).expanduser(), **options)
 
 
 DATASETS: Registry[DatasetLoader] = Registry("dataset")

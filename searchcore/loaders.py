@@ -28,8 +28,8 @@ def _pair(images: torch.Tensor | np.ndarray, labels: np.ndarray | torch.Tensor, 
     images = torch.as_tensor(images)
     labels = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
     if index is not None:
-        index = torch.as_tensor(index)
-        images, labels = images[index], labels[index]
+        rows = torch.as_tensor(index)
+        images, labels = images[rows], labels[rows]
     return images.contiguous(), labels.contiguous()
 
 
@@ -193,6 +193,7 @@ def load_imagefolder(
                 f"missing {missing or 'none'}, extra {extra or 'none'}"
             )
         splits[split] = (images, labels)
+    assert classes is not None  # train/ exists, checked above
     mean, std = channel_stats(splits["train"][0])
     return DatasetSplits(
         name="imagefolder", num_classes=len(classes), in_channels=in_channels, image_size=image_size,

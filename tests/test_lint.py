@@ -1,5 +1,6 @@
-"""The code stays within the lint rules in pyproject.toml (ruff), and the locks (requirements*.txt,
-made by bin/lock) pin every dependency pyproject.toml declares, with hashes."""
+"""The code stays within the rules in pyproject.toml (ruff; mypy with the Django and DRF
+plugins), and the locks (requirements*.txt, made by bin/lock) pin every dependency
+pyproject.toml declares, with hashes."""
 
 import re
 import shutil
@@ -17,6 +18,14 @@ def test_ruff_finds_nothing():
     ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
     assert ruff, "ruff is in requirements.txt: run bin/setup"
     result = subprocess.run([ruff, "check", "."], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_finds_nothing():
+    """The files and options are [tool.mypy]'s. In a fresh interpreter: the Django plugin sets
+    Django up with its own settings. The first run fills .mypy_cache (a minute or two; PyTorch's
+    types are large), later ones take seconds."""
+    result = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
