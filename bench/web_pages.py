@@ -41,8 +41,8 @@ STRATEGIES = ("ppo", "random")
 def _cells_chunk(args: tuple[int, int]) -> list[tuple[str, dict]]:
     import numpy as np
 
-    from searchcore.genotype import sha256_of
     from searchcore.spaces import create_space
+    from searchcore.spaces.registry import sha256_of
 
     seed, count = args
     space, rng = create_space("nasnet"), np.random.default_rng(seed)
@@ -125,9 +125,9 @@ def populate(args) -> dict:
     from django.utils import timezone
 
     from searchcore.proxy import ProxyConfig
+    from searchcore.spaces.registry import sha256_of
     from webapp.cells.models import Cell, CellResult
     from webapp.searches.models import Search
-    from webapp.searches.services import proxy_key_of
     from webapp.teams.models import Membership, Team
     from webapp.trials.models import Trial
 
@@ -147,7 +147,7 @@ def populate(args) -> dict:
 
     now = timezone.now()
     proxy = ProxyConfig(dataset="digits").to_dict()
-    proxy_key = proxy_key_of(proxy)
+    proxy_key = sha256_of(proxy)
     per_search = [args.trials // args.searches + (1 if i < args.trials % args.searches else 0)
                   for i in range(args.searches)]
     with transaction.atomic():

@@ -14,7 +14,8 @@ import pytest
 
 from tests.faults.test_runner import alive
 from webapp.searches.models import Search
-from webapp.searches.services import search_advance, search_cancel
+from webapp.searches.services import search_cancel
+from webapp.searches.services.control import search_advance
 from webapp.trials.models import Trial
 from webapp.trials.services import trial_run
 

@@ -8,13 +8,13 @@ import torch
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-import searchcore.genotype as genotype_module
-from searchcore.genotype import CANONICAL_HASH_VERSION, Block, Cell, Genotype
+import searchcore.spaces.nasnet.genotype as genotype_module
 from searchcore.spaces import create_space
+from searchcore.spaces.nasnet import CANONICAL_HASH_VERSION, Block, Cell, Genotype
 from searchcore.strategies import create_strategy
 from webapp import dispatch
 from webapp.searches.models import Search
-from webapp.searches.services import search_advance
+from webapp.searches.services.control import search_advance
 from webapp.teams.services import user_create
 from webapp.trials.models import Trial
 

@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from webapp.cells.models import CellResult
 from webapp.searches.models import Search
-from webapp.searches.services import search_cancel, search_create, searches_reconcile
+from webapp.searches.services import search_cancel, search_create
+from webapp.searches.services.reconcile import searches_reconcile
 from webapp.trials.models import Trial
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]

@@ -8,7 +8,8 @@ from django.utils import timezone
 from webapp import dispatch
 from webapp.celery import app as celery_app
 from webapp.searches.models import Search
-from webapp.searches.services import search_advance, searches_reconcile
+from webapp.searches.services.control import search_advance
+from webapp.searches.services.reconcile import searches_reconcile
 from webapp.trials.models import Trial
 
 pytestmark = pytest.mark.django_db

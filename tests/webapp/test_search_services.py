@@ -18,7 +18,8 @@ from webapp.celery import app as celery_app
 from webapp.cells.models import Cell
 from webapp.searches.models import Search
 from webapp.searches.selectors import compare_curves, search_progress
-from webapp.searches.services import search_advance, search_cancel, search_pause, search_resume
+from webapp.searches.services import search_cancel, search_pause, search_resume
+from webapp.searches.services.control import search_advance
 from webapp.trials.models import Trial
 
 pytestmark = pytest.mark.django_db

@@ -19,7 +19,8 @@ from webapp import dispatch
 from webapp.celery import app as celery_app
 from webapp.cells.models import CellResult
 from webapp.searches.models import Search
-from webapp.searches.services import search_advance, search_cancel, search_pause
+from webapp.searches.services import search_cancel, search_pause
+from webapp.searches.services.control import search_advance
 from webapp.trials.models import Trial
 from webapp.trials.services import trial_claim, trial_run
 

@@ -3,7 +3,8 @@
 from celery import shared_task
 from django.db import OperationalError
 
-from webapp.searches.services import search_advance, searches_reconcile
+from webapp.searches.services.control import search_advance
+from webapp.searches.services.reconcile import searches_reconcile
 
 
 @shared_task(name="searches.advance_search", autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)

@@ -1,0 +1,23 @@
+"""Writes for searches, in three modules: `lifecycle` (create, pause, resume, cancel), `control`
+(the control step) and `reconcile` (repairs after dead workers and lost messages); Celery
+messages go through webapp.dispatch.
+
+The package re-exports what the web process calls, the lifecycle. The control step loads
+torch, so only the workers' tasks import `control`, and `reconcile` with it.
+"""
+
+from webapp.searches.services.lifecycle import (
+    search_cancel,
+    search_create,
+    search_pause,
+    search_resume,
+    validate_search_config,
+)
+
+__all__ = [
+    "search_cancel",
+    "search_create",
+    "search_pause",
+    "search_resume",
+    "validate_search_config",
+]

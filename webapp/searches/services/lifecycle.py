@@ -1,0 +1,184 @@
+"""A search's life as its user steers it: create (after validating its settings), pause,
+resume and cancel.
+
+Imported by the web process: searchcore is used for its torch-free checks only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from searchcore.errors import ConfigError, SearchcoreError, UnknownNameError
+from searchcore.proxy import MAX_SEED, ProxyConfig
+from searchcore.spaces.registry import sha256_of
+from webapp import dispatch
+from webapp.searches.models import Search
+from webapp.trials.models import Trial
+
+#: Bounds that keep a search within what the database columns and one control step can hold
+#: (the NASNet search itself sampled 20,000 children).
+MAX_BUDGET = 1_000_000
+MAX_PARALLELISM = 1024
+
+
+# -- create -------------------------------------------------------------------------------------
+
+
+def _proxy_error_field(exc: ConfigError) -> str:
+    """The form field a ProxyConfig error is about: `dataset` for the dataset (a field of the
+    search), `proxy.<field>` for a proxy setting, `proxy` when the error names none."""
+    if exc.field is None:
+        return "proxy"
+    return "dataset" if exc.field == "dataset" else f"proxy.{exc.field}"
+
+
+def validate_search_config(
+    *, space: str, strategy: str, dataset: str, budget: int, parallelism: int, seed: int, proxy: dict,
+    space_options: dict, strategy_options: dict,
+) -> ProxyConfig:
+    """Check a search's settings without torch; returns its proxy config, dataset included.
+
+    Raises ValidationError({field: [message]}) naming every field at fault ("proxy.epochs" for a
+    proxy key)."""
+    from searchcore.spaces import create_space
+    from searchcore.strategies import validate_strategy_options
+
+    errors: dict[str, list[str]] = {}
+
+    def add(field: str, message: str) -> None:
+        errors.setdefault(field, []).append(message)
+
+    def is_int(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    if not isinstance(space_options, dict):
+        add("space_options", "must be a JSON object")
+    else:
+        try:
+            create_space(space, **space_options)
+        except UnknownNameError as exc:
+            add("space", str(exc))
+        except (SearchcoreError, TypeError, ValueError) as exc:
+            add("space_options", str(exc))
+    if not isinstance(strategy_options, dict):
+        add("strategy_options", "must be a JSON object")
+    else:
+        try:
+            validate_strategy_options(strategy, strategy_options)
+        except UnknownNameError as exc:
+            add("strategy", str(exc))
+        except (SearchcoreError, TypeError, ValueError) as exc:
+            add("strategy_options", str(exc))
+
+    if not is_int(budget) or not 1 <= budget <= MAX_BUDGET:
+        add("budget", f"must be a whole number from 1 to {MAX_BUDGET:,}, got {budget!r}")
+    if not is_int(parallelism) or not 1 <= parallelism <= MAX_PARALLELISM:
+        add("parallelism", f"must be a whole number from 1 to {MAX_PARALLELISM}, got {parallelism!r}")
+    elif is_int(budget) and parallelism > budget:
+        add("parallelism", f"must not exceed the budget ({budget}), got {parallelism}")
+    if not is_int(seed) or not 0 <= seed <= MAX_SEED:
+        add("seed", f"must be a whole number from 0 to {MAX_SEED}, got {seed!r}")
+
+    config = None
+    if not isinstance(dataset, str) or not dataset:
+        add("dataset", "choose a dataset")
+    elif not isinstance(proxy, dict):
+        add("proxy", "must be a JSON object")
+    elif proxy.get("data_root") is not None:
+        add("proxy.data_root", "is set by the server (CELLSEARCH_DATA_ROOT), not per search")
+    else:
+        try:
+            config = ProxyConfig.from_dict({**proxy, "dataset": dataset})
+        except ConfigError as exc:
+            add(_proxy_error_field(exc), str(exc))
+        except (TypeError, ValueError) as exc:
+            add("proxy", str(exc))
+    if errors:
+        raise ValidationError(errors)
+    return config
+
+
+@transaction.atomic
+def search_create(
+    *, user, space: str, strategy: str, dataset: str, budget: int, parallelism: int, seed: int, proxy: dict,
+    name: str = "", space_options: dict | None = None, strategy_options: dict | None = None,
+    keep_checkpoints: bool = False,
+) -> Search:
+    """A new search of the user's team, queued: its first control step runs once this commits."""
+    from webapp.teams.services import team_ensure_for_user
+
+    space_options = {} if space_options is None else space_options
+    strategy_options = {} if strategy_options is None else strategy_options
+    config = validate_search_config(
+        space=space, strategy=strategy, dataset=dataset, budget=budget, parallelism=parallelism, seed=seed,
+        proxy=proxy, space_options=space_options, strategy_options=strategy_options,
+    )
+    if len(name) > 200:
+        raise ValidationError({"name": ["at most 200 characters"]})
+    full_proxy = config.to_dict()
+    search = Search.objects.create(
+        team=team_ensure_for_user(user=user), owner=user, name=name, space=space, space_options=space_options,
+        strategy=strategy, strategy_options=strategy_options, dataset=dataset, proxy=full_proxy,
+        proxy_key=sha256_of(full_proxy), budget=budget, parallelism=parallelism, seed=seed,
+        keep_checkpoints=keep_checkpoints, status=Search.Status.QUEUED,
+    )
+    dispatch.queue_advance_search(search_id=search.pk)
+    return search
+
+
+# -- steering -------------------------------------------------------------------------------------
+
+
+def _locked(search: Search) -> Search:
+    return Search.objects.select_for_update().get(pk=search.pk)
+
+
+def _refresh_caller(search: Search, locked: Search) -> Search:
+    """Copy the new state onto the caller's object (which may carry annotations) and return it."""
+    for field in ("status", "started_at", "finished_at", "error", "updated_at"):
+        setattr(search, field, getattr(locked, field))
+    return search
+
+
+@transaction.atomic
+def search_pause(*, search: Search) -> Search:
+    """Ask for no new trials; trials already asked still train, and are told as they finish."""
+    locked = _locked(search)
+    if locked.status not in Search.ACTIVE:
+        raise ValidationError({"status": [f"only a queued or running search can be paused; this one is {locked.status}"]})
+    locked.status = Search.Status.PAUSED
+    locked.save(update_fields=["status", "updated_at"])
+    return _refresh_caller(search, locked)
+
+
+@transaction.atomic
+def search_resume(*, search: Search) -> Search:
+    """Carry on a paused search: its next control step runs once this commits."""
+    locked = _locked(search)
+    if locked.status != Search.Status.PAUSED:
+        raise ValidationError({"status": [f"only a paused search can be resumed; this one is {locked.status}"]})
+    locked.status = Search.Status.RUNNING if locked.started_at else Search.Status.QUEUED
+    locked.save(update_fields=["status", "updated_at"])
+    dispatch.queue_advance_search(search_id=locked.pk)
+    return _refresh_caller(search, locked)
+
+
+@transaction.atomic
+def search_cancel(*, search: Search) -> Search:
+    """Stop for good: waiting and running trials are cancelled (running ones are terminated
+    once this commits) and the strategy is told nothing more."""
+    locked = _locked(search)
+    if locked.status in Search.ENDED:
+        raise ValidationError({"status": [f"this search has already ended ({locked.status})"]})
+    running = list(locked.trials.filter(status=Trial.Status.RUNNING).exclude(task_id="")
+                   .values_list("task_id", flat=True))
+    locked.trials.filter(status__in=Trial.IN_FLIGHT).update(status=Trial.Status.CANCELLED, finished_at=timezone.now())
+    locked.status = Search.Status.CANCELLED
+    locked.finished_at = timezone.now()
+    locked.save(update_fields=["status", "finished_at", "updated_at"])
+    dispatch.queue_revoke_tasks(task_ids=running, terminate=True)
+    return _refresh_caller(search, locked)
