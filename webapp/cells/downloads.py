@@ -1,18 +1,16 @@
-"""Files a user downloads: a cell's genotype (JSON or DARTS string) and a trial's checkpoint.
+"""Files a user downloads: a cell's genotype (JSON or DARTS string).
 
-Shared by the API and the pages, so both offer the same bytes under the same names. Torch-free:
-a checkpoint is streamed from storage as it was saved, never loaded.
+Shared by the API and the pages, so both offer the same bytes under the same names.
 """
 
 from __future__ import annotations
 
 import json
-import posixpath
 
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import HttpResponse
 
 from searchcore.errors import GenotypeError
-from searchcore.genotype import parse_genotype
+from searchcore.spaces import parse_genotype
 
 
 class DartsUnsupportedError(ValueError):
@@ -60,21 +58,3 @@ def genotype_darts_response(*, genotype: dict, cell_hash: str) -> HttpResponse:
         f'attachment; filename="{genotype_filename(cell_hash=cell_hash, ext="darts.txt")}"'
     )
     return response
-
-
-def trial_has_checkpoint(trial) -> bool:
-    """Whether the trial kept a checkpoint and its file is still in storage."""
-    return bool(trial.checkpoint.name) and trial.checkpoint.storage.exists(trial.checkpoint.name)
-
-
-def checkpoint_filename(trial) -> str:
-    ext = posixpath.splitext(trial.checkpoint.name)[1] or ".pt"
-    return f"search{trial.search_id}-trial{trial.index}-{trial.cell_hash[:12]}{ext}"
-
-
-def checkpoint_response(trial) -> FileResponse:
-    """The trial's checkpoint as an attachment, streamed; 404 when it has none."""
-    if not trial_has_checkpoint(trial):
-        raise Http404("This trial kept no checkpoint.")
-    return FileResponse(trial.checkpoint.open("rb"), as_attachment=True, filename=checkpoint_filename(trial),
-                        content_type="application/octet-stream")

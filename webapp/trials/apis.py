@@ -13,10 +13,10 @@ from rest_framework.views import APIView
 from webapp.api.errors import ErrorSerializer, ValidationErrorSerializer
 from webapp.api.pagination import get_paginated_response
 from webapp.api.views import FileDownloadApi
-from webapp.cells.downloads import checkpoint_response, trial_has_checkpoint
 from webapp.searches.selectors import search_get_for_user
+from webapp.trials.downloads import checkpoint_response
 from webapp.trials.models import Trial
-from webapp.trials.selectors import trial_get_for_user, trial_list_for_search, trial_network_widths
+from webapp.trials.selectors import trial_get_for_user, trial_has_checkpoint, trial_list_for_search, trial_network_widths
 
 TRIAL_SUMMARY_FIELDS = ("id", "index", "status", "reward", "val_acc", "params", "mult_adds", "cell_hash", "cell",
                         "reused_from", "worker", "attempts", "epochs_done", "error", "created_at", "started_at",

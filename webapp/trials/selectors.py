@@ -6,9 +6,10 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
 from searchcore.errors import SearchcoreError
-from searchcore.genotype import Genotype, parse_genotype
 from searchcore.models import NetworkWidths
 from searchcore.proxy import ProxyConfig
+from searchcore.spaces import parse_genotype
+from searchcore.spaces.nasnet import Genotype
 from webapp.trials.models import Trial
 
 #: Columns the trials table may sort by, and the field behind each.
@@ -49,6 +50,11 @@ def trial_network_widths(*, trial: Trial) -> NetworkWidths | None:
         return ProxyConfig.from_dict(trial.search.proxy).network_widths(genotype)
     except SearchcoreError:
         return None
+
+
+def trial_has_checkpoint(trial: Trial) -> bool:
+    """Whether the trial kept a checkpoint and its file is still in storage."""
+    return bool(trial.checkpoint.name) and trial.checkpoint.storage.exists(trial.checkpoint.name)
 
 
 def trial_rewards_for_search(*, search) -> list[tuple[int, float | None, str]]:

@@ -13,9 +13,9 @@ from django.views.decorators.http import require_GET
 
 from searchcore.errors import SearchcoreError
 from webapp.cells.diagrams import cell_diagram_svg
-from webapp.cells.downloads import DartsUnsupportedError, genotype_darts, genotype_in_format_order, trial_has_checkpoint
+from webapp.cells.downloads import DartsUnsupportedError, genotype_darts, genotype_in_format_order
 from webapp.trials.models import Trial
-from webapp.trials.selectors import trial_get_for_user, trial_network_widths
+from webapp.trials.selectors import trial_get_for_user, trial_has_checkpoint, trial_network_widths
 
 logger = logging.getLogger(__name__)
 
