@@ -1,12 +1,6 @@
 """Reads for teams."""
 
-from django.db.models import QuerySet
-
 from webapp.teams.models import Team
-
-
-def team_list_for_user(*, user) -> QuerySet[Team]:
-    return Team.objects.filter(members=user)
 
 
 def team_default_for_user(*, user) -> Team | None:

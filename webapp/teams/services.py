@@ -16,12 +16,6 @@ def user_create(*, username: str, password: str, team_name: str | None = None, e
 
 
 @transaction.atomic
-def team_add_member(*, team: Team, user) -> Membership:
-    membership, _ = Membership.objects.get_or_create(team=team, user=user)
-    return membership
-
-
-@transaction.atomic
 def team_ensure_for_user(*, user) -> Team:
     """The user's default team, made on first use for users created outside `user_create`."""
     from webapp.teams.selectors import team_default_for_user
