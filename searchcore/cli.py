@@ -70,10 +70,10 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from searchcore.compare import write_comparison
+    from searchcore.compare import parse_top_k, write_comparison
     from searchcore.search import load_run_curves
 
-    ks = _int_list(args.top, "--top")
+    ks = parse_top_k(args.top, name="--top")
     runs = [load_run_curves(path, ks) for path in args.runs]
     output = Path(args.output)
     json_path, html_path = output.with_suffix(".json"), output.with_suffix(".html")
@@ -212,16 +212,6 @@ def _options(pairs: list[str] | None) -> dict[str, Any]:
         except json.JSONDecodeError:
             options[key] = raw
     return options
-
-
-def _int_list(text: str, flag: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise ConfigError(f"{flag} {text!r} must be comma-separated integers, e.g. 1,5,25") from None
-    if not values or min(values) < 1:
-        raise ConfigError(f"{flag} {text!r} must list positive integers")
-    return values
 
 
 def _human(n: int) -> str:

@@ -15,6 +15,33 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from searchcore.errors import ConfigError
+
+#: The largest k a comparison draws: the CLI, the API and the compare page all refuse more.
+MAX_TOP_K = 1000
+#: The k values drawn when none are given (the paper's Figure 6 draws these).
+DEFAULT_TOP_K = (1, 5, 25)
+
+
+def parse_int_list(text: str, *, name: str, high: int | None = None) -> list[int]:
+    """Comma-separated whole numbers from 1 (to `high`), e.g. "1,5,25", in order without
+    repeats; [] for blank text. One reader for every such list the CLI and the web take, so
+    they all accept and refuse the same text; ConfigError names `name` and the text."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    values = [int(part) if part.isascii() and part.isdigit() else 0 for part in parts]
+    if any(value < 1 or (high is not None and value > high) for value in values):
+        limit = f"from 1 to {high}" if high is not None else "of 1 or more"
+        raise ConfigError(f"{name} {text!r} must be comma-separated integers {limit}, e.g. 1,5,25", field=name)
+    return list(dict.fromkeys(values))
+
+
+def parse_top_k(text: str, *, name: str = "top") -> list[int]:
+    """The k values of a comparison, e.g. "1,5,25", sorted; at least one, each up to MAX_TOP_K."""
+    ks = parse_int_list(text, name=name, high=MAX_TOP_K)
+    if not ks:
+        raise ConfigError(f"{name} {text!r} must list at least one k, e.g. 1,5,25", field=name)
+    return sorted(ks)
+
 
 def topk_curves(trials: Iterable[tuple[str, float | None]], ks: Sequence[int]) -> dict[int, list[float | None]]:
     """Mean top-k reward after each sampled trial.

@@ -5,7 +5,17 @@ import random
 
 import pytest
 
-from searchcore.compare import RunCurves, comparison_dict, group_by_strategy, topk_curves, write_comparison
+from searchcore.compare import (
+    MAX_TOP_K,
+    RunCurves,
+    comparison_dict,
+    group_by_strategy,
+    parse_int_list,
+    parse_top_k,
+    topk_curves,
+    write_comparison,
+)
+from searchcore.errors import ConfigError
 
 
 def brute_force(trials, k):
@@ -77,3 +87,22 @@ def test_long_curves_are_thinned_to_about_max_points_keeping_exact_values():
         exact = [full[int(k)][n - 1] for n in data["x"]]
         assert values == [None if v is None else round(v, 6) for v in exact]
     assert comparison_dict([RunCurves("a", "ppo", full)], [1, 5])["x"] == list(range(1, 10_002))
+
+
+@pytest.mark.parametrize(("text", "ks"), [("1,5,25", [1, 5, 25]), ("25, 1,1,", [1, 25]), (f"{MAX_TOP_K}", [MAX_TOP_K])])
+def test_parse_top_k(text, ks):
+    assert parse_top_k(text) == ks
+
+
+@pytest.mark.parametrize("text", ["", " , ", "x", "0", "-1", "1.5", "1,,x", f"{MAX_TOP_K + 1}", "²"])
+def test_parse_top_k_refuses_with_the_name_and_the_text(text):
+    with pytest.raises(ConfigError) as caught:
+        parse_top_k(text, name="--top")
+    assert str(caught.value).startswith(f"--top {text!r} must ") and caught.value.field == "--top"
+
+
+def test_parse_int_list_keeps_order_drops_repeats_and_reads_blank_as_none():
+    assert parse_int_list("7, 3,7", name="searches") == [7, 3]
+    assert parse_int_list(" ", name="searches") == []
+    with pytest.raises(ConfigError, match="searches 'a,2' must be comma-separated integers of 1 or more"):
+        parse_int_list("a,2", name="searches")

@@ -515,7 +515,10 @@ def test_compare_needs_two_searches_and_good_top_values(client, user):
     one = client.get(f"/searches/compare/?searches={a.pk}").content.decode()
     assert "Pick at least two searches" in one
     bad_top = client.get(f"/searches/compare/?searches={a.pk},{b.pk}&top=0,x").content.decode()
-    assert "top must be whole numbers" in bad_top and 'id="compare-chart"' not in bad_top
+    assert "top &#x27;0,x&#x27; must be comma-separated integers from 1 to 1000" in bad_top
+    assert 'id="compare-chart"' not in bad_top
+    bad_ids = client.get(f"/searches/compare/?searches={a.pk},x").content.decode()
+    assert "searches &#x27;" in bad_ids and "must be comma-separated integers" in bad_ids
 
 
 # -- best cells -----------------------------------------------------------------------------------

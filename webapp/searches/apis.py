@@ -16,7 +16,9 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from searchcore.compare import DEFAULT_TOP_K, MAX_TOP_K, parse_int_list, parse_top_k
 from searchcore.data import DATASETS
+from searchcore.errors import ConfigError
 from searchcore.proxy import ProxyConfig
 from searchcore.spaces import SPACES
 from searchcore.strategies import STRATEGIES
@@ -30,6 +32,7 @@ from webapp.searches.selectors import (
     search_list_for_user,
     search_progress,
     search_workers,
+    searches_comparable,
     searches_for_compare,
 )
 
@@ -244,17 +247,20 @@ class CompareApi(APIView):
     cells against the number of cells sampled, per search and per strategy (mean, min, max)."""
 
     MAX_SEARCHES = 50
-    MAX_TOP = 1000
 
     class FilterSerializer(serializers.Serializer):
         searches = serializers.CharField(help_text="Comma-separated search ids, e.g. 1,2,3.")
-        top = serializers.CharField(required=False, default="1,5,25", help_text="Comma-separated k values.")
+        top = serializers.CharField(required=False, default=",".join(map(str, DEFAULT_TOP_K)),
+                                    help_text=f"Comma-separated k values, each from 1 to {MAX_TOP_K}.")
 
         class Meta:
             ref_name = "CompareQuery"
 
         def validate_searches(self, value: str) -> list[int]:
-            ids = list(dict.fromkeys(self._parse(value)))
+            try:
+                ids = parse_int_list(value, name="searches")
+            except ConfigError as exc:
+                raise serializers.ValidationError(str(exc)) from None
             if not ids:
                 raise serializers.ValidationError("give at least one search id")
             if len(ids) > CompareApi.MAX_SEARCHES:
@@ -262,17 +268,10 @@ class CompareApi(APIView):
             return ids
 
         def validate_top(self, value: str) -> list[int]:
-            ks = self._parse(value)
-            if not ks or any(k < 1 or k > CompareApi.MAX_TOP for k in ks):
-                raise serializers.ValidationError(f"must be integers from 1 to {CompareApi.MAX_TOP}, e.g. 1,5,25")
-            return sorted(set(ks))
-
-        @staticmethod
-        def _parse(value: str) -> list[int]:
             try:
-                return [int(part) for part in value.split(",") if part.strip()]
-            except ValueError:
-                raise serializers.ValidationError(f"must be comma-separated integers, got {value!r}") from None
+                return parse_top_k(value)
+            except ConfigError as exc:
+                raise serializers.ValidationError(str(exc)) from None
 
     class OutputSerializer(serializers.Serializer):
         class RunSerializer(serializers.Serializer):
@@ -331,7 +330,7 @@ class CompareApi(APIView):
         missing = [i for i in ids if i not in {s.pk for s in searches}]
         if missing:
             raise ValidationError({"searches": [f"no search {', '.join(map(str, missing))} among your team's searches"]})
-        if len({(s.space, s.dataset) for s in searches}) > 1:
+        if not searches_comparable(searches=searches):
             raise ValidationError({"searches": ["compare searches on the same space and dataset"]})
         # The curves can hold tens of thousands of points: return the selector's plain dict as it is.
         return Response(compare_curves(searches=searches, ks=ks))

@@ -13,6 +13,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from searchcore.compare import DEFAULT_TOP_K, parse_int_list, parse_top_k
+from searchcore.errors import ConfigError
 from webapp.searches import services
 from webapp.searches.forms import SearchCreateForm
 from webapp.searches.models import Search
@@ -22,6 +24,7 @@ from webapp.searches.selectors import (
     search_list_for_user,
     search_progress,
     search_workers,
+    searches_comparable,
     searches_for_compare,
 )
 from webapp.trials.models import Trial
@@ -30,8 +33,6 @@ from webapp.trials.selectors import TRIAL_ORDERINGS, trial_list_for_search, tria
 SEARCHES_PER_PAGE = 25
 TRIALS_PER_PAGE = 25
 DEFAULT_TRIAL_ORDERING = "-index"  # newest first, so a live page shows arrivals at the top
-DEFAULT_TOP_K = (1, 5, 25)
-MAX_TOP_K = 1000
 
 #: The trials table's sortable columns: (ordering key, header label).
 TRIAL_COLUMNS = (("index", "#"), ("status", "Status"), ("reward", "Reward"),
@@ -146,49 +147,32 @@ def search_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     return _steer(request, pk, services.search_cancel, "cancel", "cancelled")
 
 
-def _parse_ids(values: list[str]) -> tuple[list[int], list[str]]:
-    ids, bad = [], []
-    for value in values:
-        for part in value.split(","):
-            part = part.strip()
-            if not part:
-                continue
-            if part.isdigit():
-                if int(part) not in ids:
-                    ids.append(int(part))
-            else:
-                bad.append(part)
-    return ids, bad
-
-
-def _parse_top(text: str | None) -> tuple[list[int], str | None]:
-    if not text:
-        return list(DEFAULT_TOP_K), None
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    if not parts or not all(p.isdigit() and 1 <= int(p) <= MAX_TOP_K for p in parts):
-        return list(DEFAULT_TOP_K), f"top must be whole numbers from 1 to {MAX_TOP_K} separated by commas, such as 1,5,25."
-    return sorted({int(p) for p in parts}), None
+def _int_list(request: HttpRequest, key: str, parse, errors: list[str], default: list[int]) -> list[int]:
+    """The query's comma lists under `key`, read as the CLI and the API read them; bad text
+    leaves the default and says why in `errors`."""
+    text = ",".join(request.GET.getlist(key))
+    try:
+        return parse(text, name=key) if text.strip() else default
+    except ConfigError as exc:
+        errors.append(str(exc))
+        return default
 
 
 @require_GET
 def search_compare(request: HttpRequest) -> HttpResponse:
     """NASNet Figure 6 for two or more searches on the same space and dataset."""
-    ids, bad_ids = _parse_ids(request.GET.getlist("searches"))
-    ks, top_error = _parse_top(request.GET.get("top"))
-    errors = []
-    if bad_ids:
-        errors.append(f"Not search ids: {', '.join(bad_ids)}.")
-    if top_error:
-        errors.append(top_error)
+    errors: list[str] = []
+    ids = _int_list(request, "searches", parse_int_list, errors, default=[])
+    ks = _int_list(request, "top", parse_top_k, errors, default=list(DEFAULT_TOP_K))
     selected = searches_for_compare(user=request.user, search_ids=ids)
     missing = [i for i in ids if i not in {s.pk for s in selected}]
     if missing:
         errors.append(f"No search of yours has id {', '.join(map(str, missing))}.")
     data = None
-    if ids or bad_ids:
+    if ids:
         if len(selected) < 2:
             errors.append("Pick at least two searches to compare.")
-        elif len({(s.space, s.dataset) for s in selected}) > 1:
+        elif not searches_comparable(searches=selected):
             described = "; ".join(f"#{s.pk} is {s.space} on {s.dataset}" for s in selected)
             errors.append(f"Searches can only be compared on the same space and dataset: {described}.")
         elif not errors:
@@ -198,7 +182,7 @@ def search_compare(request: HttpRequest) -> HttpResponse:
         notes.append("These searches trained their children under different proxy settings, "
                      "so their rewards are not strictly comparable.")
     choices = search_list_for_user(user=request.user).order_by("space", "dataset", "-created_at")[:500]
-    picked, _ = _parse_ids(request.GET.getlist("pick"))  # pre-ticked boxes (the detail page's link)
+    picked = _int_list(request, "pick", parse_int_list, [], default=[])  # pre-ticked boxes (the detail page's link)
     return render(request, "searches/compare.html", {
         "choices": choices, "selected_ids": ({s.pk for s in selected} or set(ids)) | set(picked),
         "selected": selected, "top": ",".join(map(str, ks)), "errors": errors, "notes": notes,
