@@ -10,7 +10,7 @@ import importlib
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,22 @@ from searchcore.errors import ConfigError, SearchcoreError
 EXIT_USAGE = 2
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """`--help` shows each option's default, except where there is none to show: a switch, or
+    an option whose help says what it falls back to (a preset's or a dataset's value)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.nargs == 0:
+            return action.help
+        return super()._get_help_string(action)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a bad flag in one line, like every other error here."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise ConfigError(message)
@@ -227,77 +241,91 @@ _PROXY_FLAGS = ("epochs", "cells", "filters", "base_filters", "batch_size", "lr"
                 "cutout", "device")
 
 
-def _add_proxy_flags(p: argparse.ArgumentParser, default_dataset: str = "digits") -> None:
+def _add_proxy_flags(p: argparse.ArgumentParser) -> None:
+    from searchcore.proxy import DEFAULT_FILTERS, FILTERS_PER_BASE_FILTER, ProxyConfig
+
+    default = {f.name: f.default for f in fields(ProxyConfig)}
     g = p.add_argument_group("proxy training")
-    g.add_argument("--dataset", default=default_dataset, help="digits (default, ships with scikit-learn), "
-                   "cifar10, imagefolder or synthetic")
-    g.add_argument("--data-root", help="folder holding the dataset (cifar10, imagefolder)")
-    g.add_argument("--epochs", type=int)
-    g.add_argument("--cells", type=int, help="N: normal cells per stack")
+    g.add_argument("--dataset", default=default["dataset"], help="digits (ships with scikit-learn), cifar10, "
+                   "imagefolder or synthetic")
+    g.add_argument("--data-root", help="folder holding the dataset's files (cifar10, imagefolder)")
+    g.add_argument("--epochs", type=int, default=default["epochs"], help="training epochs per trial")
+    g.add_argument("--cells", type=int, default=default["cells"], metavar="N", help="normal cells per stack")
     width = g.add_mutually_exclusive_group()
-    width.add_argument("--filters", type=int, help="F as NASNet-A ends at (a multiple of 24, default 96): fixes base "
-                       "filters F / 24 for every cell")
-    width.add_argument("--base-filters", type=int, help="base filters of every cell (slim's num_conv_filters, "
-                       "DARTS's C); a cell concatenating k states ends at F = 4 k base")
-    g.add_argument("--batch-size", type=int)
-    g.add_argument("--lr", type=float)
-    g.add_argument("--weight-decay", type=float)
-    g.add_argument("--drop-path-keep", type=float)
-    g.add_argument("--cutout", type=int)
-    g.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
-    g.add_argument("--seed", type=int, default=0)
+    width.add_argument("--filters", type=int, metavar="F", help=f"F as NASNet-A ends at, a multiple of "
+                       f"{FILTERS_PER_BASE_FILTER}: fixes base filters F / {FILTERS_PER_BASE_FILTER} for every cell "
+                       f"(default: {DEFAULT_FILTERS} when neither width is given)")
+    width.add_argument("--base-filters", type=int, metavar="C", help="base filters of every cell (slim's "
+                       "num_conv_filters, DARTS's C); a cell concatenating k states ends at F = 4 k C")
+    g.add_argument("--batch-size", type=int, default=default["batch_size"], help="images per training step")
+    g.add_argument("--lr", type=float, default=default["lr"], help="initial learning rate, cosine-annealed")
+    g.add_argument("--weight-decay", type=float, default=default["weight_decay"], help="L2 weight decay")
+    g.add_argument("--drop-path-keep", type=float, default=default["drop_path_keep"],
+                   help="probability of keeping each op's path; 1 turns drop path off")
+    g.add_argument("--cutout", type=int, default=default["cutout"], help="side of the cutout square; 0 turns cutout off")
+    g.add_argument("--device", default=default["device"], help="auto, cpu, cuda or cuda:N")
+    g.add_argument("--seed", type=int, default=default["seed"], help="random seed of the strategy and the training")
 
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m searchcore", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("search", help="run or resume a search")
-    p.add_argument("--space", default="nasnet")
-    p.add_argument("--strategy", default="ppo")
-    p.add_argument("--budget", type=int, default=20, help="number of trials")
+    def command(name: str, summary: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=summary, description=summary)
+
+    p = command("search", "run or resume a search")
+    p.add_argument("--space", default="nasnet", help="search space (python -m searchcore list spaces)")
+    p.add_argument("--strategy", default="ppo", help="search strategy (python -m searchcore list strategies)")
+    p.add_argument("--budget", type=int, default=20, help="trials to finish; a resumed run may raise or lower it")
     p.add_argument("--out", required=True, help="run directory; re-run with the same one to resume")
-    p.add_argument("--space-option", action="append", metavar="KEY=VALUE")
-    p.add_argument("--strategy-option", action="append", metavar="KEY=VALUE")
+    p.add_argument("--space-option", action="append", metavar="KEY=VALUE",
+                   help="a search space option, repeatable; VALUE is read as JSON when it can be")
+    p.add_argument("--strategy-option", action="append", metavar="KEY=VALUE",
+                   help="a strategy option (e.g. lr=0.001 for ppo), repeatable; VALUE is read as JSON when it can be")
     p.add_argument("--keep-checkpoints", action="store_true", help="save each trial's proxy checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_proxy_flags(p)
     p.set_defaults(handler=_cmd_search)
 
-    p = sub.add_parser("compare", help="Figure 6: top-k unique models against models sampled")
+    p = command("compare", "Figure 6: top-k unique models against models sampled")
     p.add_argument("runs", nargs="+", help="run directories")
-    p.add_argument("--top", default="1,5,25")
+    p.add_argument("--top", default="1,5,25", help="comma-separated k of the top-k curves")
     p.add_argument("-o", "--output", default="figure6", help="writes OUTPUT.json and OUTPUT.html")
     p.set_defaults(handler=_cmd_compare)
 
-    p = sub.add_parser("describe", help="params and mult-adds of a network")
+    p = command("describe", "params and mult-adds of a network")
     p.add_argument("--genotype", default="nasnet-a", help="known cell name, genotype JSON file or run directory")
-    p.add_argument("--dataset", default="cifar10", help="cifar10, imagenet or digits")
-    p.add_argument("--cells", type=int, help="N")
+    p.add_argument("--dataset", default="cifar10", help="cifar10, imagenet or digits: sets the stem, classes, "
+                   "image size and preset")
+    p.add_argument("--cells", type=int, metavar="N", help="normal cells per stack (default: the preset's)")
     width = p.add_mutually_exclusive_group()
-    width.add_argument("--filters", type=int, help="F, the penultimate layer's filters: 4 k base for a normal cell "
-                       "concatenating k states")
-    width.add_argument("--base-filters", type=int, help="base filters (slim's num_conv_filters, DARTS's C)")
+    width.add_argument("--filters", type=int, metavar="F", help="the penultimate layer's filters: 4 k C for a "
+                       "normal cell concatenating k states (default: the preset's)")
+    width.add_argument("--base-filters", type=int, metavar="C",
+                       help="base filters (slim's num_conv_filters, DARTS's C; default: from the preset's F)")
     p.add_argument("--project-stem", action="store_true",
                    help="give the first cell the stem through one ReLU-1x1-BN, as DARTS does (slim feeds it raw)")
-    p.add_argument("--image-size", type=int)
-    p.add_argument("--num-classes", type=int)
-    p.add_argument("--stem-multiplier", type=float)
-    p.add_argument("--preset", choices=("cifar", "mobile", "large"))
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--image-size", type=int, help="input side in pixels (default: the dataset's: 32, 224 or 16)")
+    p.add_argument("--num-classes", type=int, help="classifier outputs (default: the dataset's)")
+    p.add_argument("--stem-multiplier", type=float, help="stem width over the first cell's (default: the preset's)")
+    p.add_argument("--preset", choices=("cifar", "mobile", "large"),
+                   help="the paper's network (default: cifar for cifar10 and digits; mobile for imagenet, "
+                   "large from 299 px)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(handler=_cmd_describe)
 
-    p = sub.add_parser("render", help="draw the Normal and Reduction cells with Graphviz")
+    p = command("render", "draw the Normal and Reduction cells with Graphviz")
     p.add_argument("cell", help="known cell name, genotype JSON file or run directory")
-    p.add_argument("-o", "--output", default="cell.svg", help=".svg, .png or .pdf")
+    p.add_argument("-o", "--output", default="cell.svg", help="the drawing: .svg, .png or .pdf")
     p.set_defaults(handler=_cmd_render)
 
-    p = sub.add_parser("train", help="proxy-train one genotype")
-    p.add_argument("--genotype", default="nasnet-a")
+    p = command("train", "proxy-train one genotype")
+    p.add_argument("--genotype", default="nasnet-a", help="known cell name, genotype JSON file or run directory")
     _add_proxy_flags(p)
     p.set_defaults(handler=_cmd_train)
 
-    p = sub.add_parser("list", help="list registered names")
-    p.add_argument("what", choices=tuple(_REGISTRIES))
+    p = command("list", "list registered names")
+    p.add_argument("what", choices=tuple(_REGISTRIES), help="the registry to list")
     p.set_defaults(handler=_cmd_list)
     return parser
