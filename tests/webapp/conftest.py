@@ -40,3 +40,65 @@ def make_search(user):
         return search_create(**options)
 
     return make
+
+
+@pytest.fixture
+def queued_steps(monkeypatch):
+    """No broker: record the control steps the services would queue."""
+    from webapp.celery import app
+
+    calls = []
+    monkeypatch.setattr(app, "send_task", lambda name, args, **kw: calls.append(tuple(args)))
+    return calls
+
+
+# -- genotypes, cells and trials as rows, for the pages and the API ------------------------------
+
+
+def _add_blocks() -> list[dict]:
+    return [{"inputs": [0, 1], "ops": ["sep_conv_3x3", "identity"], "combine": "add"},
+            {"inputs": [1, 2], "ops": ["avg_pool_3x3", "sep_conv_5x5"], "combine": "add"}]
+
+
+@pytest.fixture
+def add_genotype() -> dict:
+    """Both cells add their inputs, so the genotype has a DARTS form."""
+    return {"format": "cellsearch.nasnet/1", "normal": _add_blocks(), "reduction": _add_blocks()}
+
+
+@pytest.fixture
+def concat_genotype() -> dict:
+    """The normal cell concatenates its one block: no DARTS form, and F = 4 × 1 × base filters."""
+    return {"format": "cellsearch.nasnet/1", "reduction": _add_blocks(),
+            "normal": [{"inputs": [0, 1], "ops": ["sep_conv_3x3", "identity"], "combine": "concat"}]}
+
+
+@pytest.fixture
+def make_cell(db, add_genotype):
+    """`make_cell(genotype=add_genotype)`: the genotype's Cell row, one per canonical hash."""
+    from searchcore.spaces import parse_genotype
+    from webapp.cells.models import Cell
+
+    def make(genotype: dict | None = None):
+        genotype = genotype or add_genotype
+        cell_hash = parse_genotype(genotype).canonical_hash()
+        return Cell.objects.get_or_create(cell_hash=cell_hash, defaults={"space": "nasnet", "genotype": genotype})[0]
+
+    return make
+
+
+@pytest.fixture
+def make_trial(make_cell):
+    """`make_trial(search, index, cell=None, status="finished", reward=None, **fields)`: a Trial row,
+    of the add genotype's cell unless given; a finished trial's reward defaults to 0.5."""
+    from webapp.trials.models import Trial
+
+    def make(search, index, *, cell=None, status=Trial.Status.FINISHED, reward=None, **fields):
+        cell = cell or make_cell()
+        if status == Trial.Status.FINISHED and reward is None:
+            reward = 0.5
+        return Trial.objects.create(search=search, index=index, cell=cell, genotype=cell.genotype,
+                                    cell_hash=fields.pop("cell_hash", None) or cell.cell_hash, status=status,
+                                    reward=reward, val_acc=reward, **fields)
+
+    return make

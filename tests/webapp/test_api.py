@@ -12,8 +12,8 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from searchcore.errors import ConfigError, UnknownNameError
-from searchcore.genotype import parse_genotype
-from webapp.cells.models import Cell, CellResult
+from searchcore.spaces import parse_genotype
+from webapp.cells.models import CellResult
 from webapp.searches.models import Search
 from webapp.teams.selectors import team_default_for_user
 from webapp.teams.services import user_create
@@ -21,16 +21,6 @@ from webapp.trials.models import Trial
 
 pytestmark = pytest.mark.django_db
 
-ADD_CELL = [
-    {"inputs": [0, 1], "ops": ["sep_conv_3x3", "identity"], "combine": "add"},
-    {"inputs": [1, 2], "ops": ["avg_pool_3x3", "sep_conv_5x5"], "combine": "add"},
-]
-ADD_GENOTYPE = {"format": "cellsearch.nasnet/1", "normal": ADD_CELL, "reduction": ADD_CELL}
-CONCAT_GENOTYPE = {
-    "format": "cellsearch.nasnet/1",
-    "normal": [{"inputs": [0, 1], "ops": ["sep_conv_3x3", "identity"], "combine": "concat"}],
-    "reduction": ADD_CELL,
-}
 VALID_CREATE = {
     "name": "api demo", "space": "nasnet", "strategy": "random", "dataset": "digits", "budget": 4,
     "parallelism": 2, "seed": 3, "proxy": {"epochs": 1, "cells": 1, "filters": 48, "batch_size": 32},
@@ -57,35 +47,11 @@ def api(alice):
     return client
 
 
-@pytest.fixture
-def queued_steps(monkeypatch):
-    """Celery never runs here: record the control steps a service would queue instead."""
-    from webapp.celery import app
-
-    calls = []
-    monkeypatch.setattr(app, "send_task", lambda name, args, **kw: calls.append(tuple(args)))
-    return calls
-
-
 def make_search(owner, **fields) -> Search:
     values = {"team": team_default_for_user(user=owner), "owner": owner, "budget": 10, "proxy": {"epochs": 1},
               "proxy_key": "proxy-1", "strategy": "random"}
     values.update(fields)
     return Search.objects.create(**values)
-
-
-def make_cell(genotype=ADD_GENOTYPE) -> Cell:
-    cell_hash = parse_genotype(genotype).canonical_hash()
-    return Cell.objects.get_or_create(cell_hash=cell_hash, defaults={"space": "nasnet", "genotype": genotype})[0]
-
-
-def make_trial(search, index, *, cell=None, status=Trial.Status.FINISHED, reward=None, **fields) -> Trial:
-    cell = cell or make_cell()
-    if status == Trial.Status.FINISHED and reward is None:
-        reward = 0.5
-    return Trial.objects.create(search=search, index=index, cell=cell, genotype=cell.genotype,
-                                cell_hash=fields.pop("cell_hash", cell.cell_hash), status=status, reward=reward,
-                                val_acc=reward, **fields)
 
 
 def make_result(trial, *, reward, dataset="digits", proxy_key="proxy-1") -> CellResult:
@@ -106,7 +72,7 @@ ANONYMOUS_REQUESTS = [
 
 
 @pytest.mark.parametrize(("method", "url"), ANONYMOUS_REQUESTS)
-def test_anonymous_requests_are_refused(method, url, alice):
+def test_anonymous_requests_are_refused(method, url, alice, make_trial):
     search = make_search(alice)
     make_trial(search, 0)
     response = getattr(APIClient(), method)(url.replace("/1/", f"/{search.pk}/"))
@@ -230,7 +196,7 @@ def test_searchcore_errors_reaching_a_view_are_400s_on_their_field(api, monkeypa
 # -- list, detail, team scoping -----------------------------------------------------------------
 
 
-def test_list_shows_only_the_users_team(api, alice, bob):
+def test_list_shows_only_the_users_team(api, alice, bob, make_trial):
     mine = [make_search(alice, name=f"a{i}") for i in range(3)]
     make_search(bob, name="theirs")
     teammate = user_create(username="carol", password="pw-carol-123", team_name="alpha")
@@ -247,7 +213,7 @@ def test_list_shows_only_the_users_team(api, alice, bob):
     assert row["trials_done"] == 1 and row["best_reward"] == pytest.approx(0.7)
 
 
-def test_detail_has_config_and_progress(api, alice):
+def test_detail_has_config_and_progress(api, alice, make_trial):
     search = make_search(alice, budget=4, status=Search.Status.RUNNING)
     make_trial(search, 0, reward=0.6)
     make_trial(search, 1, status=Trial.Status.FAILED, error="diverged")
@@ -274,7 +240,7 @@ def other_team_urls(search, trial, cell):
     ]
 
 
-def test_other_teams_objects_are_404_everywhere(api, bob, settings, tmp_path):
+def test_other_teams_objects_are_404_everywhere(api, bob, settings, tmp_path, make_trial):
     settings.MEDIA_ROOT = str(tmp_path)
     search = make_search(bob, status=Search.Status.RUNNING)
     trial = make_trial(search, 0, reward=0.9)
@@ -292,7 +258,7 @@ def test_other_teams_objects_are_404_everywhere(api, bob, settings, tmp_path):
 # -- steering ------------------------------------------------------------------------------------
 
 
-def test_pause_resume_cancel(api, alice, queued_steps, django_capture_on_commit_callbacks):
+def test_pause_resume_cancel(api, alice, queued_steps, django_capture_on_commit_callbacks, make_trial):
     search = make_search(alice, status=Search.Status.RUNNING, started_at=timezone.now())
     make_trial(search, 0, status=Trial.Status.PENDING)
     url = f"/api/searches/{search.pk}"
@@ -322,7 +288,7 @@ def test_pause_resume_cancel(api, alice, queued_steps, django_capture_on_commit_
 
 
 @pytest.fixture
-def seven_trials(alice):
+def seven_trials(alice, make_trial):
     search = make_search(alice, status=Search.Status.RUNNING)
     statuses = ["finished", "failed", "finished", "running", "finished", "pending", "finished"]
     for index, trial_status in enumerate(statuses):
@@ -370,20 +336,21 @@ def test_trials_status_filter_and_after(api, seven_trials):
     ("darts-v2", {"filters": 96}, {"filters": 64, "base_filters": 4, "concat_states": 4}),
     ("darts-v2", {"base_filters": 36}, {"filters": 576, "base_filters": 36, "concat_states": 4}),
 ])
-def test_trial_detail_reports_f_and_base_filters_of_its_network(api, alice, known, proxy, network):
+def test_trial_detail_reports_f_and_base_filters_of_its_network(api, alice, make_cell, make_trial, known, proxy,
+                                                                network):
     from searchcore.known import get_known
 
     trial = make_trial(make_search(alice, proxy=proxy), 0, cell=make_cell(get_known(known).to_dict()))
     assert api.get(f"/api/trials/{trial.pk}/").json()["network"] == network
 
 
-def test_trial_detail_and_checkpoint(api, alice, settings, tmp_path):
+def test_trial_detail_and_checkpoint(api, alice, settings, tmp_path, make_trial, add_genotype):
     settings.MEDIA_ROOT = str(tmp_path)
     search = make_search(alice)
     epochs = [{"epoch": 0, "val_acc": 0.4}, {"epoch": 1, "val_acc": 0.6}]
     trial = make_trial(search, 0, reward=0.6, epochs=epochs, params=1234)
     body = api.get(f"/api/trials/{trial.pk}/").json()
-    assert body["search"] == search.pk and body["genotype"] == ADD_GENOTYPE and body["epochs"] == epochs
+    assert body["search"] == search.pk and body["genotype"] == add_genotype and body["epochs"] == epochs
     assert body["params"] == 1234 and body["epochs_done"] == 2 and body["checkpoint_url"] is None
     # The default proxy's F = 96 fixes base filters 4; this normal cell concatenates 1 state: F = 4 × 1 × 4.
     assert body["network"] == {"filters": 16, "base_filters": 4, "concat_states": 1}
@@ -407,11 +374,11 @@ def test_trial_detail_and_checkpoint(api, alice, settings, tmp_path):
 
 
 @pytest.fixture
-def cells(alice, bob):
+def cells(alice, bob, make_cell, make_trial, concat_genotype):
     search = make_search(alice)
     other = make_search(alice, dataset="cifar10", proxy_key="proxy-2")
     good = make_trial(search, 0, reward=0.9)
-    concat_cell = make_cell(CONCAT_GENOTYPE)
+    concat_cell = make_cell(concat_genotype)
     worse = make_trial(search, 1, cell=concat_cell, reward=0.7)
     cifar = make_trial(other, 0, cell=concat_cell, reward=0.8)
     theirs = make_trial(make_search(bob), 0, cell=concat_cell, reward=0.99)
@@ -420,11 +387,11 @@ def cells(alice, bob):
     return {"add": good.cell, "concat": concat_cell, "results": results, "search": search}
 
 
-def test_cells_ordered_by_reward_and_filtered(api, cells):
+def test_cells_ordered_by_reward_and_filtered(api, cells, add_genotype):
     rows = api.get("/api/cells/").json()["results"]
     assert [r["best_reward"] for r in rows] == [0.9, 0.8, 0.7]  # bob's 0.99 is not here
     assert rows[0]["cell"] == cells["add"].pk and rows[0]["cell_hash"] == cells["add"].cell_hash
-    assert rows[0]["search"] == cells["search"].pk and rows[0]["genotype"] == ADD_GENOTYPE
+    assert rows[0]["search"] == cells["search"].pk and rows[0]["genotype"] == add_genotype
     digits = api.get("/api/cells/?dataset=digits").json()["results"]
     assert [r["best_reward"] for r in digits] == [0.9, 0.7]
     assert api.get("/api/cells/?space=macro").json()["results"] == []
@@ -438,18 +405,18 @@ def test_cell_diagram_svg(api, cells):
     assert b"<svg" in response.content and b"sep_conv_3x3" in response.content.replace(b"&#45;", b"-")
 
 
-def test_cell_genotype_downloads(api, cells):
+def test_cell_genotype_downloads(api, cells, add_genotype):
     response = api.get(f"/api/cells/{cells['add'].pk}/genotype.json")
     assert response.status_code == 200
     assert response["Content-Disposition"] == f'attachment; filename="cell-{cells["add"].cell_hash[:12]}.json"'
-    assert json.loads(response.content) == ADD_GENOTYPE
+    assert json.loads(response.content) == add_genotype
 
     for url in (f"/api/cells/{cells['add'].pk}/genotype.txt", f"/api/cells/{cells['add'].pk}/genotype.txt?format=darts"):
         response = api.get(url)
         assert response.status_code == 200, response.content
         assert response["Content-Type"].startswith("text/plain")
         text = response.content.decode().strip()
-        assert text == parse_genotype(ADD_GENOTYPE).to_darts()
+        assert text == parse_genotype(add_genotype).to_darts()
         assert text.startswith("Genotype(normal=[('sep_conv_3x3', 0), ('identity', 1)")
 
     response = api.get(f"/api/cells/{cells['concat'].pk}/genotype.txt")
@@ -461,16 +428,22 @@ def test_cell_genotype_downloads(api, cells):
 # -- compare ----------------------------------------------------------------------------------
 
 
-def compare_search(owner, rewards, **fields):
-    search = make_search(owner, **fields)
-    for index, reward in enumerate(rewards):
-        cell = make_cell({**ADD_GENOTYPE, "normal": ADD_CELL[:1]} if index % 2 else ADD_GENOTYPE)
-        make_trial(search, index, cell=cell, reward=reward, cell_hash=f"hash-{index}",
-                   status=Trial.Status.FINISHED if reward is not None else Trial.Status.FAILED)
-    return search
+@pytest.fixture
+def compare_search(make_cell, make_trial, add_genotype):
+    """`compare_search(owner, rewards, **fields)`: a search whose trials got these rewards (None: failed)."""
+
+    def make(owner, rewards, **fields):
+        search = make_search(owner, **fields)
+        for index, reward in enumerate(rewards):
+            genotype = {**add_genotype, "normal": add_genotype["normal"][:1]} if index % 2 else add_genotype
+            make_trial(search, index, cell=make_cell(genotype), reward=reward, cell_hash=f"hash-{index}",
+                       status=Trial.Status.FINISHED if reward is not None else Trial.Status.FAILED)
+        return search
+
+    return make
 
 
-def test_compare(api, alice):
+def test_compare(api, alice, compare_search):
     first = compare_search(alice, [0.2, 0.5, None, 0.4], strategy="random")
     second = compare_search(alice, [0.6, 0.1], strategy="ppo")
     response = api.get(f"/api/compare/?searches={first.pk},{second.pk}&top=1,2")
@@ -493,7 +466,7 @@ def test_compare(api, alice):
     "searches={first},{cifar}", "searches={first},{macro}", "searches={first}&top=x", "searches={first}&top=0",
     "searches={first}&top=1,-5", "searches={first}&top=1,,x",
 ])
-def test_compare_errors(api, alice, bob, query):
+def test_compare_errors(api, alice, bob, query, compare_search):
     ids = {"first": compare_search(alice, [0.3]).pk, "theirs": compare_search(bob, [0.3]).pk, "unknown": 999999,
            "cifar": compare_search(alice, [0.3], dataset="cifar10").pk,
            "macro": compare_search(alice, [0.3], space="macro").pk}
@@ -503,7 +476,7 @@ def test_compare_errors(api, alice, bob, query):
     assert body.get("searches") or body.get("top")
 
 
-def test_compare_space_message(api, alice):
+def test_compare_space_message(api, alice, compare_search):
     ids = [compare_search(alice, [0.3]).pk, compare_search(alice, [0.3], dataset="cifar10").pk]
     body = api.get(f"/api/compare/?searches={ids[0]},{ids[1]}").json()
     assert body == {"searches": ["compare searches on the same space and dataset"]}

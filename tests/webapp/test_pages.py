@@ -12,24 +12,13 @@ import sys
 import pytest
 from django.utils import timezone
 
-from searchcore.genotype import parse_genotype
-from webapp.cells.models import Cell, CellResult
+from webapp.cells.models import CellResult
 from webapp.searches.models import Search
 from webapp.teams.selectors import team_default_for_user
 from webapp.trials.models import Trial
 
 pytestmark = pytest.mark.django_db
 
-ADD_CELL = [
-    {"inputs": [0, 1], "ops": ["sep_conv_3x3", "identity"], "combine": "add"},
-    {"inputs": [1, 2], "ops": ["avg_pool_3x3", "sep_conv_5x5"], "combine": "add"},
-]
-GENOTYPE = {"format": "cellsearch.nasnet/1", "normal": ADD_CELL, "reduction": ADD_CELL}
-CONCAT_GENOTYPE = {
-    "format": "cellsearch.nasnet/1",
-    "normal": [{"inputs": [0, 1], "ops": ["max_pool_3x3", "conv_3x3"], "combine": "concat"}],
-    "reduction": ADD_CELL,
-}
 VALID_FORM = {
     "name": "page demo", "space": "nasnet", "strategy": "random", "dataset": "digits", "budget": "3",
     "parallelism": "1", "epochs": "1", "cells": "1", "filters": "48", "batch_size": "64", "seed": "0",
@@ -47,21 +36,6 @@ def make_search(owner, **fields) -> Search:
     return Search.objects.create(**values)
 
 
-def make_cell(genotype=GENOTYPE) -> Cell:
-    cell_hash = parse_genotype(genotype).canonical_hash()
-    return Cell.objects.get_or_create(cell_hash=cell_hash, defaults={"space": "nasnet", "genotype": genotype})[0]
-
-
-def make_trial(search, index, *, cell=None, status=Trial.Status.FINISHED, reward=0.5, cell_hash=None,
-               **fields) -> Trial:
-    cell = cell or make_cell()
-    if status != Trial.Status.FINISHED and "reward" not in fields:
-        reward = None
-    return Trial.objects.create(search=search, index=index, cell=cell, genotype=cell.genotype,
-                                cell_hash=cell_hash or cell.cell_hash, status=status, reward=reward,
-                                val_acc=reward, **fields)
-
-
 def login(client, user):
     client.force_login(user)
     return client
@@ -69,16 +43,6 @@ def login(client, user):
 
 def trial_indices(html: str) -> list[int]:
     return [int(i) for i in re.findall(r'class="trial-row" data-index="(\d+)"', html)]
-
-
-@pytest.fixture
-def queued_steps(monkeypatch):
-    """No broker: record the control steps the services would queue."""
-    from webapp.celery import app
-
-    calls = []
-    monkeypatch.setattr(app, "send_task", lambda name, args, **kw: calls.append(tuple(args)))
-    return calls
 
 
 # -- login --------------------------------------------------------------------------------------
@@ -90,7 +54,7 @@ def _page_urls(search, trial) -> list[str]:
             f"/trials/{trial.pk}/", f"/trials/{trial.pk}/live/", "/cells/"]
 
 
-def test_every_page_needs_a_login(client, user):
+def test_every_page_needs_a_login(client, user, make_trial):
     search = make_search(user)
     trial = make_trial(search, 0)
     for url in _page_urls(search, trial):
@@ -129,7 +93,7 @@ def test_logout_is_a_post(client, user):
 # -- team scoping ---------------------------------------------------------------------------------
 
 
-def test_another_teams_objects_are_404(client, user, other_user):
+def test_another_teams_objects_are_404(client, user, other_user, make_trial):
     search = make_search(other_user, name="bobs secret")
     trial = make_trial(search, 0)
     login(client, user)
@@ -155,7 +119,7 @@ def test_unknown_ids_are_404(client, user):
 # -- searches list --------------------------------------------------------------------------------
 
 
-def test_search_list_shows_the_teams_searches(client, user):
+def test_search_list_shows_the_teams_searches(client, user, make_trial):
     search = make_search(user, name="digits ppo", strategy="ppo", budget=4)
     make_trial(search, 0, reward=0.8125)
     make_trial(search, 1, status=Trial.Status.RUNNING)
@@ -261,7 +225,7 @@ def test_form_errors_show_next_to_their_field(client, user, queued_steps, change
 # -- search detail --------------------------------------------------------------------------------
 
 
-def test_search_detail_renders_progress_workers_trials_and_chart(client, user):
+def test_search_detail_renders_progress_workers_trials_and_chart(client, user, make_trial):
     search = make_search(user, name="watch me", budget=4)
     make_trial(search, 0, reward=0.75, params=123456, mult_adds=7654321)
     make_trial(search, 1, reward=0.9)
@@ -283,7 +247,7 @@ def test_search_detail_renders_progress_workers_trials_and_chart(client, user):
     assert f'action="/searches/{search.pk}/resume/"' not in html
 
 
-def test_chart_data_has_rewards_and_best_so_far(client, user):
+def test_chart_data_has_rewards_and_best_so_far(client, user, make_trial):
     search = make_search(user)
     make_trial(search, 0, reward=0.5)
     make_trial(search, 1, status=Trial.Status.FAILED)
@@ -299,7 +263,7 @@ def test_chart_data_has_rewards_and_best_so_far(client, user):
     assert data["done"] == 4
 
 
-def test_trials_table_sorts_and_paginates(client, user):
+def test_trials_table_sorts_and_paginates(client, user, make_trial):
     search = make_search(user, budget=60)
     rewards = [(i * 37 % 60) / 60 for i in range(60)]
     for i, reward in enumerate(rewards):
@@ -328,7 +292,7 @@ def test_trials_table_sorts_and_paginates(client, user):
     assert trial_indices(junk.content.decode()) == list(range(59, 34, -1))
 
 
-def test_live_partial_polls_until_the_search_ends(client, user):
+def test_live_partial_polls_until_the_search_ends(client, user, make_trial):
     search = make_search(user, budget=2)
     make_trial(search, 0)
     login(client, user)
@@ -368,11 +332,11 @@ def test_pause_resume_cancel_buttons(client, user, queued_steps, django_capture_
     assert client.get(f"/searches/{search.pk}/pause/").status_code == 405
 
 
-def test_detail_page_stays_small_with_many_trials(client, user, django_assert_max_num_queries):
+def test_detail_page_stays_small_with_many_trials(client, user, django_assert_max_num_queries, make_cell):
     search = make_search(user, budget=3000)
     cell = make_cell()
     Trial.objects.bulk_create(
-        Trial(search=search, index=i, cell=cell, genotype=GENOTYPE, cell_hash=cell.cell_hash,
+        Trial(search=search, index=i, cell=cell, genotype=cell.genotype, cell_hash=cell.cell_hash,
               status=Trial.Status.FINISHED, reward=(i % 97) / 97, val_acc=0.5)
         for i in range(3000))
     login(client, user)
@@ -386,7 +350,7 @@ def test_detail_page_stays_small_with_many_trials(client, user, django_assert_ma
 # -- trial detail ---------------------------------------------------------------------------------
 
 
-def test_trial_detail_shows_curves_diagram_numbers_and_genotype(client, user):
+def test_trial_detail_shows_curves_diagram_numbers_and_genotype(client, user, make_trial):
     search = make_search(user, proxy={"epochs": 2})
     epochs = [{"epoch": 1, "train_loss": 2.1, "train_acc": 0.3, "val_loss": 1.9, "val_acc": 0.4, "lr": 0.05,
                "seconds": 1.5, "images_per_second": 900.0},
@@ -415,9 +379,9 @@ def test_trial_detail_shows_curves_diagram_numbers_and_genotype(client, user):
     assert "hx-get" not in html  # finished: nothing to poll
 
 
-def test_trial_detail_of_a_failed_trial_shows_its_error(client, user):
+def test_trial_detail_of_a_failed_trial_shows_its_error(client, user, make_cell, make_trial, concat_genotype):
     search = make_search(user)
-    trial = make_trial(search, 0, cell=make_cell(CONCAT_GENOTYPE), status=Trial.Status.FAILED,
+    trial = make_trial(search, 0, cell=make_cell(concat_genotype), status=Trial.Status.FAILED,
                        error="TrainingDivergedError: loss is nan at epoch 1")
     login(client, user)
     html = client.get(f"/trials/{trial.pk}/").content.decode()
@@ -426,7 +390,7 @@ def test_trial_detail_of_a_failed_trial_shows_its_error(client, user):
     assert "No epoch has finished yet." in html
 
 
-def test_a_trial_trained_again_says_why_its_last_attempt_ended(client, user):
+def test_a_trial_trained_again_says_why_its_last_attempt_ended(client, user, make_trial):
     search = make_search(user)
     error = ("training process crashed: signal 6 (SIGABRT): double free or corruption (!prev) "
              "(attempt 1 of 3; queued again)")
@@ -437,7 +401,7 @@ def test_a_trial_trained_again_says_why_its_last_attempt_ended(client, user):
     assert "This trial failed." not in html and "(attempt 2)" in html
 
 
-def test_trial_page_polls_while_training(client, user):
+def test_trial_page_polls_while_training(client, user, make_trial):
     search = make_search(user)
     trial = make_trial(search, 0, status=Trial.Status.RUNNING, worker="w1",
                        epochs=[{"epoch": 1, "train_loss": 1.0, "train_acc": 0.5, "val_loss": 1.0, "val_acc": 0.5}])
@@ -449,7 +413,7 @@ def test_trial_page_polls_while_training(client, user):
     assert "hx-get" in live and "<html" not in live
 
 
-def test_trial_checkpoint_link_when_kept(client, user, settings, tmp_path):
+def test_trial_checkpoint_link_when_kept(client, user, settings, tmp_path, make_trial):
     from django.core.files.base import ContentFile
 
     settings.MEDIA_ROOT = str(tmp_path)
@@ -463,18 +427,24 @@ def test_trial_checkpoint_link_when_kept(client, user, settings, tmp_path):
 # -- compare --------------------------------------------------------------------------------------
 
 
-def _finished_search(user, strategy, seed, rewards, **fields):
-    search = make_search(user, name=f"{strategy}-{seed}", strategy=strategy, seed=seed,
-                         status=Search.Status.FINISHED, budget=len(rewards), **fields)
-    for i, reward in enumerate(rewards):
-        make_trial(search, i, reward=reward, cell_hash=f"{strategy}-{seed}-{i}")
-    return search
+@pytest.fixture
+def finished_search(make_trial):
+    """`finished_search(user, strategy, seed, rewards, **fields)`: a finished search with these rewards."""
+
+    def make(user, strategy, seed, rewards, **fields):
+        search = make_search(user, name=f"{strategy}-{seed}", strategy=strategy, seed=seed,
+                             status=Search.Status.FINISHED, budget=len(rewards), **fields)
+        for i, reward in enumerate(rewards):
+            make_trial(search, i, reward=reward, cell_hash=f"{strategy}-{seed}-{i}")
+        return search
+
+    return make
 
 
-def test_compare_page_draws_figure_6(client, user):
-    a = _finished_search(user, "ppo", 0, [0.1, 0.5, 0.3, 0.9])
-    b = _finished_search(user, "ppo", 1, [0.2, 0.4, 0.6, 0.8])
-    c = _finished_search(user, "random", 0, [0.3, 0.2, 0.1, 0.4])
+def test_compare_page_draws_figure_6(client, user, finished_search):
+    a = finished_search(user, "ppo", 0, [0.1, 0.5, 0.3, 0.9])
+    b = finished_search(user, "ppo", 1, [0.2, 0.4, 0.6, 0.8])
+    c = finished_search(user, "random", 0, [0.3, 0.2, 0.1, 0.4])
     login(client, user)
     page = client.get(f"/searches/compare/?searches={a.pk},{b.pk}&searches={c.pk}&top=1,2")
     html = page.content.decode()
@@ -493,9 +463,9 @@ def test_compare_page_draws_figure_6(client, user):
         assert f'value="{s.pk}" id="pick-{s.pk}" checked' in html
 
 
-def test_compare_refuses_different_datasets(client, user):
-    a = _finished_search(user, "ppo", 0, [0.1, 0.5])
-    b = _finished_search(user, "random", 0, [0.3, 0.2], dataset="cifar10")
+def test_compare_refuses_different_datasets(client, user, finished_search):
+    a = finished_search(user, "ppo", 0, [0.1, 0.5])
+    b = finished_search(user, "random", 0, [0.3, 0.2], dataset="cifar10")
     login(client, user)
     html = client.get(f"/searches/compare/?searches={a.pk},{b.pk}").content.decode()
     assert "can only be compared on the same space and dataset" in html
@@ -503,9 +473,9 @@ def test_compare_refuses_different_datasets(client, user):
     assert 'id="compare-chart"' not in html
 
 
-def test_compare_needs_two_searches_and_good_top_values(client, user):
-    a = _finished_search(user, "ppo", 0, [0.1, 0.5])
-    b = _finished_search(user, "ppo", 1, [0.1, 0.5])
+def test_compare_needs_two_searches_and_good_top_values(client, user, finished_search):
+    a = finished_search(user, "ppo", 0, [0.1, 0.5])
+    b = finished_search(user, "ppo", 1, [0.1, 0.5])
     login(client, user)
     empty = client.get("/searches/compare/").content.decode()
     assert 'id="compare-errors"' not in empty and f'id="pick-{a.pk}"' in empty
@@ -524,7 +494,8 @@ def test_compare_needs_two_searches_and_good_top_values(client, user):
 # -- best cells -----------------------------------------------------------------------------------
 
 
-def test_best_cells_ranked_filtered_and_paginated(client, user, other_user):
+def test_best_cells_ranked_filtered_and_paginated(client, user, other_user, make_cell, make_trial, add_genotype,
+                                                  concat_genotype):
     search = make_search(user)
     cifar = make_search(user, dataset="cifar10", name="on cifar")
     genotypes = []
@@ -532,12 +503,12 @@ def test_best_cells_ranked_filtered_and_paginated(client, user, other_user):
         ops = ["sep_conv_3x3", "identity", "avg_pool_3x3", "max_pool_3x3", "sep_conv_5x5", "conv_3x3"]
         cell_blocks = [{"inputs": [0, 1], "ops": [ops[i % 6], ops[(i // 6) % 6]], "combine": "add"},
                        {"inputs": [i % 2, 2], "ops": [ops[(i // 2) % 6], "identity"], "combine": "add"}]
-        genotypes.append({"format": "cellsearch.nasnet/1", "normal": cell_blocks, "reduction": ADD_CELL})
+        genotypes.append({"format": "cellsearch.nasnet/1", "normal": cell_blocks, "reduction": add_genotype["reduction"]})
     for i, genotype in enumerate(genotypes):
         trial = make_trial(search, i, cell=make_cell(genotype), reward=i / 100)
         CellResult.objects.create(cell=trial.cell, team=search.team, dataset="digits", proxy_key="p",
                                   best_trial=trial, best_reward=i / 100, params=1000 + i, mult_adds=5000)
-    cifar_trial = make_trial(cifar, 0, cell=make_cell(CONCAT_GENOTYPE), reward=0.99)
+    cifar_trial = make_trial(cifar, 0, cell=make_cell(concat_genotype), reward=0.99)
     CellResult.objects.create(cell=cifar_trial.cell, team=cifar.team, dataset="cifar10", proxy_key="q",
                               best_trial=cifar_trial, best_reward=0.99)
     theirs = make_search(other_user, name="bob search")
@@ -582,7 +553,7 @@ def test_pages_import_no_torch():
     assert result.stdout.strip() == "[]"
 
 
-def test_teammates_share_searches_trials_and_cells(client, user):
+def test_teammates_share_searches_trials_and_cells(client, user, make_trial):
     from webapp.teams.services import user_create
 
     teammate = user_create(username="carol", password="carol-password-1", team_name="team-a")
