@@ -112,7 +112,7 @@ def test_create_search(api, alice, queued_steps, django_capture_on_commit_callba
     assert search.team == team_default_for_user(user=alice) and search.owner == alice
     assert (search.name, search.strategy, search.budget, search.parallelism, search.seed) == ("api demo", "random",
                                                                                                  4, 2, 3)
-    assert search.proxy["epochs"] == 1 and search.proxy["filters"] == 48 and search.proxy["dataset"] == "digits"
+    assert search.proxy["epochs"] == 1 and search.proxy["filters"] == 48 and search.dataset == "digits"
     assert body["status"] == "queued"
     assert body["proxy"] == search.proxy
     assert body["progress"]["budget"] == 4 and body["progress"]["done"] == 0

@@ -172,3 +172,32 @@ def test_searches_that_rejected_repeats_keep_doing_so(migrate, monkeypatch):
     assert running.status == Search.Status.RUNNING, running.error
     assert running.trials_issued == 3 and running.trials.get(index=0).told
     assert len(set(running.trials.values_list("cell_hash", flat=True))) == 3
+
+
+def test_a_searchs_dataset_leaves_its_stored_proxy_and_its_proxy_key_stays(migrate, make_search, user):
+    """Rows written when the proxy kept a copy of the dataset: after the migration the column
+    holds it, the proxy does not, the workers' config is the same, and a search made today under
+    the same settings has the same key (so it reuses the old search's results)."""
+    from searchcore.proxy import ProxyConfig
+    from searchcore.spaces.registry import sha256_of
+
+    settings = {"epochs": 1, "cells": 1, "filters": 48, "batch_size": 128}
+    full = ProxyConfig.from_dict({**settings, "dataset": "digits"}).to_dict()
+    apps = migrate([("searches", "0002_strategy_options_before_repeats")])
+    OldSearch = apps.get_model("searches", "Search")
+    common = {"team_id": user.teams.get().pk, "owner_id": user.pk, "budget": 4}
+    old = OldSearch.objects.create(**common, dataset="digits", proxy=full, proxy_key=sha256_of(full))
+    # The proxy's copy is what trained and what the key hashes: it wins over a column that disagrees.
+    odd = OldSearch.objects.create(**common, dataset="digits", proxy={**full, "dataset": "cifar10"}, proxy_key="k")
+    untouched = OldSearch.objects.create(**common, dataset="cifar10", proxy={"epochs": 1}, proxy_key="k2")
+
+    latest(migrate)
+    old, odd, untouched = (Search.objects.get(pk=s.pk) for s in (old, odd, untouched))
+    assert (old.dataset, old.proxy) == ("digits", {k: v for k, v in full.items() if k != "dataset"})
+    assert old.proxy_config == ProxyConfig.from_dict(full)
+    assert (odd.dataset, "dataset" in odd.proxy) == ("cifar10", False)
+    assert (untouched.dataset, untouched.proxy) == ("cifar10", {"epochs": 1})
+    assert make_search(proxy=settings).proxy_key == old.proxy_key
+
+    apps = migrate([("searches", "0002_strategy_options_before_repeats")])
+    assert apps.get_model("searches", "Search").objects.get(pk=old.pk).proxy == full

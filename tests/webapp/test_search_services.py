@@ -72,7 +72,8 @@ def test_create_stores_a_queued_search_of_the_users_team(make_search, user, djan
     assert search.status == Search.Status.QUEUED
     assert search.team == user.teams.get()
     assert search.owner == user
-    assert search.proxy["dataset"] == "digits" and search.proxy["epochs"] == 1
+    assert search.dataset == "digits" and "dataset" not in search.proxy and search.proxy["epochs"] == 1
+    assert search.proxy_config.dataset == "digits"
     assert len(search.proxy_key) == 64
     assert search.strategy_options == {"max_attempts": 10}
     assert sent == [("advance", search.pk)]

@@ -26,9 +26,10 @@ class Search(models.Model):
     strategy = models.CharField(max_length=50, default="ppo")
     strategy_options = models.JSONField(default=dict, blank=True)
     dataset = models.CharField(max_length=50, default="digits")
-    #: searchcore.train.ProxyConfig.to_dict(), dataset included.
+    #: The proxy-training settings: ProxyConfig.to_dict() less the dataset (its own column).
     proxy = models.JSONField(default=dict)
-    #: Identifies `proxy` so a cell trained under the same config is not trained again.
+    #: SHA-256 of the full proxy config, dataset included (`proxy_config`), so a cell trained
+    #: under the same config is not trained again.
     proxy_key = models.CharField(max_length=64, db_index=True)
     budget = models.PositiveIntegerField()
     parallelism = models.PositiveIntegerField(default=1)

@@ -7,7 +7,6 @@ from django.shortcuts import get_object_or_404
 
 from searchcore.errors import SearchcoreError
 from searchcore.models import NetworkWidths
-from searchcore.proxy import ProxyConfig
 from searchcore.spaces import parse_genotype
 from searchcore.spaces.nasnet import Genotype
 from webapp.trials.models import Trial
@@ -47,14 +46,17 @@ def trial_network_widths(*, trial: Trial) -> NetworkWidths | None:
         genotype = parse_genotype(trial.genotype)
         if not isinstance(genotype, Genotype):
             return None
-        return ProxyConfig.from_dict(trial.search.proxy).network_widths(genotype)
+        return trial.search.proxy_config.network_widths(genotype)
     except SearchcoreError:
         return None
 
 
 def trial_has_checkpoint(trial: Trial) -> bool:
     """Whether the trial kept a checkpoint and its file is still in storage."""
-    return bool(trial.checkpoint.name) and trial.checkpoint.storage.exists(trial.checkpoint.name)
+    name = trial.checkpoint.name
+    if not name:
+        return False
+    return trial.checkpoint.storage.exists(name)
 
 
 def trial_rewards_for_search(*, search) -> list[tuple[int, float | None, str]]:

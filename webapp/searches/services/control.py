@@ -209,7 +209,9 @@ def _call(method, *args, failure: str = "", passes: tuple[type[Exception], ...] 
     `failure`); database errors, and the `passes` the caller handles, propagate."""
     try:
         return method(*args)
-    except (DatabaseError, *passes):
+    except DatabaseError:
+        raise
+    except passes:
         raise
     except Exception as exc:
         raise _SearchCannotGoOn(f"{failure}{type(exc).__name__}: {exc}") from exc
@@ -249,8 +251,9 @@ def _give_up_if_every_trial_fails(search: Search) -> None:
         return
     failed = search.trials.filter(status=Trial.Status.FAILED).order_by("index")
     if failed.count() >= min(FAILURES_BEFORE_GIVING_UP, search.budget):
+        first_error = failed.values_list("error", flat=True).first()
         raise _SearchCannotGoOn(f"the first {failed.count()} trials all failed, so the settings are likely at "
-                                f"fault; the first error: {failed.first().error}")
+                                f"fault; the first error: {first_error}")
 
 
 @transaction.atomic

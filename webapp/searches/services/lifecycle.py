@@ -83,7 +83,7 @@ def validate_search_config(
     if not is_int(seed) or not 0 <= seed <= MAX_SEED:
         add("seed", f"must be a whole number from 0 to {MAX_SEED}, got {seed!r}")
 
-    config = None
+    config: ProxyConfig | None = None
     if not isinstance(dataset, str) or not dataset:
         add("dataset", "choose a dataset")
     elif not isinstance(proxy, dict):
@@ -99,6 +99,7 @@ def validate_search_config(
             add("proxy", str(exc))
     if errors:
         raise ValidationError(errors)
+    assert config is not None  # each branch that leaves it unset adds an error
     return config
 
 
@@ -122,7 +123,8 @@ def search_create(
     full_proxy = config.to_dict()
     search = Search.objects.create(
         team=team_ensure_for_user(user=user), owner=user, name=name, space=space, space_options=space_options,
-        strategy=strategy, strategy_options=strategy_options, dataset=dataset, proxy=full_proxy,
+        strategy=strategy, strategy_options=strategy_options, dataset=config.dataset,
+        proxy={key: value for key, value in full_proxy.items() if key != "dataset"},
         proxy_key=sha256_of(full_proxy), budget=budget, parallelism=parallelism, seed=seed,
         keep_checkpoints=keep_checkpoints, status=Search.Status.QUEUED,
     )
