@@ -285,9 +285,8 @@ def policy_shift(folder: Path) -> dict[str, Any] | None:
     """
     import torch
 
-    from searchcore.genotype import parse_genotype
     from searchcore.search import RunDirectory, best_unique
-    from searchcore.spaces import create_space
+    from searchcore.spaces import create_space, parse_genotype
     from searchcore.strategies import create_strategy
 
     run = RunDirectory(folder)

@@ -97,8 +97,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_describe(args: argparse.Namespace) -> int:
-    from searchcore.genotype import Genotype
     from searchcore.profile import describe
+    from searchcore.spaces.nasnet import Genotype
 
     genotype = load_genotype_arg(args.genotype)
     config, image_size, preset = _network_config(args)
@@ -149,8 +149,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def load_genotype_arg(value: str) -> Any:
     """A known cell's name, a genotype JSON file, or a search run directory (its best cell)."""
-    from searchcore.genotype import parse_genotype
     from searchcore.known import KNOWN, get_known
+    from searchcore.spaces import parse_genotype
 
     if value in KNOWN:
         return get_known(value)

@@ -1,6 +1,6 @@
 """Published cells, in our numbering, so they can be trained, drawn and compared by name.
 
-Our numbering (see `searchcore.genotype`): hidden state 0 is h_{i-1} (the cell two back),
+Our numbering (see `searchcore.spaces.nasnet.genotype`): hidden state 0 is h_{i-1} (the cell two back),
 1 is h_i (the cell one back) and 2 + k is block k. The sources number differently:
 
 * tensorflow/models slim and tensorflow/tpu amoeba_net keep `net = [h0, h1, blocks...]`
@@ -27,8 +27,8 @@ output to the next four layers; C uses the same normalized additions.
 
 from __future__ import annotations
 
-from searchcore.genotype import Block, Cell, Genotype
 from searchcore.registry import Registry
+from searchcore.spaces.nasnet import Block, Cell, Genotype
 
 KNOWN: Registry[Genotype] = Registry("known genotype")
 

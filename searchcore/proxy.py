@@ -13,9 +13,9 @@ from typing import Any
 
 from searchcore.data import DATASETS
 from searchcore.errors import ConfigError
-from searchcore.genotype import Genotype
 from searchcore.models.config import MIN_CELL_FILTERS, NetworkWidths, network_widths
 from searchcore.registry import Registry
+from searchcore.spaces.nasnet import Genotype
 
 #: Seeds fit the database's integer columns and every RNG that takes them.
 MAX_SEED = 2**31 - 1

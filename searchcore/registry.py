@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from searchcore.errors import UnknownNameError
 
 T = TypeVar("T")
+
+
+def import_target(target: str) -> Any:
+    """The object a `"package.module:attribute"` string names, imported now.
+
+    Registries hold such strings for whatever needs torch or graphviz, so registering it
+    imports neither.
+    """
+    module, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module), attribute)
 
 
 class Registry(Generic[T]):
@@ -42,8 +52,7 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         if name in self._lazy:
-            module, _, attribute = self._lazy.pop(name).partition(":")
-            self._items[name] = getattr(importlib.import_module(module), attribute)
+            self._items[name] = import_target(self._lazy.pop(name))
         try:
             return self._items[name]
         except KeyError:

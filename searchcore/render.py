@@ -1,19 +1,21 @@
 """Draw genotypes with Graphviz, so a user can see the cell a trial found.
 
-NASNet cells are drawn in the spirit of the paper's Figure 4: the cell's two inputs h_{i-1}
-and h_i at the bottom, each block's two op boxes (coloured by op family) feeding its
-combination node, and a final concat node feeding h_{i+1}. Any other genotype with `layers`
-(the NAS-v1 macro space) is drawn as its chain of convolutions with the skip connections.
+Each genotype format registers its drawing (`GenotypeFormat.draw`), and `genotype_graph`
+dispatches on it. NASNet cells are drawn in the spirit of the paper's Figure 4: the cell's two
+inputs h_{i-1} and h_i at the bottom, each block's two op boxes (coloured by op family)
+feeding its combination node, and a final concat node feeding h_{i+1}. A NAS-v1 macro
+genotype is drawn as its chain of convolutions with the skip connections.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import graphviz
 
-from searchcore.errors import ConfigError, GenotypeError
-from searchcore.genotype import NUM_CELL_INPUTS, Cell, Genotype, cells_of
+from searchcore.errors import ConfigError
+from searchcore.registry import import_target
+from searchcore.spaces import GenotypeLike, format_of
+from searchcore.spaces.macro import MacroGenotype
+from searchcore.spaces.nasnet import NUM_CELL_INPUTS, Cell, Genotype, cells_of
 
 #: The family of every op name in `searchcore.opnames.ALL_OPS`, which picks its colour.
 OP_FAMILIES: dict[str, str] = {
@@ -83,13 +85,17 @@ def cell_graph(cell: Cell, name: str) -> graphviz.Digraph:
     return graph
 
 
-def macro_graph(genotype: Any) -> graphviz.Digraph:
-    """A NAS-v1 network: one box per convolution, dashed edges for skip connections.
+def nasnet_graph(genotype: Genotype) -> graphviz.Digraph:
+    """The Normal and Reduction cells side by side."""
+    graph = graphviz.Digraph(name="genotype")
+    graph.attr(rankdir="BT")
+    for name, cell in cells_of(genotype):
+        graph.subgraph(cell_graph(cell, name))
+    return graph
 
-    Duck-typed on `layers` (each with filter_height, filter_width, num_filters, stride and
-    `skips`, the earlier layers it reads; none means the image), so this module does not
-    depend on the macro space.
-    """
+
+def macro_graph(genotype: MacroGenotype) -> graphviz.Digraph:
+    """A NAS-v1 network: one box per convolution, dashed edges for skip connections."""
     graph = graphviz.Digraph(name="macro", node_attr=_FONT)
     graph.attr(rankdir="BT")
     graph.node("image", label="image", fillcolor=INPUT_COLOR, **_BOX)
@@ -117,17 +123,9 @@ def macro_graph(genotype: Any) -> graphviz.Digraph:
     return graph
 
 
-def genotype_graph(genotype: Any) -> graphviz.Digraph:
-    """The Normal and Reduction cells side by side, or a macro network's layer chain."""
-    if isinstance(genotype, Genotype):
-        graph = graphviz.Digraph(name="genotype")
-        graph.attr(rankdir="BT")
-        for name, cell in cells_of(genotype):
-            graph.subgraph(cell_graph(cell, name))
-        return graph
-    if hasattr(genotype, "layers"):
-        return macro_graph(genotype)
-    raise GenotypeError(f"cannot draw a {type(genotype).__name__}: expected a NASNet Genotype or one with layers")
+def genotype_graph(genotype: GenotypeLike) -> graphviz.Digraph:
+    """Any genotype, drawn by the function its format registered."""
+    return import_target(format_of(genotype, "draw").draw)(genotype)
 
 
 def render_cell(cell: Cell, name: str = "normal", fmt: str = "svg") -> bytes:
@@ -135,7 +133,7 @@ def render_cell(cell: Cell, name: str = "normal", fmt: str = "svg") -> bytes:
     return _pipe(cell_graph(cell, name), fmt)
 
 
-def render_genotype(genotype: Any, fmt: str = "svg") -> bytes:
+def render_genotype(genotype: GenotypeLike, fmt: str = "svg") -> bytes:
     """A whole genotype drawn in `fmt` (any Graphviz output format)."""
     return _pipe(genotype_graph(genotype), fmt)
 

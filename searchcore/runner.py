@@ -341,8 +341,8 @@ def _child_main(events_fd: int, parent_pid: int) -> None:
     try:
         import torch
 
-        from searchcore.genotype import parse_genotype
         from searchcore.results import TrainingDivergedError
+        from searchcore.spaces import parse_genotype
 
         if job["num_threads"]:
             torch.set_num_threads(job["num_threads"])

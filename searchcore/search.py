@@ -32,7 +32,6 @@ from typing import Any
 import torch
 
 from searchcore.errors import ConfigError
-from searchcore.genotype import parse_genotype
 from searchcore.proxy import ProxyConfig
 from searchcore.results import TrainingDivergedError, TrainResult
 from searchcore.runner import (
@@ -43,7 +42,7 @@ from searchcore.runner import (
     failure_message,
     train_with_retries,
 )
-from searchcore.spaces import create_space
+from searchcore.spaces import create_space, parse_genotype
 from searchcore.strategies import Proposal, create_strategy
 from searchcore.train import proxy_dataset, resolve_device
 

@@ -30,6 +30,7 @@ from searchcore.models import NetworkConfig, build_model
 from searchcore.profile import count_mult_adds, count_params
 from searchcore.proxy import REWARDS, ProxyConfig
 from searchcore.results import EpochMetrics, TrainingDivergedError, TrainResult
+from searchcore.spaces import GenotypeLike
 
 # -- on-device augmentation ---------------------------------------------------------------------
 
@@ -270,7 +271,7 @@ def _train_epoch(
 
 
 def train_child(
-    genotype: Any,
+    genotype: GenotypeLike,
     config: ProxyConfig,
     *,
     on_epoch: Callable[[EpochMetrics], bool | None] | None = None,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from searchcore.errors import ConfigError
-from searchcore.genotype import Genotype
+from searchcore.spaces.nasnet import Genotype
 
 #: Each reduction doubles the filters, so the last stack's cells have 2² = 4 × the base
 #: filters per state: F = 4 × k × base for a normal cell that concatenates k states.

@@ -40,10 +40,10 @@ import torch
 from torch import nn
 
 from searchcore.errors import ConfigError
-from searchcore.genotype import NUM_CELL_INPUTS, Block, Cell, Genotype
 from searchcore.layers.blocks import AUX_POOL_KERNEL, AuxiliaryHead, ConvBN, FactorizedReduction, ReLUConvBN, drop_path
 from searchcore.layers.ops import DROP_PATH_EXEMPT_OPS, create_op
 from searchcore.models.config import MIN_CELL_FILTERS, NUM_REDUCTIONS, NetworkConfig, NetworkWidths
+from searchcore.spaces.nasnet import NUM_CELL_INPUTS, Block, Cell, Genotype
 
 REFERENCE_IMAGE_SIZE = {"cifar": 32, "imagenet": 224}
 IMAGENET_STEM_FILTERS = 32

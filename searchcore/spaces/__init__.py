@@ -1,23 +1,34 @@
-"""Search spaces, registered by name: `SPACES.get("nasnet")(**config)`."""
+"""Search spaces and their genotype formats, registered by name: `create_space("nasnet", **config)`.
 
-from searchcore.errors import ConfigError
-from searchcore.registry import Registry
-from searchcore.spaces.base import Decision, SearchSpace
+Each space is a package that registers itself (and its genotype format) when imported; the
+import line below is all a new space adds here.
+"""
+
+from searchcore.spaces import macro, nasnet  # noqa: F401  (each registers its space and format)
+from searchcore.spaces.base import Decision, GenotypeLike, SearchSpace
 from searchcore.spaces.macro import MacroSpace
 from searchcore.spaces.nasnet import NasnetCellSpace
+from searchcore.spaces.registry import (
+    GENOTYPE_FORMATS,
+    SPACES,
+    GenotypeFormat,
+    create_space,
+    format_of,
+    parse_genotype,
+    register_space,
+)
 
-SPACES: Registry[type[SearchSpace]] = Registry("search space")
-SPACES.register("nasnet", NasnetCellSpace)
-SPACES.register("macro", MacroSpace)
-
-
-def create_space(name: str, **config) -> SearchSpace:
-    """A space by name; unknown names and options raise one-line SearchcoreErrors."""
-    space_class = SPACES.get(name)
-    try:
-        return space_class(**config)
-    except TypeError as exc:  # an option the space does not take
-        raise ConfigError(f"space {name!r}: {exc}") from None
-
-
-__all__ = ["SPACES", "Decision", "MacroSpace", "NasnetCellSpace", "SearchSpace", "create_space"]
+__all__ = [
+    "GENOTYPE_FORMATS",
+    "SPACES",
+    "Decision",
+    "GenotypeFormat",
+    "GenotypeLike",
+    "MacroSpace",
+    "NasnetCellSpace",
+    "SearchSpace",
+    "create_space",
+    "format_of",
+    "parse_genotype",
+    "register_space",
+]

@@ -1,10 +1,10 @@
 """Search strategies, registered by name: `create_strategy("ppo", space, seed=0, batch_size=20)`.
 
-Importing this package does not import torch: the controllers load on first use, and
-`validate_strategy_options` checks hyperparameters with the torch-free config classes.
+A new strategy is one `register_strategy` call. Importing this package does not import
+torch: the strategy classes load on first use (`STRATEGIES.get(name)`, or their modules), and `validate_strategy_options` checks
+hyperparameters with the torch-free config classes.
 """
 
-import importlib
 from typing import Any
 
 from searchcore.registry import Registry
@@ -13,18 +13,21 @@ from searchcore.strategies.base import Proposal, Strategy, StrategyConfig, Unkno
 from searchcore.strategies.configs import ControllerConfig, EvolutionConfig, PPOConfig, ReinforceConfig
 
 STRATEGIES: Registry[type[Strategy]] = Registry("strategy")
-STRATEGIES.register_lazy("random", "searchcore.strategies.random_search:RandomSearch")
-STRATEGIES.register_lazy("reinforce", "searchcore.strategies.reinforce:Reinforce")
-STRATEGIES.register_lazy("ppo", "searchcore.strategies.ppo:PPO")
-STRATEGIES.register_lazy("evolution", "searchcore.strategies.evolution:RegularizedEvolution")
+#: Each registered strategy's hyperparameter dataclass, known before its class is imported.
+STRATEGY_CONFIGS: dict[str, type[StrategyConfig]] = {}
 
-#: Each registered strategy's hyperparameter dataclass (a test keeps it in step with STRATEGIES).
-STRATEGY_CONFIGS: dict[str, type[StrategyConfig]] = {
-    "random": StrategyConfig,
-    "reinforce": ReinforceConfig,
-    "ppo": PPOConfig,
-    "evolution": EvolutionConfig,
-}
+
+def register_strategy(name: str, target: str, config: type[StrategyConfig]) -> None:
+    """Make a strategy creatable by `name`: `target` ("module:Class") is imported on first use,
+    while `config`, its torch-free hyperparameter dataclass, validates options before then."""
+    STRATEGIES.register_lazy(name, target)
+    STRATEGY_CONFIGS[name] = config
+
+
+register_strategy("random", "searchcore.strategies.random_search:RandomSearch", StrategyConfig)
+register_strategy("reinforce", "searchcore.strategies.reinforce:Reinforce", ReinforceConfig)
+register_strategy("ppo", "searchcore.strategies.ppo:PPO", PPOConfig)
+register_strategy("evolution", "searchcore.strategies.evolution:RegularizedEvolution", EvolutionConfig)
 
 
 def create_strategy(name: str, space: SearchSpace, *, seed: int = 0, **hparams: Any) -> Strategy:
@@ -39,39 +42,18 @@ def validate_strategy_options(name: str, options: dict[str, Any]) -> StrategyCon
     return STRATEGY_CONFIGS[name].from_hparams(name, options)
 
 
-_LAZY_EXPORTS = {
-    "ControllerStrategy": "searchcore.strategies.controller",
-    "PolicyNetwork": "searchcore.strategies.controller",
-    "PPO": "searchcore.strategies.ppo",
-    "RandomSearch": "searchcore.strategies.random_search",
-    "RegularizedEvolution": "searchcore.strategies.evolution",
-    "Reinforce": "searchcore.strategies.reinforce",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY_EXPORTS:
-        return getattr(importlib.import_module(_LAZY_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = [
-    "PPO",
     "STRATEGIES",
     "STRATEGY_CONFIGS",
     "ControllerConfig",
-    "ControllerStrategy",
     "EvolutionConfig",
     "PPOConfig",
-    "PolicyNetwork",
     "Proposal",
-    "RandomSearch",
-    "RegularizedEvolution",
-    "Reinforce",
     "ReinforceConfig",
     "Strategy",
     "StrategyConfig",
     "UnknownTrialError",
     "create_strategy",
+    "register_strategy",
     "validate_strategy_options",
 ]

@@ -27,7 +27,7 @@ from typing import Any, ClassVar, get_type_hints
 import numpy as np
 
 from searchcore.errors import ConfigError, SearchcoreError, SpaceExhaustedError
-from searchcore.spaces.base import SearchSpace
+from searchcore.spaces.base import GenotypeLike, SearchSpace
 
 #: Version tag of `Strategy.state_dict`; bump it when the layout changes.
 STATE_FORMAT = "cellsearch.strategy/2"
@@ -48,7 +48,7 @@ class Proposal:
     """One cell to train: `trial_id` counts asks from 0, `cell_hash` is the canonical hash."""
 
     trial_id: int
-    genotype: Any
+    genotype: GenotypeLike
     cell_hash: str
 
 
@@ -206,7 +206,7 @@ class Strategy(ABC):
 
     # -- what subclasses implement ----------------------------------------------------------
     @abstractmethod
-    def _draw(self) -> tuple[Any, dict[str, Any]]:
+    def _draw(self) -> tuple[GenotypeLike, dict[str, Any]]:
         """One candidate genotype and the plain-data record `_learn` will get back with its reward.
 
         `ask` adds the genotype's canonical hash to the record as "cell_hash".

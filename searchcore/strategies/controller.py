@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from searchcore.spaces.base import SearchSpace
+from searchcore.spaces.base import GenotypeLike, SearchSpace
 from searchcore.strategies.base import Strategy
 from searchcore.strategies.configs import ControllerConfig
 
@@ -114,7 +114,7 @@ class ControllerStrategy(Strategy):
         """The current reward baseline; None until the first reward."""
         return self._baseline
 
-    def _draw(self) -> tuple[Any, dict[str, Any]]:
+    def _draw(self) -> tuple[GenotypeLike, dict[str, Any]]:
         actions, log_prob = self.policy.sample(self._rng)
         return self.space.decode(actions), {"actions": actions, "log_prob": log_prob}
 

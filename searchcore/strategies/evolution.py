@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from searchcore.spaces.base import SearchSpace
+from searchcore.spaces.base import GenotypeLike, SearchSpace
 from searchcore.strategies.base import Strategy
 from searchcore.strategies.configs import EvolutionConfig
 
@@ -35,7 +35,7 @@ class RegularizedEvolution(Strategy):
         """(cell hash, reward) of every member, oldest first."""
         return [(member["cell_hash"], member["reward"]) for member in self._population]
 
-    def _draw(self) -> tuple[Any, dict[str, Any]]:
+    def _draw(self) -> tuple[GenotypeLike, dict[str, Any]]:
         if len(self._population) < self.config.population_size:
             child = self.space.sample(self._rng)
         else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from searchcore.spaces.base import GenotypeLike
 from searchcore.strategies.base import Strategy
 
 
@@ -12,7 +13,7 @@ class RandomSearch(Strategy):
 
     name = "random"
 
-    def _draw(self) -> tuple[Any, dict[str, Any]]:
+    def _draw(self) -> tuple[GenotypeLike, dict[str, Any]]:
         return self.space.sample(self._rng), {}
 
     def _learn(self, record: dict[str, Any], reward: float) -> None:

@@ -10,10 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from searchcore.errors import GenotypeError
-from searchcore.genotype import CANONICAL_HASH_VERSION, NUM_CELL_INPUTS, Block, Cell, Genotype, parse_genotype
 from searchcore.known import get_known
 from searchcore.opnames import ALL_OPS, COMBINE_OPS, NASNET_OPS
-from searchcore.spaces.nasnet import NasnetCellSpace
+from searchcore.spaces import parse_genotype
+from searchcore.spaces.nasnet import CANONICAL_HASH_VERSION, NUM_CELL_INPUTS, Block, Cell, Genotype, NasnetCellSpace
 
 #: Canonicalising tries every topological order of up to 6 blocks, so examples are not instant.
 examples = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

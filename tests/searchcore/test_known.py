@@ -11,8 +11,8 @@ from collections import Counter
 import pytest
 
 from searchcore.errors import UnknownNameError
-from searchcore.genotype import NUM_CELL_INPUTS, Block, Cell, Genotype
 from searchcore.known import KNOWN, get_known
+from searchcore.spaces.nasnet import NUM_CELL_INPUTS, Block, Cell, Genotype
 
 # -- converters from each source's form ------------------------------------------------------
 

@@ -9,10 +9,9 @@ import pytest
 import torch
 
 from searchcore.errors import ConfigError, GenotypeError, SpaceExhaustedError
-from searchcore.genotype import parse_genotype
 from searchcore.models import NetworkConfig, build_model
 from searchcore.models.macro import MacroNet
-from searchcore.spaces import SPACES, MacroSpace, create_space
+from searchcore.spaces import SPACES, MacroSpace, create_space, parse_genotype
 from searchcore.spaces.macro import (
     MACRO_FORMAT,
     PAPER_FILTER_SIZES,

@@ -11,12 +11,12 @@ import torch
 from torch import nn
 
 from searchcore.errors import ConfigError
-from searchcore.genotype import Block, Cell, Genotype
 from searchcore.layers.blocks import ConvBN, FactorizedReduction, ReLUConvBN, drop_path
 from searchcore.models import NETWORK_PRESETS, NetworkConfig, build_model, network_widths
 from searchcore.models.nasnet import NASNet
 from searchcore.profile import describe
 from searchcore.spaces import NasnetCellSpace
+from searchcore.spaces.nasnet import Block, Cell, Genotype
 
 # NASNet-A from slim nasnet_utils.py with slim's hidden states 0 and 1 swapped into ours
 # (0 = the cell two back, 1 = the cell one back). Normal: concat h_{i-1} and every block;

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from searchcore.errors import ConfigError, GenotypeError
-from searchcore.genotype import Block, Cell, Genotype, cells_of
 from searchcore.known import KNOWN, get_known
 from searchcore.opnames import ALL_OPS
+from searchcore.registry import import_target
 from searchcore.render import (
     FAMILY_COLORS,
     OP_FAMILIES,
@@ -19,8 +19,9 @@ from searchcore.render import (
     render_cell,
     render_genotype,
 )
+from searchcore.spaces import GENOTYPE_FORMATS, SPACES, create_space
 from searchcore.spaces.macro import MacroGenotype, MacroLayer
-from searchcore.spaces.nasnet import NasnetCellSpace
+from searchcore.spaces.nasnet import Block, Cell, Genotype, NasnetCellSpace, cells_of
 
 
 def svg_texts(svg: bytes) -> list[str]:
@@ -126,6 +127,13 @@ def test_a_plain_macro_chain_feeds_the_classifier_directly():
     genotype = MacroGenotype(layers=(MacroLayer(3, 3, 36), MacroLayer(3, 3, 36, skips=(0,))))
     source = genotype_graph(genotype).source
     assert "layer1 -> softmax" in source and "concat" not in source
+
+
+@pytest.mark.parametrize("space_name", SPACES.names())
+def test_every_space_draws_through_its_registered_format(space_name):
+    genotype = create_space(space_name).sample(np.random.default_rng(0))
+    assert genotype_graph(genotype).source == import_target(GENOTYPE_FORMATS.get(genotype.format).draw)(genotype).source
+    assert b"<svg" in render_genotype(genotype)
 
 
 def test_something_else_is_a_genotype_error():

@@ -1,16 +1,66 @@
-"""Every registered search space meets the contract the strategies rely on."""
+"""Every registered search space, and its genotypes, meet the contracts the rest relies on.
+
+The registries decide what is checked: the toy space that this folder's conftest registers
+is covered like the real ones.
+"""
+
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+import torch
 
-from searchcore.errors import UnknownNameError
-from searchcore.genotype import parse_genotype
-from searchcore.spaces import SPACES, create_space
+from searchcore.errors import GenotypeError, UnknownNameError
+from searchcore.models import NetworkConfig, build_model
+from searchcore.spaces import GENOTYPE_FORMATS, SPACES, create_space, parse_genotype
+
+#: Small enough that every space's default network builds and runs in a moment.
+TINY = NetworkConfig(num_cells=1, base_filters=2, num_classes=3, in_channels=3)
 
 
 @pytest.fixture(params=SPACES.names())
 def space(request):
     return create_space(request.param)
+
+
+def test_genotypes_meet_the_genotype_contract(space):
+    rng = np.random.default_rng(4)
+    for _ in range(10):
+        genotype = space.sample(rng)
+        assert genotype.format in GENOTYPE_FORMATS
+        assert genotype.to_dict()["format"] == genotype.format
+        canonical = genotype.canonical()
+        assert canonical.canonical() == canonical
+        assert canonical.canonical_hash() == genotype.canonical_hash()
+        assert len(genotype.canonical_hash()) == 64
+
+
+def test_genotypes_build_a_network_that_runs(space):
+    genotype = space.sample(np.random.default_rng(5))
+    model = build_model(genotype, TINY).eval()
+    with torch.no_grad():
+        logits = model(torch.zeros(2, 3, 16, 16))
+    assert logits.shape == (2, TINY.num_classes)
+
+
+@pytest.mark.parametrize("fmt", GENOTYPE_FORMATS.names())
+def test_another_version_of_a_format_is_named_as_unsupported(fmt):
+    family = fmt.rsplit("/", 1)[0]
+    with pytest.raises(GenotypeError, match=f"format version '{family}/99' is not supported; this reader knows '{fmt}'"):
+        parse_genotype({"format": f"{family}/99"})
+
+
+def test_an_unknown_format_lists_every_registered_one():
+    with pytest.raises(GenotypeError, match="format 'darts' is not one of " + ", ".join(GENOTYPE_FORMATS.names())):
+        parse_genotype({"format": "darts"})
+    with pytest.raises(GenotypeError, match="format must be a string"):
+        parse_genotype({"normal": []})
+
+
+def test_build_model_refuses_what_no_format_registered():
+    with pytest.raises(GenotypeError, match="cannot build a dict: it is not a genotype of a registered format"):
+        build_model({"format": "cellsearch.nasnet/1"}, TINY)
 
 
 def test_decode_inverts_encode(space):
@@ -80,3 +130,12 @@ def test_space_options_are_bounded(name, options, message):
 
     with pytest.raises(ConfigError, match=message):
         create_space(name, **options)
+
+
+def test_spaces_and_strategies_import_no_network_code():
+    """The web process loads spaces and strategies; builders, layers and training stay out."""
+    code = ("import sys, searchcore.spaces, searchcore.strategies; "
+            "loaded = [m for m in sys.modules if m.split('.')[:2] in "
+            "(['searchcore', 'models'], ['searchcore', 'layers'], ['searchcore', 'ops'], ['searchcore', 'train'])]; "
+            "assert not loaded, loaded")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -8,21 +8,29 @@ told None, clear errors for bad tells, and a `state_dict` that survives `torch.s
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import math
 import random
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
 
 from searchcore.errors import ConfigError, SearchcoreError, SpaceExhaustedError, UnknownNameError
-from searchcore.spaces import SPACES, Decision, NasnetCellSpace, SearchSpace
-from searchcore.strategies import STRATEGIES, Proposal, Strategy, UnknownTrialError, create_strategy
+from searchcore.spaces import SPACES, NasnetCellSpace, SearchSpace
+from searchcore.strategies import (
+    STRATEGIES,
+    STRATEGY_CONFIGS,
+    Proposal,
+    Strategy,
+    StrategyConfig,
+    UnknownTrialError,
+    create_strategy,
+    register_strategy,
+    validate_strategy_options,
+)
+from searchcore.strategies.random_search import RandomSearch
 
 #: Small settings so a test sees controller updates and evolution's tournaments within a few dozen trials.
 SMALL_HPARAMS: dict[str, dict[str, Any]] = {
@@ -32,50 +40,11 @@ SMALL_HPARAMS: dict[str, dict[str, Any]] = {
 }
 
 
-@dataclass(frozen=True)
-class ToyGenotype:
-    """A genotype that is just its choices, to show strategies assume nothing about NASNet."""
-
-    values: tuple[int, ...]
-
-    def canonical_hash(self) -> str:
-        return hashlib.sha256(repr(self.values).encode()).hexdigest()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"format": "toy/1", "values": list(self.values)}
-
-
-class ToySpace(SearchSpace):
-    """Five decisions of different sizes, one of them forced (a single choice)."""
-
-    name = "toy"
-    sizes = (3, 1, 4, 2, 5)
-
-    def decisions(self) -> Sequence[Decision]:
-        return [Decision(f"d{i}", tuple(range(size))) for i, size in enumerate(self.sizes)]
-
-    def decode(self, actions: Sequence[int]) -> ToyGenotype:
-        return ToyGenotype(tuple(int(a) for a in actions))
-
-    def encode(self, genotype: ToyGenotype) -> list[int]:
-        return list(genotype.values)
-
-    def mutate(self, genotype: ToyGenotype, rng: np.random.Generator) -> ToyGenotype:
-        values = list(genotype.values)
-        position = int(rng.choice([i for i, size in enumerate(self.sizes) if size > 1]))
-        values[position] = (values[position] + 1 + int(rng.integers(self.sizes[position] - 1))) % self.sizes[position]
-        return ToyGenotype(tuple(values))
-
-    def genotype_from_dict(self, data: Mapping[str, Any]) -> ToyGenotype:
-        return ToyGenotype(tuple(data["values"]))
-
-
-#: Every registered space at its defaults (NASNet's B = 5, the NAS-v1 macro space), plus a
-#: small NASNet space and a toy space no strategy could special-case.
+#: Every registered space at its defaults (NASNet's B = 5, the NAS-v1 macro space, and the
+#: tests' toy space that no strategy could special-case), plus a small NASNet space.
 TEST_SPACES = {
     **{name: SPACES.get(name) for name in SPACES.names()},
     "nasnet-B2": lambda: NasnetCellSpace(num_blocks=2),
-    "toy": ToySpace,
 }
 
 
@@ -346,9 +315,24 @@ def test_unknown_names_and_bad_hparams_raise(strategy_name):
     assert create_strategy(strategy_name, space, reject_duplicates=True).config.reject_duplicates is True
 
 
-def test_every_strategy_has_a_torch_free_config_class():
-    from searchcore.strategies import STRATEGY_CONFIGS
+class FirstChoiceSearch(RandomSearch):
+    """Random search under another name: enough to show what registering a strategy takes."""
 
+    name = "first-choice"
+
+
+def test_a_new_strategy_is_one_register_strategy_call():
+    register_strategy("first-choice", f"{__name__}:FirstChoiceSearch", StrategyConfig)
+    try:
+        assert validate_strategy_options("first-choice", {"max_attempts": 5}) == StrategyConfig(max_attempts=5)
+        strategy = create_strategy("first-choice", NasnetCellSpace(num_blocks=2), reject_duplicates=True)
+        assert isinstance(strategy, FirstChoiceSearch) and strategy.ask().trial_id == 0
+    finally:
+        STRATEGIES.unregister("first-choice")
+        del STRATEGY_CONFIGS["first-choice"]
+
+
+def test_every_strategy_has_a_torch_free_config_class():
     assert sorted(STRATEGY_CONFIGS) == STRATEGIES.names()
     for name in STRATEGIES.names():
         assert STRATEGIES.get(name).config_class is STRATEGY_CONFIGS[name]

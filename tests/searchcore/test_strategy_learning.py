@@ -12,14 +12,10 @@ import pytest
 import torch
 
 from searchcore.errors import ConfigError
-from searchcore.genotype import Genotype, cells_of
 from searchcore.spaces import NasnetCellSpace
-from searchcore.strategies import (
-    PPOConfig,
-    RegularizedEvolution,
-    ReinforceConfig,
-    create_strategy,
-)
+from searchcore.spaces.nasnet import Genotype, cells_of
+from searchcore.strategies import PPOConfig, ReinforceConfig, create_strategy
+from searchcore.strategies.evolution import RegularizedEvolution
 
 NUM_TRIALS = 300
 TAIL = 50

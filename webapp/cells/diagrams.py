@@ -2,8 +2,8 @@
 
 from functools import lru_cache
 
-from searchcore.genotype import parse_genotype
 from searchcore.render import render_genotype
+from searchcore.spaces import parse_genotype
 
 
 @lru_cache(maxsize=512)

@@ -2,7 +2,7 @@
 makes equal.
 
 Version 2 sorts a concat block's two branches as version 1 sorted an add block's
-(searchcore.genotype.CANONICAL_HASH_VERSION), so cells stored apart because a concat block's
+(searchcore.spaces.nasnet.CANONICAL_HASH_VERSION), so cells stored apart because a concat block's
 branches came in the other order are one cell now. The cell that keeps its row takes the others'
 trials; per team and proxy it keeps the better of their best results and the sum of their
 trained-trial counts, which is what cells.services.cell_result_update would have kept had they
@@ -15,7 +15,7 @@ cell whose hash changed as a new cell the next time it is proposed).
 
 from django.db import migrations
 
-from searchcore.genotype import NASNET_FORMAT, Genotype
+from searchcore.spaces.nasnet import NASNET_FORMAT, Genotype
 
 
 def _has_concat_block(genotype: dict) -> bool:

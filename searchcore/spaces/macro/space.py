@@ -20,170 +20,25 @@ With `skip_connections=False` the space is §3.1's plain chain: layer k reads la
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from searchcore.errors import ConfigError, GenotypeError, SpaceExhaustedError
-from searchcore.genotype import check_format, loads_json, register_format, sha256_of
 from searchcore.spaces.base import Decision, SearchSpace
-
-MACRO_FORMAT = "cellsearch.macro/1"
+from searchcore.spaces.macro.genotype import MacroGenotype, MacroLayer, is_int
 
 #: The paper's CIFAR-10 choices (§4.1).
 PAPER_FILTER_SIZES: tuple[int, ...] = (1, 3, 5, 7)
 PAPER_NUM_FILTERS: tuple[int, ...] = (24, 36, 48, 64)
 PAPER_STRIDES: tuple[int, ...] = (1, 2, 3)
 
-_LAYER_FIELDS = ("filter_height", "filter_width", "num_filters", "stride", "skips")
-_REQUIRED_LAYER_FIELDS = ("filter_height", "filter_width", "num_filters")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-@dataclass(frozen=True)
-class MacroLayer:
-    """One convolution: its kernel, width, stride and the earlier layers it concatenates.
-
-    Empty `skips` means the layer reads the image (the paper's first rule).
-    """
-
-    filter_height: int
-    filter_width: int
-    num_filters: int
-    stride: int = 1
-    skips: tuple[int, ...] = ()
-
-    def validate(self, index: int) -> None:
-        """Raise `GenotypeError` naming this layer and the field at fault."""
-        where = f"layer {index}"
-        for field in ("filter_height", "filter_width"):
-            value = getattr(self, field)
-            # Odd sizes only: the builder pads (size - 1) / 2 on each side to keep the map size.
-            if not _is_int(value) or value < 1 or value % 2 == 0:
-                raise GenotypeError(f"{where}: {field} = {value!r} must be a positive odd integer")
-        for field in ("num_filters", "stride"):
-            value = getattr(self, field)
-            if not _is_int(value) or value < 1:
-                raise GenotypeError(f"{where}: {field} = {value!r} must be a positive integer")
-        if not isinstance(self.skips, tuple):
-            raise GenotypeError(f"{where}: skips must be a tuple of layer indices, got {self.skips!r}")
-        for source in self.skips:
-            if not _is_int(source) or not 0 <= source < index:
-                allowed = f"layers 0..{index - 1}" if index else "no earlier layer"
-                raise GenotypeError(f"{where}: skips holds {source!r}; layer {index} may read {allowed}")
-        if len(set(self.skips)) != len(self.skips):
-            raise GenotypeError(f"{where}: skips repeats a layer: {list(self.skips)}")
-
-    def canonical(self) -> MacroLayer:
-        """The same layer with its inputs sorted: concatenation order is not part of the graph."""
-        return MacroLayer(self.filter_height, self.filter_width, self.num_filters, self.stride,
-                          tuple(sorted(self.skips)))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "filter_height": self.filter_height,
-            "filter_width": self.filter_width,
-            "num_filters": self.num_filters,
-            "stride": self.stride,
-            "skips": list(self.skips),
-        }
-
-
-@dataclass(frozen=True)
-class MacroGenotype:
-    """A NAS-v1 network: its layers in order, each reading only earlier layers."""
-
-    layers: tuple[MacroLayer, ...]
-
-    format = MACRO_FORMAT
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.layers, tuple) or not self.layers:
-            raise GenotypeError("macro genotype: layers must be a non-empty tuple of layers")
-        for k, layer in enumerate(self.layers):
-            if not isinstance(layer, MacroLayer):
-                raise GenotypeError(f"layer {k}: must be a MacroLayer, got {type(layer).__name__}")
-            layer.validate(k)
-
-    @property
-    def num_layers(self) -> int:
-        return len(self.layers)
-
-    def output_layers(self) -> tuple[int, ...]:
-        """Layers no later layer reads, which the paper concatenates for the classifier.
-
-        The last layer is always among them, so every layer reaches the output.
-        """
-        read = {source for layer in self.layers for source in layer.skips}
-        return tuple(k for k in range(self.num_layers) if k not in read)
-
-    # -- JSON ---------------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        return {"format": MACRO_FORMAT, "layers": [layer.to_dict() for layer in self.layers]}
-
-    def to_json(self, indent: int | None = None) -> str:
-        return json.dumps(self.to_dict(), indent=indent)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> MacroGenotype:
-        check_format(data, MACRO_FORMAT)
-        unknown = set(data) - {"format", "layers"}
-        if unknown:
-            raise GenotypeError(f"genotype: unknown field(s) {', '.join(sorted(unknown))}")
-        raw_layers = data.get("layers")
-        if not isinstance(raw_layers, list):
-            raise GenotypeError("genotype: layers must be a list of layer objects")
-        return cls(layers=tuple(_layer_from_dict(raw, k) for k, raw in enumerate(raw_layers)))
-
-    @classmethod
-    def from_json(cls, text: str) -> MacroGenotype:
-        return cls.from_dict(loads_json(text))
-
-    # -- identity -----------------------------------------------------------------------
-    def canonical(self) -> MacroGenotype:
-        return MacroGenotype(layers=tuple(layer.canonical() for layer in self.layers))
-
-    def canonical_hash(self) -> str:
-        """SHA-256 of the canonical JSON (skips sorted): equal for equivalent genotypes."""
-        return sha256_of(self.canonical().to_dict())
-
-
-def _layer_from_dict(raw: Any, index: int) -> MacroLayer:
-    where = f"layer {index}"
-    if not isinstance(raw, Mapping):
-        raise GenotypeError(f"{where}: must be an object with {', '.join(_REQUIRED_LAYER_FIELDS)}")
-    missing = [field for field in _REQUIRED_LAYER_FIELDS if field not in raw]
-    if missing:
-        raise GenotypeError(f"{where}: missing field {missing[0]!r}")
-    unknown = set(raw) - set(_LAYER_FIELDS)
-    if unknown:
-        raise GenotypeError(f"{where}: unknown field {min(unknown)!r}")
-    skips = raw.get("skips", [])
-    if not isinstance(skips, list):
-        raise GenotypeError(f"{where}: skips must be a list of layer indices")
-    return MacroLayer(
-        filter_height=raw["filter_height"],
-        filter_width=raw["filter_width"],
-        num_filters=raw["num_filters"],
-        stride=raw.get("stride", 1),
-        skips=tuple(skips),
-    )
-
-
-register_format(MACRO_FORMAT, MacroGenotype.from_dict)
-
-
 #: NAS v1 searched 15 to 20 layers; the skip decisions grow with the square of the depth.
 MAX_LAYERS = 50
 
 
-class MacroSpace(SearchSpace):
+class MacroSpace(SearchSpace[MacroGenotype]):
     """`num_layers` convolutions. Per layer, in the controller's token order (paper Figure 2):
     filter height, filter width, a stride when more than one is allowed, number of filters;
     then one binary anchor decision per earlier layer ("does this layer read layer j?").
@@ -201,7 +56,7 @@ class MacroSpace(SearchSpace):
         strides: Sequence[int] = (1,),
         skip_connections: bool = True,
     ) -> None:
-        if not _is_int(num_layers) or not 1 <= num_layers <= MAX_LAYERS:
+        if not is_int(num_layers) or not 1 <= num_layers <= MAX_LAYERS:
             raise ConfigError(f"num_layers must be a whole number in 1..{MAX_LAYERS}, got {num_layers!r}")
         self.num_layers = num_layers
         self.filter_sizes = _choices("filter_sizes", filter_sizes, most=15, odd=True)
@@ -308,6 +163,6 @@ def _choices(name: str, values: Sequence[int], most: int, odd: bool = False) -> 
     if not isinstance(values, (list, tuple)) or not values or len(set(values)) != len(values):
         raise ConfigError(f"{name} must be a non-empty list of distinct {kind}, got {values!r}")
     for value in values:
-        if not _is_int(value) or not 1 <= value <= most or (odd and value % 2 == 0):
+        if not is_int(value) or not 1 <= value <= most or (odd and value % 2 == 0):
             raise ConfigError(f"{name} must hold {kind}, got {value!r}")
     return tuple(values)

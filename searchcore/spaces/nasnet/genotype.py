@@ -1,4 +1,4 @@
-"""NASNet cell genotypes: frozen dataclasses, a versioned JSON form and a canonical hash.
+"""NASNet cell genotypes: frozen dataclasses, a versioned JSON form, a canonical hash and DARTS strings.
 
 Numbering (documented in docs/genotype-format.md): in a cell, hidden state 0 is the output
 of the cell two back (h_{i-1} in the paper), 1 the output of the cell one back (h_i), and
@@ -12,14 +12,14 @@ cell names its `concat` explicitly, as the reference NASNet-A and DARTS cells do
 from __future__ import annotations
 
 import ast
-import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from searchcore.errors import GenotypeError
 from searchcore.opnames import ALL_OPS, COMBINE_OPS
+from searchcore.spaces.registry import check_format, loads_json, sha256_of
 
 NASNET_FORMAT = "cellsearch.nasnet/1"
 #: Version of the canonical form that `canonical_hash` digests. Version 1 sorted only an add
@@ -125,7 +125,8 @@ class Cell:
 
         Equivalent cells (a block's branches swapped, blocks renumbered without changing the
         graph, an implicit concat spelled out) map to the same canonical cell. We try every
-        topological order of the blocks (at most B! = 120 for B = 5) and keep the smallest.
+        topological order of the blocks (at most B!: 120 for the paper's B = 5, 40320 for
+        MAX_BLOCKS = 8) and keep the smallest.
         """
         best: tuple | None = None
         best_cell: Cell | None = None
@@ -245,60 +246,6 @@ class Genotype:
                 raise GenotypeError(f"DARTS genotype: {key}_concat must be a list of node indices")
             cells[name] = Cell(blocks=tuple(blocks), concat=tuple(concat) if concat is not None else None)
         return cls(**cells)
-
-
-# -- helpers shared by every genotype format -----------------------------------------------
-
-_FORMATS: dict[str, Callable[[Mapping[str, Any]], Any]] = {NASNET_FORMAT: Genotype.from_dict}
-
-
-def register_format(name: str, parse: Callable[[Mapping[str, Any]], Any]) -> None:
-    """Let another space's genotype (e.g. the NAS-v1 macro space) load through `parse_genotype`."""
-    _FORMATS[name] = parse
-
-
-def parse_genotype(data: Mapping[str, Any] | str) -> Any:
-    """Load a genotype of any registered format from a dict or a JSON string."""
-    if isinstance(data, str):
-        data = loads_json(data)
-    if not isinstance(data, Mapping):
-        raise GenotypeError("genotype: must be a JSON object")
-    fmt = data.get("format")
-    if not isinstance(fmt, str):
-        raise GenotypeError(f"genotype: format must be a string such as {NASNET_FORMAT!r}, got {fmt!r}")
-    if fmt not in _FORMATS:
-        import searchcore.spaces  # noqa: F401  (each space registers its format on import)
-    if fmt not in _FORMATS:
-        family = fmt.rsplit("/", 1)[0] + "/"
-        same_family = [known for known in _FORMATS if known.startswith(family)]
-        if same_family:
-            raise GenotypeError(f"genotype: format version {fmt!r} is not supported; this reader knows "
-                                f"{', '.join(repr(k) for k in same_family)}")
-        raise GenotypeError(f"genotype: format {fmt!r} is not one of {', '.join(sorted(_FORMATS))}")
-    return _FORMATS[fmt](data)
-
-
-def loads_json(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise GenotypeError(f"genotype: not valid JSON ({exc})") from None
-
-
-def sha256_of(data: Any) -> str:
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def check_format(data: Mapping[str, Any], expected: str) -> None:
-    if not isinstance(data, Mapping):
-        raise GenotypeError("genotype: must be a JSON object")
-    fmt = data.get("format")
-    if fmt != expected:
-        family = expected.rsplit("/", 1)[0]
-        if isinstance(fmt, str) and fmt.startswith(family + "/"):
-            raise GenotypeError(f"genotype: format version {fmt!r} is not supported; this reader knows {expected!r}")
-        raise GenotypeError(f"genotype: format must be {expected!r}, got {fmt!r}")
 
 
 def _cell_from_dict(data: Mapping[str, Any], name: str) -> Cell:

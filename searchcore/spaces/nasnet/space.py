@@ -13,14 +13,14 @@ from typing import Any
 import numpy as np
 
 from searchcore.errors import ConfigError, GenotypeError
-from searchcore.genotype import MAX_BLOCKS, NUM_CELL_INPUTS, Block, Cell, Genotype, cells_of
 from searchcore.opnames import ALL_OPS, COMBINE_OPS, NASNET_OPS
 from searchcore.spaces.base import Decision, SearchSpace
+from searchcore.spaces.nasnet.genotype import MAX_BLOCKS, NUM_CELL_INPUTS, Block, Cell, Genotype, cells_of
 
 DECISIONS_PER_BLOCK = 5
 
 
-class NasnetCellSpace(SearchSpace):
+class NasnetCellSpace(SearchSpace[Genotype]):
     """B blocks per cell, ops drawn from `ops` (the paper's 13 by default)."""
 
     name = "nasnet"
