@@ -20,8 +20,6 @@ from webapp.trials.models import Trial
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
-TINY = {"epochs": 1, "cells": 1, "filters": 48, "batch_size": 128}
-
 
 def wait_for(condition, timeout: float, worker, what: str, every: float = 0.2):
     """Poll `condition()` until it returns something truthy; fail with the worker's log."""
@@ -38,10 +36,10 @@ def in_flight(search: Search) -> int:
     return search.trials.filter(status__in=Trial.IN_FLIGHT).count()
 
 
-def test_a_search_runs_to_its_budget_on_a_real_worker(celery_worker_process, user):
+def test_a_search_runs_to_its_budget_on_a_real_worker(celery_worker_process, user, tiny_proxy):
     with transaction.atomic():
         search = search_create(user=user, space="nasnet", strategy="evolution", dataset="digits", budget=4,
-                               parallelism=2, seed=1, proxy=TINY,
+                               parallelism=2, seed=1, proxy=tiny_proxy,
                                strategy_options={"population_size": 10, "sample_size": 2})
     most_in_flight = 0
 
@@ -77,10 +75,10 @@ def training_trial(search: Search) -> Trial | None:
     return search.trials.filter(status=Trial.Status.RUNNING).exclude(epochs=[]).first()
 
 
-def test_a_trial_whose_worker_died_is_finished_by_another(celery_worker_process, user, settings):
+def test_a_trial_whose_worker_died_is_finished_by_another(celery_worker_process, user, settings, tiny_proxy):
     with transaction.atomic():
         search = search_create(user=user, space="nasnet", strategy="random", dataset="digits", budget=2,
-                               parallelism=2, seed=2, proxy={**TINY, "epochs": 3})
+                               parallelism=2, seed=2, proxy={**tiny_proxy, "epochs": 3})
 
     victim = wait_for(lambda: training_trial(search), 120, celery_worker_process, "a trial to be training")
     celery_worker_process.kill()
@@ -106,10 +104,10 @@ def test_a_trial_whose_worker_died_is_finished_by_another(celery_worker_process,
     assert search.trials.filter(status=Trial.Status.FINISHED, told=True).count() == 2
 
 
-def test_cancel_terminates_the_running_trial(celery_worker_process, user):
+def test_cancel_terminates_the_running_trial(celery_worker_process, user, tiny_proxy):
     with transaction.atomic():
         search = search_create(user=user, space="nasnet", strategy="random", dataset="digits", budget=2,
-                               parallelism=1, seed=3, proxy={**TINY, "epochs": 50})
+                               parallelism=1, seed=3, proxy={**tiny_proxy, "epochs": 50})
 
     trial = wait_for(lambda: training_trial(search), 120, celery_worker_process, "a trial to be training")
     with transaction.atomic():
@@ -125,7 +123,7 @@ def test_cancel_terminates_the_running_trial(celery_worker_process, user):
     # The worker carries on with other work.
     with transaction.atomic():
         other = search_create(user=user, space="nasnet", strategy="random", dataset="digits", budget=1,
-                              parallelism=1, seed=4, proxy=TINY)
+                              parallelism=1, seed=4, proxy=tiny_proxy)
 
     def ended():
         other.refresh_from_db()
