@@ -219,6 +219,11 @@ def test_darts_range_concat_parses():
     assert genotype.reduction.blocks == (Block((0, 1), ("max_pool_3x3", "max_pool_3x3")),)
 
 
+def test_darts_string_must_name_its_fields():
+    with pytest.raises(GenotypeError, match=r"DARTS genotype: name every field \(normal=..., reduce=...\), without \*\*"):
+        Genotype.from_darts("Genotype(**{'normal': [], 'reduce': []})")
+
+
 # -- errors name the cell, block and field at fault ------------------------------------------
 
 def _base() -> dict:

@@ -93,20 +93,20 @@ class Cell:
                     f"{where}: combine = {block.combine!r} must be one of {', '.join(COMBINE_OPS)}"
                 )
         if self.concat is not None:
-            self._validate_concat(name)
+            self._validate_concat(name, self.concat)
         if not self.output_states():
             raise GenotypeError(f"{name} cell: its output concatenates no hidden state")
 
-    def _validate_concat(self, name: str) -> None:
+    def _validate_concat(self, name: str, concat: tuple[int, ...]) -> None:
         where = f"{name} cell, concat"
-        for index in self.concat:
+        for index in concat:
             if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < self.num_states:
                 raise GenotypeError(
                     f"{where}: {index!r} is out of range; hidden states are 0..{self.num_states - 1}"
                 )
-        if len(set(self.concat)) != len(self.concat):
-            raise GenotypeError(f"{where}: repeats a hidden state: {list(self.concat)}")
-        reaches_output = set(self.concat)
+        if len(set(concat)) != len(concat):
+            raise GenotypeError(f"{where}: repeats a hidden state: {list(concat)}")
+        reaches_output = set(concat)
         for k in reversed(range(len(self.blocks))):
             if NUM_CELL_INPUTS + k in reaches_output:
                 reaches_output.update(self.blocks[k].inputs)
@@ -282,6 +282,8 @@ def _parse_darts_call(text: str) -> dict[str, Any]:
         raise GenotypeError("DARTS genotype: expected Genotype(normal=..., reduce=...)")
     fields: dict[str, Any] = {}
     for kw in call.keywords:
+        if kw.arg is None:
+            raise GenotypeError("DARTS genotype: name every field (normal=..., reduce=...), without **")
         value = kw.value
         try:
             if isinstance(value, ast.Call) and getattr(value.func, "id", None) == "range":
