@@ -13,8 +13,8 @@ proxy), or, while this search's own trial of the cell is still in flight, copied
 ends (the repeat waits meanwhile). Failures are not copied: on a worker a trial also fails for
 reasons that are not the cell's, so a repeat of a failed cell trains.
 
-Runs on the control worker only: torch is imported inside the functions that need it, so the
-web process can import this package.
+Runs on the control worker only (the web process never imports this module); torch is
+imported inside the two functions that need it.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from searchcore.errors import SpaceExhaustedError
 from webapp import dispatch
+from webapp.cells.services import cell_get_or_create
 from webapp.searches.models import Search
 from webapp.trials.models import Trial
 
@@ -124,8 +125,6 @@ def _issue_trials(search: Search, strategy, now) -> tuple[list[tuple[int, str]],
     issued. A repeat of a finished cell copies its result, a repeat of a cell in training waits
     for it, a new cell is trained. Returns the (trial id, task id)s to queue and the search's
     fields changed besides `trials_issued`."""
-    from webapp.cells.services import cell_get_or_create
-
     sends: list[tuple[int, str]] = []
     in_flight = search.trials.filter(status__in=Trial.IN_FLIGHT).count()
     while in_flight < search.parallelism and search.trials_issued < search.budget:

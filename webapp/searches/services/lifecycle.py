@@ -17,6 +17,7 @@ from searchcore.proxy import MAX_SEED, ProxyConfig
 from searchcore.spaces.registry import sha256_of
 from webapp import dispatch
 from webapp.searches.models import Search
+from webapp.teams.services import team_ensure_for_user
 from webapp.trials.models import Trial
 
 #: Bounds that keep a search within what the database columns and one control step can hold
@@ -110,8 +111,6 @@ def search_create(
     keep_checkpoints: bool = False,
 ) -> Search:
     """A new search of the user's team, queued: its first control step runs once this commits."""
-    from webapp.teams.services import team_ensure_for_user
-
     space_options = {} if space_options is None else space_options
     strategy_options = {} if strategy_options is None else strategy_options
     config = validate_search_config(
