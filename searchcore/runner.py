@@ -1,4 +1,5 @@
-"""Trains one trial in a child process that its caller watches and can kill.
+"""Trains one trial, in a child process that its caller watches and can kill, under the one
+failure policy that the CLI loop and the Celery workers share.
 
 Native code can take a process down (a heap corruption aborts it) or spin forever, and
 neither an exception handler nor a heartbeat thread notices. So a trial trains in
@@ -12,17 +13,24 @@ Celery worker, neither of which needs torch for this — supervises it:
   median yet, `max_stall_seconds`, or `startup_seconds` without it; before its first step,
   `startup_seconds`), when the
   caller's `on_beat` returns False (a cancel), or when the parent itself dies (Linux's
-  parent-death signal);
-- the attempt ends with a `TrainResult`, or raises one of
-  `TrialFailedError` (the cell's own failure: the loss diverged, or out of memory; tell the
-  strategy None), `TrainingProcessError` (the process crashed, was killed, hung or exited
-  without a result: infrastructure, worth another attempt), `TrainingStopped` (the caller
-  asked) or `ChildError` (an exception in the child: bad settings or a bug).
+  parent-death signal).
 
-`train_with_retries` is the CLI's policy: up to `max_attempts` attempts for process failures,
-then the trial fails with the last reason. Celery workers count attempts in the database.
+`train_in_subprocess` is one such attempt. `run_trial` applies the policy to it, so that
+every caller judges a trial's end alike:
+
+- a result: the trial is **finished**;
+- the cell's own failure — its loss diverged, or it ran out of memory: the trial is
+  **failed**, the strategy is told None, the search goes on;
+- the process crashed, was killed, hung or exited without a result — the machine's fault, not
+  the cell's: the trial is **lost**. With `retry_lost` (the CLI) it is tried again up to
+  `policy.max_attempts` times and then fails with the last reason; without (a worker, whose
+  database counts attempts) the caller queues it again;
+- the caller's `on_beat` asked to stop: the trial is **stopped**;
+- anything else — bad settings, a missing or damaged dataset, a bug — is neither the cell's
+  fault nor the machine's, and would fail every trial alike: `TrialAborted`, and the run
+  stops (the CLI leaves the trial pending, to train again on resume; a worker fails the trial
+  and its search).
 """
-
 from __future__ import annotations
 
 import json
@@ -37,11 +45,11 @@ import traceback
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 from searchcore.errors import ConfigError, SearchcoreError
 from searchcore.proxy import ProxyConfig
-from searchcore.results import EpochMetrics, TrainResult
+from searchcore.results import EpochMetrics, TrainingDivergedError, TrainResult
 
 #: The function a child calls to train: `train_child`'s signature. Tests point it at faults.
 DEFAULT_TARGET = "searchcore.train:train_child"
@@ -62,6 +70,11 @@ class TrainingStopped(SearchcoreError):
 
 class ChildError(SearchcoreError):
     """An exception in the training process that is neither the cell's nor the machine's fault."""
+
+
+class TrialAborted(SearchcoreError):
+    """Neither the cell's fault nor the machine's (bad settings, a missing dataset, a bug), so
+    every trial would fail alike: the run stops. The message names the exception."""
 
 
 @dataclass(frozen=True)
@@ -159,35 +172,121 @@ def train_in_subprocess(
                 stream.close()
 
 
-def failure_message(exc: BaseException) -> str:
-    """What a trial's record says about the error that ended it: the runner's own errors
-    already name the child's exception type."""
-    if isinstance(exc, (TrialFailedError, TrainingProcessError, ChildError)):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
+TrialStatus = Literal["finished", "failed", "lost", "stopped"]
 
 
-def train_with_retries(
+@dataclass(frozen=True)
+class TrialOutcome:
+    """How a trial's training ended (module docstring): `result` when finished, else `message`
+    says why (the cell's failure, or the lost process's reason)."""
+
+    status: TrialStatus
+    result: TrainResult | None = None
+    message: str = ""
+
+
+def run_trial(
     genotype: Any,
     config: ProxyConfig,
     *,
+    train: Callable[..., TrainResult] | None = None,
+    data: Any = None,
+    on_epoch: Callable[[EpochMetrics], bool | None] | None = None,
+    on_beat: Callable[[Progress], bool | None] | None = None,
+    checkpoint_path: str | os.PathLike | None = None,
+    num_threads: int | None = None,
     policy: RunnerPolicy = DEFAULT_POLICY,
-    on_retry: Callable[[int, TrainingProcessError], None] | None = None,
-    **kwargs: Any,
-) -> TrainResult:
-    """`train_in_subprocess`, attempted again after a process failure, up to `policy.max_attempts`.
+    retry_lost: bool = False,
+    on_retry: Callable[[int, str], None] | None = None,
+) -> TrialOutcome:
+    """Train one trial and judge how it ended by the one policy (module docstring).
 
-    After the last attempt the TrainingProcessError says how many there were.
+    Trains in a child process, or with `train` (`train_child`'s signature, given `data`) in
+    this one: tests and benchmarks, where nothing native is expected to fail. `on_retry(attempt,
+    reason)` hears of each lost attempt that `retry_lost` tries again. Raises TrialAborted.
     """
-    for attempt in range(1, policy.max_attempts + 1):
+    attempts = policy.max_attempts if retry_lost else 1
+    for attempt in range(1, attempts + 1):
         try:
-            return train_in_subprocess(genotype, config, policy=policy, **kwargs)
+            if train is None:
+                result = train_in_subprocess(
+                    genotype, config, on_epoch=on_epoch, on_beat=on_beat, checkpoint_path=checkpoint_path,
+                    num_threads=num_threads, policy=policy,
+                )
+            else:
+                result = _train_in_process(train, genotype, config, data, on_epoch, on_beat, checkpoint_path, policy)
+        except TrialFailedError as exc:
+            return TrialOutcome("failed", message=str(exc))
+        except TrainingStopped as exc:
+            return TrialOutcome("stopped", message=str(exc))
+        except ChildError as exc:
+            raise TrialAborted(str(exc)) from exc
         except TrainingProcessError as exc:
-            if attempt == policy.max_attempts:
-                raise TrainingProcessError(f"{exc} (attempt {attempt} of {policy.max_attempts})") from exc
+            if not retry_lost:
+                return TrialOutcome("lost", message=str(exc))
+            if attempt == attempts:
+                return TrialOutcome("failed", message=f"{exc} (attempt {attempt} of {attempts})")
             if on_retry is not None:
-                on_retry(attempt, exc)
-    raise AssertionError("unreachable")  # the loop returns or raises
+                on_retry(attempt, str(exc))
+        else:
+            return TrialOutcome("finished", result=result)
+    raise AssertionError("unreachable")  # the last attempt returns
+
+
+def is_cells_failure(exc: BaseException) -> bool:
+    """Whether an exception from training is the cell's own failure: a diverged loss, or out of
+    memory (torch's and CUDA's OutOfMemoryError, told by name so the parent needs no torch)."""
+    return isinstance(exc, (TrainingDivergedError, MemoryError)) or type(exc).__name__ == "OutOfMemoryError"
+
+
+def save_checkpoint(checkpoint: dict[str, Any], path: str | os.PathLike) -> None:
+    """`torch.save` to `path` whole or not at all: a crash mid-write leaves the old file."""
+    import torch
+
+    tmp = f"{os.fspath(path)}.tmp"
+    torch.save(checkpoint, tmp)
+    os.replace(tmp, path)
+
+
+def _train_in_process(train, genotype, config, data, on_epoch, on_beat, checkpoint_path, policy) -> TrainResult:
+    """One attempt with `train` in this process, its exceptions sorted as a child's would be."""
+    epochs = steps = 0
+    beat_at = 0.0
+
+    def on_progress() -> None:
+        nonlocal steps, beat_at
+        steps += 1
+        now = time.monotonic()
+        if on_beat is not None and now - beat_at >= policy.beat_seconds:
+            beat_at = now
+            if on_beat(Progress(epochs=epochs, steps=steps)) is False:
+                raise TrainingStopped("training stopped: its caller asked")
+
+    def on_epoch_done(metrics: EpochMetrics) -> bool | None:
+        nonlocal epochs
+        epochs += 1
+        return None if on_epoch is None else on_epoch(metrics)
+
+    sink = None if checkpoint_path is None else lambda checkpoint: save_checkpoint(checkpoint, checkpoint_path)
+    try:
+        return train(genotype, config, data=data, on_epoch=on_epoch_done, on_progress=on_progress,
+                     checkpoint_sink=sink)
+    except TrainingStopped:
+        raise
+    except Exception as exc:
+        message = f"{type(exc).__name__}: {exc}"
+        if is_cells_failure(exc):
+            _release_cached_gpu_memory()
+            raise TrialFailedError(message) from exc
+        raise ChildError(message) from exc
+
+
+def _release_cached_gpu_memory() -> None:
+    """After an in-process failure, hand the failed network's cached blocks back (a child
+    process frees them by exiting)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 # -- the parent's side ---------------------------------------------------------------------------
@@ -341,7 +440,6 @@ def _child_main(events_fd: int, parent_pid: int) -> None:
     try:
         import torch
 
-        from searchcore.results import TrainingDivergedError
         from searchcore.spaces import parse_genotype
 
         if job["num_threads"]:
@@ -361,20 +459,14 @@ def _child_main(events_fd: int, parent_pid: int) -> None:
             send("epoch", metrics=asdict(metrics))
             return sys.stdin.readline().strip() == "go"  # end of input: the parent is gone, stop
 
-        def save_checkpoint(checkpoint: dict[str, Any]) -> None:
-            path = job["checkpoint_path"]
-            torch.save(checkpoint, path + ".tmp")
-            os.replace(path + ".tmp", path)
-
+        path = job["checkpoint_path"]
         result = train(
             parse_genotype(job["genotype"]), ProxyConfig.from_dict(job["config"]), on_epoch=on_epoch,
             on_progress=on_progress, evaluate_test=job["evaluate_test"],
-            checkpoint_sink=save_checkpoint if job["checkpoint_path"] else None,
+            checkpoint_sink=None if path is None else lambda checkpoint: save_checkpoint(checkpoint, path),
         )
-    except TrainingDivergedError as exc:
-        send("failed", message=f"{type(exc).__name__}: {exc}")
     except Exception as exc:
-        if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":  # torch's, CUDA's included
+        if is_cells_failure(exc):
             send("failed", message=f"{type(exc).__name__}: {exc}")
         else:
             traceback.print_exc()  # to the parent's log

@@ -33,15 +33,8 @@ import torch
 
 from searchcore.errors import ConfigError
 from searchcore.proxy import ProxyConfig
-from searchcore.results import TrainingDivergedError, TrainResult
-from searchcore.runner import (
-    DEFAULT_POLICY,
-    RunnerPolicy,
-    TrainingProcessError,
-    TrialFailedError,
-    failure_message,
-    train_with_retries,
-)
+from searchcore.results import TrainResult
+from searchcore.runner import DEFAULT_POLICY, RunnerPolicy, run_trial
 from searchcore.spaces import create_space, parse_genotype
 from searchcore.strategies import Proposal, create_strategy
 from searchcore.train import proxy_dataset, resolve_device
@@ -177,17 +170,14 @@ class RunDirectory:
         folder.mkdir(exist_ok=True)
         return folder / f"trial_{trial_id:05d}.pt"
 
-    def checkpoint_sink(self, trial_id: int) -> Callable[[dict[str, Any]], None]:
-        return lambda checkpoint: torch.save(checkpoint, self.checkpoint_path(trial_id))
-
 
 def best_unique(records: list[TrialRecord], limit: int) -> list[TrialRecord]:
     """The best finished record per unique cell, best first."""
-    by_cell: dict[str, TrialRecord] = {}
+    by_cell: dict[str, tuple[float, TrialRecord]] = {}
     for r in records:
-        if r.reward is not None and (r.cell_hash not in by_cell or r.reward > by_cell[r.cell_hash].reward):
-            by_cell[r.cell_hash] = r
-    return sorted(by_cell.values(), key=lambda r: r.reward, reverse=True)[:limit]
+        if r.reward is not None and (r.cell_hash not in by_cell or r.reward > by_cell[r.cell_hash][0]):
+            by_cell[r.cell_hash] = (r.reward, r)
+    return [r for _, r in sorted(by_cell.values(), key=lambda pair: pair[0], reverse=True)[:limit]]
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -211,10 +201,11 @@ def run_search(
     """Run (or resume) a search in `out` until `config.budget` trials have finished.
 
     Each trial trains in a child process (searchcore.runner); `train` instead trains in this
-    one (tests, benchmarks). Returns every trial record. A trial whose loss diverges or that
-    runs out of memory is recorded as failed and the strategy is told so; so is one whose
-    training process crashed or hung `policy.max_attempts` times. The search goes on. Any
-    other error (bad settings, a damaged dataset) stops the search with the trial still
+    one (tests, benchmarks). Returns every trial record. The runner's one policy
+    (`run_trial`) judges each trial: one whose loss diverges or that runs out of memory is
+    recorded as failed and the strategy is told so; so is one whose training process crashed
+    or hung `policy.max_attempts` times. The search goes on. Anything else (bad settings, a
+    damaged dataset, a bug) raises TrialAborted: the search stops with the trial still
     pending, to be trained again on resume.
     """
     run = RunDirectory(out)
@@ -292,23 +283,17 @@ def _train_trial(
     proposal: Proposal, config: SearchConfig, run: RunDirectory, train: TrainFn | None, data, policy: RunnerPolicy, bar
 ) -> TrialRecord:
     started = time.time()
-    base = {"trial_id": proposal.trial_id, "cell_hash": proposal.cell_hash, "genotype": proposal.genotype.to_dict()}
-    try:
-        if train is None:
-            result = train_with_retries(
-                proposal.genotype, config.proxy, policy=policy, num_threads=torch.get_num_threads(),
-                checkpoint_path=run.checkpoint_path(proposal.trial_id) if config.keep_checkpoints else None,
-                on_retry=lambda attempt, exc: bar.write(f"trial {proposal.trial_id}: {exc}; trying again"),
-            )
-        else:
-            sink = run.checkpoint_sink(proposal.trial_id) if config.keep_checkpoints else None
-            result = train(proposal.genotype, config.proxy, checkpoint_sink=sink, data=data)
-    except (TrialFailedError, TrainingDivergedError, torch.OutOfMemoryError, TrainingProcessError) as exc:
-        # The cell's fault, or a process that died under it every time: the search goes on.
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        return TrialRecord(**base, status="failed", reward=None, seconds=time.time() - started,
-                           error=failure_message(exc))
+    base: dict[str, Any] = {"trial_id": proposal.trial_id, "cell_hash": proposal.cell_hash,
+                            "genotype": proposal.genotype.to_dict()}
+    outcome = run_trial(
+        proposal.genotype, config.proxy, train=train, data=data, num_threads=torch.get_num_threads(),
+        checkpoint_path=run.checkpoint_path(proposal.trial_id) if config.keep_checkpoints else None,
+        policy=policy, retry_lost=True,
+        on_retry=lambda attempt, reason: bar.write(f"trial {proposal.trial_id}: {reason}; trying again"),
+    )
+    result = outcome.result
+    if result is None:  # failed: with retry_lost and no on_beat, never lost nor stopped
+        return TrialRecord(**base, status="failed", reward=None, seconds=time.time() - started, error=outcome.message)
     return TrialRecord(**base, status="finished", reward=result.reward, val_acc=result.val_acc,
                        params=result.params, mult_adds=result.mult_adds,
                        epochs=[asdict(e) for e in result.epochs], seconds=result.seconds)

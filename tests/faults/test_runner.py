@@ -7,6 +7,7 @@ the runner's to report, never pytest's.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -25,11 +26,12 @@ from searchcore.runner import (
     RunnerPolicy,
     TrainingProcessError,
     TrainingStopped,
+    TrialAborted,
     TrialFailedError,
+    run_trial,
     train_in_subprocess,
-    train_with_retries,
 )
-from searchcore.search import SearchConfig, run_search
+from searchcore.search import RunDirectory, SearchConfig, run_search
 
 CONFIG = ProxyConfig(cells=1, filters=48, epochs=1, batch_size=32, device="cpu")
 #: Hung after 2 s without progress once training (2 x a median epoch, at least 2 s); the children
@@ -125,16 +127,32 @@ def test_the_cells_own_failure_and_a_childs_exception_are_told_apart(target):
 def test_retries_get_past_a_crash_and_report_each(target, fault_file):
     target("crash_once")
     retries = []
-    result = train_with_retries(get_known("nasnet-a"), CONFIG, policy=QUICK,
-                                on_retry=lambda attempt, exc: retries.append((attempt, str(exc))))
-    assert result.reward == 0.25
+    outcome = run_trial(get_known("nasnet-a"), CONFIG, policy=QUICK, retry_lost=True,
+                        on_retry=lambda attempt, reason: retries.append((attempt, reason)))
+    assert outcome.status == "finished" and outcome.result.reward == 0.25
     assert [attempt for attempt, _ in retries] == [1] and "signal 6 (SIGABRT)" in retries[0][1]
 
 
-def test_after_the_last_attempt_the_error_counts_them(target):
+def test_after_the_last_attempt_the_trial_fails_counting_them(target):
     target("segfault")
-    with pytest.raises(TrainingProcessError, match=r"signal 11 \(SIGSEGV\) \(attempt 2 of 2\)"):
-        train_with_retries(get_known("nasnet-a"), CONFIG, policy=RunnerPolicy(max_attempts=2))
+    outcome = run_trial(get_known("nasnet-a"), CONFIG, policy=RunnerPolicy(max_attempts=2), retry_lost=True)
+    assert outcome.status == "failed"
+    assert re.fullmatch(r"training process crashed: signal 11 \(SIGSEGV\).* \(attempt 2 of 2\)", outcome.message)
+
+
+def test_without_retries_a_lost_process_is_lost_once(target):
+    target("segfault")
+    outcome = run_trial(get_known("nasnet-a"), CONFIG, policy=QUICK, retry_lost=False)
+    assert outcome.status == "lost" and outcome.message.startswith("training process crashed: signal 11")
+
+
+def test_a_childs_exception_aborts_the_cli_search_and_leaves_the_trial_pending(target, tmp_path):
+    target("bad_settings")
+    config = SearchConfig(space="nasnet", strategy="random", budget=2, proxy=CONFIG)
+    with pytest.raises(TrialAborted, match="FileNotFoundError: no CIFAR-10 batches in /nowhere"):
+        run_search(config, tmp_path / "run", progress=False, policy=QUICK)
+    run = RunDirectory(tmp_path / "run")
+    assert run.load_trials() == [] and list(run.load_state()["pending"]) == [0]
 
 
 def test_the_child_dies_with_its_parent(fault_file, tmp_path):

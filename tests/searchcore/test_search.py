@@ -6,6 +6,7 @@ import pytest
 
 from searchcore.errors import ConfigError
 from searchcore.proxy import ProxyConfig
+from searchcore.runner import TrialAborted
 from searchcore.search import RunDirectory, SearchConfig, run_search
 from searchcore.train import TrainingDivergedError, TrainResult
 
@@ -107,7 +108,7 @@ def test_a_settings_error_stops_the_search_and_keeps_the_trial_pending(tmp_path)
         raise ConfigError("proxy config: device 'cuda' asked for, but CUDA is not available here")
 
     config = SearchConfig(strategy="random", budget=2, proxy=TINY)
-    with pytest.raises(ConfigError, match="CUDA is not available"):
+    with pytest.raises(TrialAborted, match="ConfigError: proxy config: .* CUDA is not available"):
         run_search(config, tmp_path, progress=False, train=refuses)
     assert RunDirectory(tmp_path).load_trials() == []
     assert list(RunDirectory(tmp_path).load_state()["pending"]) == [0]
