@@ -203,7 +203,8 @@ def run_trial(
 
     Trains in a child process, or with `train` (`train_child`'s signature, given `data`) in
     this one: tests and benchmarks, where nothing native is expected to fail. `on_retry(attempt,
-    reason)` hears of each lost attempt that `retry_lost` tries again. Raises TrialAborted.
+    reason)` hears of each lost attempt that `retry_lost` tries again. Raises TrialAborted for
+    every exception that is not the cell's failure nor a lost process, this process's own too.
     """
     attempts = policy.max_attempts if retry_lost else 1
     for attempt in range(1, attempts + 1):
@@ -219,8 +220,6 @@ def run_trial(
             return TrialOutcome("failed", message=str(exc))
         except TrainingStopped as exc:
             return TrialOutcome("stopped", message=str(exc))
-        except ChildError as exc:
-            raise TrialAborted(str(exc)) from exc
         except TrainingProcessError as exc:
             if not retry_lost:
                 return TrialOutcome("lost", message=str(exc))
@@ -228,6 +227,10 @@ def run_trial(
                 return TrialOutcome("failed", message=f"{exc} (attempt {attempt} of {attempts})")
             if on_retry is not None:
                 on_retry(attempt, str(exc))
+        except ChildError as exc:
+            raise TrialAborted(str(exc)) from exc
+        except Exception as exc:  # in this process, around the training: a bug
+            raise TrialAborted(f"{type(exc).__name__}: {exc}") from exc
         else:
             return TrialOutcome("finished", result=result)
     raise AssertionError("unreachable")  # the last attempt returns

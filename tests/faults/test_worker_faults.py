@@ -100,3 +100,16 @@ def test_cancel_kills_a_training_at_once(trial, target, fault_file):
     trial.refresh_from_db()
     assert trial.status == Trial.Status.CANCELLED and trial.reward is None
     assert not alive(int(fault_file.read_text()))
+
+
+def test_an_exception_in_the_child_fails_the_trial_and_aborts_the_search(trial, target):
+    """Bad settings (here a dataset missing on the worker) would fail every trial alike: the run
+    is aborted, as the CLI loop stops, instead of failing its whole budget one trial at a time."""
+    target("bad_settings")
+    trial_run(trial_id=trial.pk)
+    trial.refresh_from_db()
+    assert trial.status == Trial.Status.FAILED and trial.attempts == 1
+    assert trial.error == "FileNotFoundError: no CIFAR-10 batches in /nowhere"
+    search = Search.objects.get(pk=trial.search_id)
+    assert search.status == Search.Status.FAILED
+    assert search.error == "trial 0 aborted the search: FileNotFoundError: no CIFAR-10 batches in /nowhere"

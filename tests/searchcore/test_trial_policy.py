@@ -106,8 +106,12 @@ def test_a_child_process_ending_is_judged_alike(child, end, status, message):
     assert (outcome.status, outcome.message) == (status, message) and len(attempts) == 1
 
 
-def test_a_childs_exception_aborts_the_run(child):
-    child(ChildError("FileNotFoundError: no CIFAR-10 batches in /nowhere"))
+@pytest.mark.parametrize("end", [
+    ChildError("FileNotFoundError: no CIFAR-10 batches in /nowhere"),  # in the child
+    FileNotFoundError("no CIFAR-10 batches in /nowhere"),  # in this process, around the child
+])
+def test_any_other_exception_around_a_child_aborts_the_run(child, end):
+    child(end)
     with pytest.raises(TrialAborted, match="^FileNotFoundError: no CIFAR-10 batches in /nowhere$"):
         run_trial(CELL, CONFIG, retry_lost=True)
 

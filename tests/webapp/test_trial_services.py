@@ -55,7 +55,7 @@ def fake_train(epochs: int, between=None):
     """A stand-in for the runner's training process: `epochs` epochs through on_epoch (stopping
     when told), with `between(epoch, on_beat)` before each."""
 
-    def train(genotype, config, *, on_epoch=None, on_beat=None, checkpoint_path=None, policy=None):
+    def train(genotype, config, *, on_epoch=None, on_beat=None, checkpoint_path=None, num_threads=None, policy=None):
         history = []
         for epoch in range(1, epochs + 1):
             if between is not None:
@@ -137,17 +137,10 @@ def test_no_checkpoint_unless_asked(pending_trial, stand_in):
      "TrainingDivergedError: child training diverged: the loss became nan in epoch 1"),
     (TrialFailedError("OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"),
      "OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"),
-    (ChildError("KeyError: 'a bug'"), "KeyError: 'a bug'"),
-    (KeyError("a bug in the worker"), "KeyError: 'a bug in the worker'"),
 ])
-def test_a_training_error_fails_the_trial_and_the_search_goes_on(pending_trial, stand_in, quiet_queue, error,
-                                                                  message):
-    def broken(*args, on_epoch, **kwargs):
-        on_epoch(EpochMetrics(epoch=1, train_loss=1.0, train_acc=0.5, val_loss=1.0, val_acc=0.2, lr=0.05,
-                              seconds=0.01, images_per_second=100.0))
-        raise error
-
-    stand_in(broken)
+def test_the_cells_own_failure_fails_the_trial_and_the_search_goes_on(pending_trial, stand_in, quiet_queue, error,
+                                                                       message):
+    stand_in(failing_after_an_epoch(error))
     trial = pending_trial()
     trial_run(trial_id=trial.pk)
     trial.refresh_from_db()
@@ -162,6 +155,34 @@ def test_a_training_error_fails_the_trial_and_the_search_goes_on(pending_trial, 
     assert search.status == Search.Status.RUNNING
     assert search.trials.get(index=0).told
     assert search.trials.get(index=1).status == Trial.Status.PENDING
+
+
+@pytest.mark.parametrize(("error", "message"), [
+    (ChildError("FileNotFoundError: no CIFAR-10 batches in /data/cifar10"),
+     "FileNotFoundError: no CIFAR-10 batches in /data/cifar10"),
+    (ChildError("KeyError: 'a bug'"), "KeyError: 'a bug'"),
+    (KeyError("a bug in the worker"), "KeyError: 'a bug in the worker'"),
+])
+def test_any_other_error_fails_the_trial_and_aborts_the_search(pending_trial, stand_in, quiet_queue, error, message):
+    stand_in(failing_after_an_epoch(error))
+    trial = pending_trial()
+    trial_run(trial_id=trial.pk)
+    trial.refresh_from_db()
+    assert trial.status == Trial.Status.FAILED and trial.error == message and len(trial.epochs) == 1
+    search = Search.objects.get(pk=trial.search_id)
+    assert search.status == Search.Status.FAILED and search.error == f"trial 0 aborted the search: {message}"
+    assert quiet_queue == [trial.search_id]
+    search_advance(search_id=search.pk)  # the control step finds the search ended: no more trials
+    assert list(search.trials.values_list("index", flat=True)) == [0]
+
+
+def failing_after_an_epoch(error):
+    def broken(*args, on_epoch, **kwargs):
+        on_epoch(EpochMetrics(epoch=1, train_loss=1.0, train_acc=0.5, val_loss=1.0, val_acc=0.2, lr=0.05,
+                              seconds=0.01, images_per_second=100.0))
+        raise error
+
+    return broken
 
 
 def test_a_cancelled_search_stops_its_trial_at_the_next_epoch(pending_trial, stand_in):

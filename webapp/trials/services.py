@@ -7,9 +7,16 @@ trains a finished trial again. Each claim increments `attempts`, and every later
 guarded by it: a worker presumed dead that wakes up cannot overwrite a newer attempt.
 
 The training itself runs in a child process (searchcore.runner), so a crash or a hang in
-native code ends one attempt, never the worker: a crashed, killed or hung process puts the
-trial back in the queue with the reason, up to CELLSEARCH_MAX_ATTEMPTS attempts, and only
-then fails it. This worker never imports torch.
+native code ends one attempt, never the worker. How an attempt ends is judged by the runner's
+one policy (`run_trial`), the CLI loop's too:
+
+- the cell's own failure (a diverged loss, out of memory) fails the trial; the search goes on;
+- a lost process (crashed, killed or hung: the machine's fault) puts the trial back in the
+  queue with the reason, up to CELLSEARCH_MAX_ATTEMPTS attempts, and only then fails it;
+- anything else (bad settings, a dataset missing on the workers, a bug) would fail every trial
+  alike: it fails the trial and, naming it, the search — the run is aborted, as the CLI's stops.
+
+This worker never imports torch.
 """
 
 from __future__ import annotations
@@ -113,8 +120,10 @@ def runner_policy():
 
 def _train(trial: Trial) -> None:
     """Train in a child process (searchcore.runner), which this worker kills when it hangs or
-    its search is cancelled; the heartbeat follows the training loop's progress."""
+    its search is cancelled, and record the end as the runner's policy judges it (module
+    docstring); the heartbeat follows the training loop's progress."""
     from searchcore import runner
+    from searchcore.errors import SearchcoreError
 
     search = trial.search
     epochs: list[dict] = []
@@ -144,27 +153,37 @@ def _train(trial: Trial) -> None:
     with tempfile.TemporaryDirectory(prefix="cellsearch-trial-") as folder:
         checkpoint_path = os.path.join(folder, "checkpoint.pt") if search.keep_checkpoints else None
         try:
-            result = runner.train_in_subprocess(
+            outcome = runner.run_trial(
                 trial.genotype, _proxy_config(search), on_epoch=on_epoch, on_beat=on_beat,
                 checkpoint_path=checkpoint_path, policy=runner_policy(),
             )
-        except runner.TrainingStopped:
+        except SearchcoreError as exc:  # TrialAborted, or the search's settings no longer valid
+            from webapp.searches.services.control import _search_fail
+
+            logger.error("trial %s (search %s) aborts its search: %s", trial.pk, search.pk, exc)
+            with transaction.atomic():
+                _ours(trial).update(status=Trial.Status.FAILED, error=str(exc), finished_at=timezone.now(),
+                                    epochs=epochs)
+                _search_fail(search_id=search.pk, error=f"trial {trial.index} aborted the search: {exc}")
+            return
+        if outcome.status == "stopped":
             logger.info("trial %s: stopped (its search was cancelled, or another worker took it)", trial.pk)
             return
-        except runner.TrainingProcessError as exc:
-            logger.warning("trial %s (search %s), attempt %s: %s", trial.pk, search.pk, trial.attempts, exc)
-            _attempt_lost(trial=trial, reason=str(exc), epochs=epochs)
+        if outcome.status == "lost":
+            logger.warning("trial %s (search %s), attempt %s: %s", trial.pk, search.pk, trial.attempts,
+                           outcome.message)
+            _attempt_lost(trial=trial, reason=outcome.message, epochs=epochs)
             return
-        except Exception as exc:  # the cell's failure (a diverged loss, out of memory), bad settings, a bug
-            logger.warning("trial %s (search %s) failed: %s", trial.pk, search.pk, exc)
-            _ours(trial).update(status=Trial.Status.FAILED, error=runner.failure_message(exc),
-                                finished_at=timezone.now(), epochs=epochs)
+        if outcome.status == "failed":
+            logger.warning("trial %s (search %s) failed: %s", trial.pk, search.pk, outcome.message)
+            _ours(trial).update(status=Trial.Status.FAILED, error=outcome.message, finished_at=timezone.now(),
+                                epochs=epochs)
             return
         checkpoint = ""
         if checkpoint_path is not None and os.path.exists(checkpoint_path) and _ours(trial).exists():
             with open(checkpoint_path, "rb") as f:
                 checkpoint = default_storage.save(_checkpoint_name(trial), File(f))
-    _trial_finish(trial=trial, result=result, checkpoint=checkpoint)
+    _trial_finish(trial=trial, result=outcome.result, checkpoint=checkpoint)
 
 
 @transaction.atomic
