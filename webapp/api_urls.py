@@ -14,8 +14,9 @@ from webapp.searches.apis import (
     SearchListApi,
     SearchPauseApi,
     SearchResumeApi,
+    SearchTrialListApi,
 )
-from webapp.trials.apis import SearchTrialListApi, TrialCheckpointApi, TrialDetailApi
+from webapp.trials.apis import TrialCheckpointApi, TrialDetailApi
 
 app_name = "api"
 

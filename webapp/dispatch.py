@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 #: Task names (the `name=` of each @shared_task); settings.CELERY_TASK_ROUTES routes them.
 ADVANCE_SEARCH = "searches.advance_search"
+FAIL_SEARCH = "searches.fail_search"
 TRAIN_TRIAL = "trials.train_trial"
 #: The broker queue train_trial messages wait in (settings.CELERY_TASK_ROUTES).
 GPU_QUEUE = "gpu"
@@ -39,6 +40,19 @@ def queue_advance_search(*, search_id: int) -> None:
             celery_app.send_task(ADVANCE_SEARCH, args=(search_id,))
         except Exception:  # the reconciler nudges the search later
             logger.warning("could not queue advance_search(%s); the reconciler will", search_id, exc_info=True)
+
+    transaction.on_commit(send)
+
+
+def queue_fail_search(*, search_id: int, error: str) -> None:
+    """After the commit, end the search with `error` (a trial found settings no trial can train
+    with). Should the message be lost, the next trial of the search fails alike and sends it again."""
+
+    def send() -> None:
+        try:
+            celery_app.send_task(FAIL_SEARCH, args=(search_id, error))
+        except Exception:
+            logger.warning("could not queue fail_search(%s)", search_id, exc_info=True)
 
     transaction.on_commit(send)
 

@@ -13,9 +13,11 @@ import time
 import pytest
 
 from tests.faults.test_runner import alive
+from webapp import dispatch
 from webapp.searches.models import Search
 from webapp.searches.services import search_cancel
 from webapp.searches.services.control import search_advance
+from webapp.searches.tasks import fail_search
 from webapp.trials.models import Trial
 from webapp.trials.services import trial_run
 
@@ -23,11 +25,18 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def trial(make_search, monkeypatch):
-    """Trial 0 of a running search, its control steps and trainings recorded, not sent."""
+def sent(monkeypatch):
+    """The Celery messages the services send, as (task name, args), kept here instead."""
     from webapp.celery import app
 
-    monkeypatch.setattr(app, "send_task", lambda *args, **kwargs: None)
+    messages: list[tuple[str, tuple]] = []
+    monkeypatch.setattr(app, "send_task", lambda name, args=(), **kwargs: messages.append((name, tuple(args))))
+    return messages
+
+
+@pytest.fixture
+def trial(make_search, sent):
+    """Trial 0 of a running search, its control steps and trainings recorded, not sent."""
     search = make_search(budget=3, parallelism=1)
     search_advance(search_id=search.pk)
     return search.trials.get(index=0)
@@ -102,7 +111,7 @@ def test_cancel_kills_a_training_at_once(trial, target, fault_file):
     assert not alive(int(fault_file.read_text()))
 
 
-def test_an_exception_in_the_child_fails_the_trial_and_aborts_the_search(trial, target):
+def test_an_exception_in_the_child_fails_the_trial_and_aborts_the_search(trial, target, sent):
     """Bad settings (here a dataset missing on the worker) would fail every trial alike: the run
     is aborted, as the CLI loop stops, instead of failing its whole budget one trial at a time."""
     target("bad_settings")
@@ -110,6 +119,8 @@ def test_an_exception_in_the_child_fails_the_trial_and_aborts_the_search(trial, 
     trial.refresh_from_db()
     assert trial.status == Trial.Status.FAILED and trial.attempts == 1
     assert trial.error == "FileNotFoundError: no CIFAR-10 batches in /nowhere"
+    (fail,) = [args for name, args in sent if name == dispatch.FAIL_SEARCH]
+    fail_search(*fail)  # what the control worker runs on that message
     search = Search.objects.get(pk=trial.search_id)
     assert search.status == Search.Status.FAILED
     assert search.error == "trial 0 aborted the search: FileNotFoundError: no CIFAR-10 batches in /nowhere"

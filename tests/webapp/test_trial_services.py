@@ -21,6 +21,7 @@ from webapp.cells.models import CellResult
 from webapp.searches.models import Search
 from webapp.searches.services import search_cancel, search_pause
 from webapp.searches.services.control import search_advance
+from webapp.searches.tasks import fail_search
 from webapp.trials.models import Trial
 from webapp.trials.services import trial_claim, trial_run
 
@@ -29,12 +30,15 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture(autouse=True)
 def quiet_queue(monkeypatch):
-    """Record the control steps trial_run queues (search ids) instead of sending them; drop the trials."""
+    """Record the control steps trial_run queues (search ids) instead of sending them, run the
+    searches a trial aborts as the control worker would, and drop the trials."""
     queued = []
 
     def send_task(name, args, **options):
         if name == dispatch.ADVANCE_SEARCH:
             queued.append(args[0])
+        elif name == dispatch.FAIL_SEARCH:
+            fail_search(*args)
 
     monkeypatch.setattr(celery_app, "send_task", send_task)
     return queued

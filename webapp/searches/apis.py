@@ -1,4 +1,5 @@
-"""REST API for searches: list, create, read, pause/resume/cancel, and the Figure 6 comparison.
+"""REST API for searches: list, create, read, pause/resume/cancel, their trials, and the Figure 6
+comparison.
 
 One view per operation with its serializers nested inside it; reads go through the
 selectors (scoped to the user's teams, so another team's search is a 404) and writes
@@ -13,6 +14,7 @@ import json
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -35,6 +37,9 @@ from webapp.searches.selectors import (
     searches_comparable,
     searches_for_compare,
 )
+from webapp.trials.models import Trial
+from webapp.trials.selectors import trial_list_for_search
+from webapp.trials.serializers import TRIAL_SUMMARY_FIELDS, TrialSummarySerializer
 
 # -- output shapes shared by several search operations ----------------------------------------
 
@@ -240,6 +245,43 @@ class SearchResumeApi(_SearchActionApi):
                                      description="End the search for good; running trials are stopped."))
 class SearchCancelApi(_SearchActionApi):
     service = staticmethod(services.search_cancel)
+
+
+class SearchTrialListApi(APIView):
+    """A search's trials in sampling order, a cursor page at a time. A live page polls with
+    `?after=<last index seen>` to fetch only the trials sampled since."""
+
+    class Pagination(CursorPagination):
+        ordering = "index"
+        page_size = 50
+        page_size_query_param = "limit"
+        max_page_size = 500
+
+    pagination_class = Pagination
+
+    class FilterSerializer(serializers.Serializer):
+        status = serializers.ChoiceField(choices=Trial.Status.choices, required=False)
+        after = serializers.IntegerField(required=False, help_text="Only trials with a larger index.")
+
+        class Meta:
+            ref_name = "TrialListQuery"
+
+    class OutputSerializer(TrialSummarySerializer):
+        class Meta:
+            model = Trial
+            ref_name = "TrialListItem"
+            fields = TRIAL_SUMMARY_FIELDS
+
+    @extend_schema(operation_id="searches_trials_list", parameters=[FilterSerializer],
+                   responses={200: OutputSerializer(many=True), 400: ValidationErrorSerializer, 404: ErrorSerializer})
+    def get(self, request, search_id: int):
+        search = search_get_for_user(user=request.user, search_id=search_id)
+        query = self.FilterSerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        # The selector defers the JSON columns; the epoch count needs `epochs` (a few KB), not the genotype.
+        trials = trial_list_for_search(search=search, **query.validated_data).defer(None).defer("genotype")
+        return get_paginated_response(pagination_class=self.pagination_class, serializer_class=self.OutputSerializer,
+                                      queryset=trials, request=request, view=self)
 
 
 class CompareApi(APIView):

@@ -4,6 +4,7 @@ from celery import shared_task
 from django.db import OperationalError
 
 from webapp.searches.services.control import search_advance
+from webapp.searches.services.lifecycle import search_fail
 from webapp.searches.services.reconcile import searches_reconcile
 
 
@@ -11,6 +12,12 @@ from webapp.searches.services.reconcile import searches_reconcile
 def advance_search(search_id: int) -> list[int]:
     """One control step of a search: tell finished trials, ask for new ones, queue them."""
     return search_advance(search_id=search_id)
+
+
+@shared_task(name="searches.fail_search", autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def fail_search(search_id: int, error: str) -> None:
+    """End a search that a trial found cannot go on (settings no trial can train with)."""
+    search_fail(search_id=search_id, error=error)
 
 
 @shared_task(name="searches.reconcile")

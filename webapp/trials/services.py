@@ -27,6 +27,7 @@ import socket
 import tempfile
 from dataclasses import asdict, replace
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.files import File
@@ -35,8 +36,10 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from webapp import dispatch
-from webapp.searches.models import Search
 from webapp.trials.models import Trial
+
+if TYPE_CHECKING:  # a trial reaches its search through its foreign key; trials never import the searches app
+    from webapp.searches.models import Search
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +60,7 @@ def trial_claim(*, trial_id: int) -> Trial | None:
     stale_before = now - timedelta(seconds=settings.CELLSEARCH_HEARTBEAT_TIMEOUT)
     with transaction.atomic():
         trial = Trial.objects.select_for_update(of=("self",)).select_related("search").filter(pk=trial_id).first()
-        if trial is None or trial.search.status in (Search.Status.CANCELLED, Search.Status.FAILED):
+        if trial is None or trial.search.status in trial.search.ENDED:
             return None
         stale = trial.status == Trial.Status.RUNNING and trial.heartbeat_at is not None \
             and trial.heartbeat_at < stale_before
@@ -130,16 +133,14 @@ def _train(trial: Trial) -> None:
     last_beat = [timezone.now()]
 
     def still_wanted() -> bool:
-        """Beat; False once the trial is no longer ours or its search was cancelled."""
+        """Beat; False once the trial is no longer ours (cancelling a search cancels its trials)."""
         now = timezone.now()
         last_beat[0] = now
         try:
-            still_ours = _ours(trial).update(epochs=epochs, heartbeat_at=now)
-            status = Search.objects.filter(pk=search.pk).values_list("status", flat=True).first()
+            return bool(_ours(trial).update(epochs=epochs, heartbeat_at=now))
         except DatabaseError:  # a busy database: keep training, the next beat tries again
             logger.warning("trial %s: could not beat", trial.pk, exc_info=True)
             return True
-        return bool(still_ours) and status != Search.Status.CANCELLED
 
     def on_beat(progress) -> bool:
         if (timezone.now() - last_beat[0]).total_seconds() < settings.CELLSEARCH_HEARTBEAT_SECONDS:
@@ -158,13 +159,12 @@ def _train(trial: Trial) -> None:
                 checkpoint_path=checkpoint_path, policy=runner_policy(),
             )
         except SearchcoreError as exc:  # TrialAborted, or the search's settings no longer valid
-            from webapp.searches.services.control import _search_fail
-
             logger.error("trial %s (search %s) aborts its search: %s", trial.pk, search.pk, exc)
             with transaction.atomic():
-                _ours(trial).update(status=Trial.Status.FAILED, error=str(exc), finished_at=timezone.now(),
-                                    epochs=epochs)
-                _search_fail(search_id=search.pk, error=f"trial {trial.index} aborted the search: {exc}")
+                if _ours(trial).update(status=Trial.Status.FAILED, error=str(exc), finished_at=timezone.now(),
+                                       epochs=epochs):
+                    dispatch.queue_fail_search(search_id=search.pk,
+                                               error=f"trial {trial.index} aborted the search: {exc}")
             return
         if outcome.status == "stopped":
             logger.info("trial %s: stopped (its search was cancelled, or another worker took it)", trial.pk)

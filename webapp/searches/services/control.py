@@ -29,6 +29,7 @@ from searchcore.errors import SpaceExhaustedError
 from webapp import dispatch
 from webapp.cells.services import cell_get_or_create
 from webapp.searches.models import Search
+from webapp.searches.services.lifecycle import search_fail
 from webapp.trials.models import Trial
 
 logger = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def search_advance(*, search_id: int) -> list[int]:
     try:
         return _advance(search_id)
     except _SearchCannotGoOn as exc:
-        _search_fail(search_id=search_id, error=str(exc))
+        search_fail(search_id=search_id, error=str(exc))
         return []
 
 
@@ -253,17 +254,3 @@ def _give_up_if_every_trial_fails(search: Search) -> None:
         first_error = failed.values_list("error", flat=True).first()
         raise _SearchCannotGoOn(f"the first {failed.count()} trials all failed, so the settings are likely at "
                                 f"fault; the first error: {first_error}")
-
-
-@transaction.atomic
-def _search_fail(*, search_id: int, error: str) -> None:
-    search = Search.objects.select_for_update().filter(pk=search_id).first()
-    if search is None or search.status in Search.ENDED:
-        return
-    logger.error("search %s failed: %s", search_id, error)
-    search.trials.filter(status__in=(Trial.Status.PENDING, Trial.Status.WAITING)).update(
-        status=Trial.Status.CANCELLED, finished_at=timezone.now())
-    search.status = Search.Status.FAILED
-    search.error = error
-    search.finished_at = timezone.now()
-    search.save(update_fields=["status", "error", "finished_at", "updated_at"])

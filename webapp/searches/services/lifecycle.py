@@ -6,6 +6,7 @@ Imported by the web process: searchcore is used for its torch-free checks only.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -24,6 +25,8 @@ from webapp.trials.models import Trial
 #: (the NASNet search itself sampled 20,000 children).
 MAX_BUDGET = 1_000_000
 MAX_PARALLELISM = 1024
+
+logger = logging.getLogger(__name__)
 
 
 # -- create -------------------------------------------------------------------------------------
@@ -183,3 +186,20 @@ def search_cancel(*, search: Search) -> Search:
     locked.save(update_fields=["status", "finished_at", "updated_at"])
     dispatch.queue_revoke_tasks(task_ids=running, terminate=True)
     return _refresh_caller(search, locked)
+
+
+@transaction.atomic
+def search_fail(*, search_id: int, error: str) -> None:
+    """End the search with `error`: its strategy failed, or a trial found settings no trial can
+    train with. Waiting trials are cancelled; running ones finish and still count for the
+    team's cells. A search that has already ended keeps its state."""
+    search = Search.objects.select_for_update().filter(pk=search_id).first()
+    if search is None or search.status in Search.ENDED:
+        return
+    logger.error("search %s failed: %s", search_id, error)
+    search.trials.filter(status__in=(Trial.Status.PENDING, Trial.Status.WAITING)).update(
+        status=Trial.Status.CANCELLED, finished_at=timezone.now())
+    search.status = Search.Status.FAILED
+    search.error = error
+    search.finished_at = timezone.now()
+    search.save(update_fields=["status", "error", "finished_at", "updated_at"])

@@ -1,0 +1,22 @@
+"""A trial as the APIs list it: the searches API pages through a search's trials, the trials API
+shows one in full, and both start from these fields."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from webapp.trials.models import Trial
+
+TRIAL_SUMMARY_FIELDS = ("id", "index", "status", "reward", "val_acc", "params", "mult_adds", "cell_hash", "cell",
+                        "reused_from", "worker", "attempts", "epochs_done", "error", "created_at", "started_at",
+                        "finished_at", "seconds")
+
+
+class TrialSummarySerializer(serializers.ModelSerializer):
+    """The summary columns; subclasses name the model and fields in their Meta."""
+
+    epochs_done = serializers.SerializerMethodField(help_text="Epochs trained so far.")
+    seconds = serializers.FloatField(read_only=True, allow_null=True, help_text="Training time, once finished.")
+
+    def get_epochs_done(self, trial: Trial) -> int:
+        return len(trial.epochs)
