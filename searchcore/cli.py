@@ -67,7 +67,7 @@ def main_exit() -> None:
 # -- commands ---------------------------------------------------------------------------------
 
 def _cmd_search(args: argparse.Namespace) -> int:
-    from searchcore.search import SearchConfig, run_search
+    from searchcore.search import SearchConfig, best_unique, run_search
 
     config = SearchConfig(
         space=args.space, strategy=args.strategy, budget=args.budget, seed=args.seed,
@@ -75,9 +75,9 @@ def _cmd_search(args: argparse.Namespace) -> int:
         strategy_options=_options(args.strategy_option), keep_checkpoints=args.keep_checkpoints,
     )
     records = run_search(config, args.out, progress=not args.quiet)
-    finished = [r for r in records if r.reward is not None]
-    best = max(finished, key=lambda r: r.reward, default=None)
-    summary = {"out": str(args.out), "trials": len(records), "failed": len(records) - len(finished),
+    best = next(iter(best_unique(records, 1)), None)
+    failed = sum(r.reward is None for r in records)
+    summary = {"out": str(args.out), "trials": len(records), "failed": failed,
                "best_reward": best.reward if best else None, "best_cell": best.cell_hash if best else None}
     print(json.dumps(summary))
     return 0

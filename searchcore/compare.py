@@ -111,7 +111,7 @@ def group_by_strategy(runs: Sequence[RunCurves]) -> list[GroupCurves]:
             length = max(len(m.curves[k]) for m in members)
             mean, low, high = [], [], []
             for n in range(length):
-                values = [m.curves[k][n] for m in members if n < len(m.curves[k]) and m.curves[k][n] is not None]
+                values = [v for m in members if n < len(m.curves[k]) and (v := m.curves[k][n]) is not None]
                 mean.append(sum(values) / len(values) if values else None)
                 low.append(min(values) if values else None)
                 high.append(max(values) if values else None)
@@ -137,7 +137,7 @@ def comparison_dict(runs: Sequence[RunCurves], ks: Sequence[int], max_points: in
 
     def at_x(curve: list[float | None]) -> list[float | None]:
         """The curve's values at the first points of `x` (a shorter run stops earlier)."""
-        return [None if curve[n - 1] is None else round(curve[n - 1], 6) for n in x if n <= len(curve)]
+        return [None if (value := curve[n - 1]) is None else round(value, 6) for n in x if n <= len(curve)]
 
     def by_k(curves: dict[int, list[float | None]]) -> dict[str, list[float | None]]:
         return {str(k): at_x(v) for k, v in curves.items()}

@@ -153,7 +153,7 @@ class ProxyConfig:
                 "filters", f"a multiple of {FILTERS_PER_BASE_FILTER} in {smallest}..{MAX_FILTERS} (every cell gets "
                 f"base filters F / {FILTERS_PER_BASE_FILTER}, and every cell needs {MIN_CELL_FILTERS})",
             )
-        else:
+        elif self.base_filters is not None:  # exactly one of the two is set by now
             need(MIN_CELL_FILTERS <= self.base_filters <= MAX_BASE_FILTERS, "base_filters",
                  f"in {MIN_CELL_FILTERS}..{MAX_BASE_FILTERS} (every cell needs {MIN_CELL_FILTERS})")
         need(1 <= self.epochs <= 10_000, "epochs", "in 1..10000")
@@ -173,7 +173,10 @@ class ProxyConfig:
     @property
     def fixed_base_filters(self) -> int:
         """The base filters every cell's proxy network gets: `base_filters`, or F / 24."""
-        return self.base_filters if self.base_filters is not None else self.filters // FILTERS_PER_BASE_FILTER
+        if self.base_filters is not None:
+            return self.base_filters
+        assert self.filters is not None  # __post_init__ sets one of the two
+        return self.filters // FILTERS_PER_BASE_FILTER
 
     def network_widths(self, genotype: Genotype) -> NetworkWidths:
         """F and the base filters of `genotype`'s proxy network (F follows the cell's concat)."""

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from searchcore.data import DatasetSplits, load_dataset
 from searchcore.errors import ConfigError
 from searchcore.models import NetworkConfig, build_model
+from searchcore.models.base import ChildNetwork
 from searchcore.profile import count_mult_adds, count_params
 from searchcore.proxy import REWARDS, ProxyConfig
 from searchcore.results import EpochMetrics, TrainingDivergedError, TrainResult
@@ -116,7 +117,7 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def build_child(genotype: Any, config: ProxyConfig, data: DatasetSplits) -> nn.Module:
+def build_child(genotype: GenotypeLike, config: ProxyConfig, data: DatasetSplits) -> ChildNetwork:
     """The proxy network for `genotype`: N = `config.cells` and the proxy's base filters.
 
     The first cell reads the stem through one projection (`project_stem`), as proxy networks
@@ -149,14 +150,14 @@ class ChildTrainer:
     tensors, so a loop accumulates them without a host sync per step.
     """
 
-    def __init__(self, model: nn.Module, config: ProxyConfig, total_steps: int, device: torch.device) -> None:
+    def __init__(self, model: ChildNetwork, config: ProxyConfig, total_steps: int, device: torch.device) -> None:
         on_cuda = device.type == "cuda"
         self.config = config
         self.total_steps = total_steps
         self.steps_done = 0
         self.amp = config.amp and on_cuda
         self.memory_format = torch.channels_last if config.channels_last and on_cuda else torch.contiguous_format
-        self.model = model.to(device=device, memory_format=self.memory_format)
+        self.model = model.to(device).to(memory_format=self.memory_format)
         self.optimizer = torch.optim.SGD(
             model.parameters(), lr=config.lr, momentum=config.momentum,
             weight_decay=config.weight_decay, nesterov=config.nesterov,

@@ -9,10 +9,10 @@ from searchcore.registry import import_target
 from searchcore.spaces import GenotypeLike, format_of
 
 if TYPE_CHECKING:
-    from torch import nn
+    from searchcore.models.base import ChildNetwork
 
 
-def build_model(genotype: GenotypeLike, config: NetworkConfig) -> nn.Module:
+def build_model(genotype: GenotypeLike, config: NetworkConfig) -> ChildNetwork:
     """Build the network a genotype describes (NASNet cells stacked N@F, a NAS-v1 chain, ...)
     with the builder its format registered; the builder's module, and torch, load only now."""
     build = import_target(format_of(genotype, "build").build)

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from searchcore.layers.blocks import same_padding
+from searchcore.models.base import ChildNetwork
 from searchcore.models.config import NetworkConfig
 from searchcore.spaces.macro import MacroGenotype, MacroLayer
 
@@ -61,7 +62,7 @@ def concat_zero_padded(maps: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat(padded, dim=1)
 
 
-class MacroNet(nn.Module):
+class MacroNet(ChildNetwork):
     """The network a `MacroGenotype` describes; `forward` returns logits.
 
     Uses `config.in_channels`, `num_classes`, `dropout`, `bn_eps` and `bn_momentum`. The

@@ -42,6 +42,7 @@ from torch import nn
 from searchcore.errors import ConfigError
 from searchcore.layers.blocks import AUX_POOL_KERNEL, AuxiliaryHead, ConvBN, FactorizedReduction, ReLUConvBN, drop_path
 from searchcore.layers.ops import DROP_PATH_EXEMPT_OPS, create_op
+from searchcore.models.base import ChildNetwork
 from searchcore.models.config import MIN_CELL_FILTERS, NUM_REDUCTIONS, NetworkConfig, NetworkWidths
 from searchcore.spaces.nasnet import NUM_CELL_INPUTS, Block, Cell, Genotype
 
@@ -145,7 +146,7 @@ def _reduce_prev_layer(prev: _FeatureMap, current: _FeatureMap, filters: int) ->
     return nn.Identity()
 
 
-class NASNet(nn.Module):
+class NASNet(ChildNetwork):
     """NASNet built from a genotype: `forward(x)` gives logits, plus aux logits in training."""
 
     def __init__(self, genotype: Genotype, config: NetworkConfig) -> None:
@@ -174,22 +175,24 @@ class NASNet(nn.Module):
         # slim's [None, stem]: the first cell has no two-back input (DARTS prepares the stem as one).
         stem_map = _FeatureMap(stem_channels, stem_halvings)
         maps: list[_FeatureMap | None] = [stem_map if config.project_stem else None, stem_map]
+        cell_maps: list[_FeatureMap] = []
         self.cells = nn.ModuleList()
         for plan in plans:
             reduction = plan.kind == "reduction"
+            current = cell_maps[-1] if cell_maps else stem_map
             cell = NASNetCell(
                 genotype.reduction if reduction else genotype.normal,
                 prev=maps[plan.prev_offset],
-                current=maps[-1],
+                current=current,
                 filters=plan.filters,
                 reduction=reduction,
                 drop_path=config.drop_path_keep < 1.0,
             )
             self.cells.append(cell)
-            maps.append(_FeatureMap(cell.out_channels, maps[-1].halvings + reduction))
+            cell_maps.append(_FeatureMap(cell.out_channels, current.halvings + reduction))
+            maps.append(cell_maps[-1])
         self._prev_offsets = tuple(plan.prev_offset for plan in plans)
         self._cell_keep = _layer_keep_probs(config.drop_path_keep, len(plans))
-        cell_maps: list[_FeatureMap] = maps[2:]
 
         self.aux_cell_index: int | None = None
         self.aux_head: AuxiliaryHead | None = None
@@ -222,7 +225,7 @@ class NASNet(nn.Module):
         """
         fraction = min(max(float(fraction), 0.0), 1.0)
         for cell, layer_keep in zip(self.cells, self._cell_keep):
-            cell.drop_path_keep.fill_(1.0 - fraction * (1.0 - layer_keep))
+            cell.get_buffer("drop_path_keep").fill_(1.0 - fraction * (1.0 - layer_keep))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         stem = self.stem(x)
@@ -231,7 +234,7 @@ class NASNet(nn.Module):
         for index, (cell, prev_offset) in enumerate(zip(self.cells, self._prev_offsets)):
             out = cell(outputs[prev_offset], outputs[-1])
             outputs = outputs[-2:] + [out]
-            if index == self.aux_cell_index and self.training:
+            if index == self.aux_cell_index and self.aux_head is not None and self.training:
                 aux_logits = self.aux_head(out)
         logits = self.classifier(outputs[-1])
         return (logits, aux_logits) if aux_logits is not None else logits

@@ -61,7 +61,8 @@ class PolicyNetwork(nn.Module):
     @torch.inference_mode()
     def sample(self, rng: np.random.Generator) -> tuple[list[int], float]:
         """Draw one choice per decision; returns the choices and their joint log-probability."""
-        step_input, state = self.start, None
+        step_input: torch.Tensor = self.start
+        state = None
         actions: list[int] = []
         log_prob = 0.0
         for step in range(len(self.decision_sizes)):
@@ -71,7 +72,7 @@ class PolicyNetwork(nn.Module):
             actions.append(action)
             log_prob += float(log_probs[0, action])
             if step < len(self.embeddings):
-                step_input = self.embeddings[step].weight[action : action + 1]
+                step_input = self.embeddings[step].get_parameter("weight")[action : action + 1]
         return actions, log_prob
 
     def evaluate(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
