@@ -49,21 +49,6 @@ DEFAULT_DIGITS_SIZE = 8  # digits' native 8×8 scans, not the 16×16 upsampling
 # -- pure helpers (tested in tests/searchcore/test_bench_figure6.py) ---------------------------
 
 
-def parse_int_list(text: str) -> list[int]:
-    """'0,1,2' -> [0, 1, 2]; duplicates dropped, order kept."""
-    values: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        value = int(part)
-        if value not in values:
-            values.append(value)
-    if not values:
-        raise ValueError(f"no integers in {text!r}")
-    return values
-
-
 def run_label(strategy: str, seed: int) -> str:
     return f"{strategy}-seed{seed}"
 
@@ -400,9 +385,13 @@ def main(argv: list[str] | None = None) -> None:
                         "reward whichever strategy samples it (default: 0)")
     parser.add_argument("--report-only", action="store_true", help="skip the searches; report what --out holds")
     args = parser.parse_args(argv)
+    from searchcore.compare import parse_int_list, parse_top_k
+
     try:
-        seeds = parse_int_list(args.seeds)
-        ks = parse_int_list(args.top)
+        seeds = parse_int_list(args.seeds, name="--seeds", low=0)
+        ks = parse_top_k(args.top, name="--top")
+        if not seeds:
+            raise ValueError("--seeds: give at least one seed, e.g. 0,1,2")
     except ValueError as exc:
         parser.error(str(exc))
     strategies = list(dict.fromkeys(s.strip() for s in args.strategies.split(",") if s.strip()))

@@ -23,14 +23,14 @@ MAX_TOP_K = 1000
 DEFAULT_TOP_K = (1, 5, 25)
 
 
-def parse_int_list(text: str, *, name: str, high: int | None = None) -> list[int]:
-    """Comma-separated whole numbers from 1 (to `high`), e.g. "1,5,25", in order without
-    repeats; [] for blank text. One reader for every such list the CLI and the web take, so
-    they all accept and refuse the same text; ConfigError names `name` and the text."""
+def parse_int_list(text: str, *, name: str, low: int = 1, high: int | None = None) -> list[int]:
+    """Comma-separated whole numbers from `low` (to `high`), e.g. "1,5,25", in order without
+    repeats; [] for blank text. One reader for every such list the CLI, the benchmarks and the
+    web take, so they all accept and refuse the same text; ConfigError names `name` and the text."""
     parts = [part.strip() for part in text.split(",") if part.strip()]
-    values = [int(part) if part.isascii() and part.isdigit() else 0 for part in parts]
-    if any(value < 1 or (high is not None and value > high) for value in values):
-        limit = f"from 1 to {high}" if high is not None else "of 1 or more"
+    values = [int(part) if part.isascii() and part.isdigit() else -1 for part in parts]
+    if any(value < low or (high is not None and value > high) for value in values):
+        limit = f"from {low} to {high}" if high is not None else f"of {low} or more"
         raise ConfigError(f"{name} {text!r} must be comma-separated integers {limit}, e.g. 1,5,25", field=name)
     return list(dict.fromkeys(values))
 

@@ -13,12 +13,13 @@ figure6 = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(figure6)
 
 
-def test_parse_int_list_keeps_order_and_drops_duplicates():
-    assert figure6.parse_int_list("2, 0,1,,0") == [2, 0, 1]
-    with pytest.raises(ValueError):
-        figure6.parse_int_list(" , ")
-    with pytest.raises(ValueError):
-        figure6.parse_int_list("1,x")
+def test_seeds_and_ks_are_read_like_every_other_list(capsys):
+    with pytest.raises(SystemExit) as exited:
+        figure6.main(["--seeds", " , "])
+    assert exited.value.code == 2 and "give at least one seed" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        figure6.main(["--seeds", "0,x"])
+    assert "--seeds '0,x' must be comma-separated integers of 0 or more" in capsys.readouterr().err
 
 
 def test_jobs_are_seed_major_so_running_searches_mix_strategies():

@@ -104,5 +104,6 @@ def test_parse_top_k_refuses_with_the_name_and_the_text(text):
 def test_parse_int_list_keeps_order_drops_repeats_and_reads_blank_as_none():
     assert parse_int_list("7, 3,7", name="searches") == [7, 3]
     assert parse_int_list(" ", name="searches") == []
+    assert parse_int_list("2, 0,1,,0", name="--seeds", low=0) == [2, 0, 1]
     with pytest.raises(ConfigError, match="searches 'a,2' must be comma-separated integers of 1 or more"):
         parse_int_list("a,2", name="searches")
