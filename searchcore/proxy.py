@@ -55,6 +55,46 @@ def nas_v1_reward(val_accs: list[float]) -> float:
 _SCALAR_TYPES = {"bool": (bool,), "int": (int,), "float": (int, float), "str": (str,)}
 
 
+def check_field_types(config: Any, what: str) -> None:
+    """Configs arrive as JSON from files and web forms: reject "3" for 3 and true for 1.
+
+    `config` is a dataclass whose scalar fields are annotated by name; `what` starts each
+    message ("proxy config").
+    """
+    for f in fields(config):
+        kind = f.type.removesuffix(" | None")
+        allowed = _SCALAR_TYPES.get(kind)
+        value = getattr(config, f.name)
+        if allowed is None or (value is None and kind != f.type):
+            continue
+        if not isinstance(value, allowed) or isinstance(value, bool) != (kind == "bool"):
+            or_null = " or null" if kind != f.type else ""
+            raise ConfigError(f"{what}: {f.name} must be {kind}{or_null}, got {value!r}", field=f.name)
+    if not isinstance(config.dataset_options, Mapping):
+        raise ConfigError(f"{what}: dataset_options must be a mapping, got {config.dataset_options!r}",
+                          field="dataset_options")
+
+
+def check_dataset_choice(dataset: str, options: Mapping[str, Any], what: str) -> None:
+    """A registered dataset, and only options it has, each of its default's type."""
+    if dataset not in DATASETS:
+        raise ConfigError(f"{what}: unknown dataset {dataset!r}; known: {', '.join(DATASETS)}", field="dataset")
+    known_options = DATASETS.get(dataset).options()
+    for key, value in options.items():
+        if key not in known_options:
+            raise ConfigError(
+                f"{what}: dataset_options: {dataset} has no option {key!r}; "
+                f"options: {', '.join(known_options) or 'none'}", field="dataset_options"
+            )
+        default = known_options[key]
+        if default is not None and type(value) is not type(default):
+            raise ConfigError(f"{what}: dataset_options: {key} must be {type(default).__name__} "
+                              f"like its default {default!r}, got {value!r}", field="dataset_options")
+        if key == "image_size" and not 4 <= value <= MAX_IMAGE_SIZE:
+            raise ConfigError(f"{what}: dataset_options: image_size must be in 4..{MAX_IMAGE_SIZE}, got {value!r}",
+                              field="dataset_options")
+
+
 @dataclass(frozen=True)
 class ProxyConfig:
     """How to train a child for its reward. Defaults are a CPU-friendly proxy on digits.
@@ -98,7 +138,7 @@ class ProxyConfig:
     channels_last: bool = True
 
     def __post_init__(self) -> None:
-        self._check_types()
+        check_field_types(self, "proxy config")
         if self.filters is not None and self.base_filters is not None:
             raise ConfigError(f"proxy config: base_filters ({self.base_filters}) and filters ({self.filters}) are both "
                               f"set; give one (filters F fixes base filters = F / {FILTERS_PER_BASE_FILTER})",
@@ -107,43 +147,12 @@ class ProxyConfig:
             object.__setattr__(self, "filters", DEFAULT_FILTERS)
         self._check_ranges()
 
-    def _check_types(self) -> None:
-        """Configs arrive as JSON from files and web forms: reject "3" for 3 and true for 1."""
-        for f in fields(self):
-            kind = f.type.removesuffix(" | None")
-            allowed = _SCALAR_TYPES.get(kind)
-            value = getattr(self, f.name)
-            if allowed is None or (value is None and kind != f.type):
-                continue
-            if not isinstance(value, allowed) or isinstance(value, bool) != (kind == "bool"):
-                or_null = " or null" if kind != f.type else ""
-                raise ConfigError(f"proxy config: {f.name} must be {kind}{or_null}, got {value!r}", field=f.name)
-        if not isinstance(self.dataset_options, Mapping):
-            raise ConfigError(f"proxy config: dataset_options must be a mapping, got {self.dataset_options!r}",
-                              field="dataset_options")
-
     def _check_ranges(self) -> None:
         def need(ok: bool, name: str, rule: str) -> None:
             if not ok:
                 raise ConfigError(f"proxy config: {name} must be {rule}, got {getattr(self, name)!r}", field=name)
 
-        if self.dataset not in DATASETS:
-            raise ConfigError(f"proxy config: unknown dataset {self.dataset!r}; known: {', '.join(DATASETS)}",
-                              field="dataset")
-        known_options = DATASETS.get(self.dataset).options()
-        for key, value in self.dataset_options.items():
-            if key not in known_options:
-                raise ConfigError(
-                    f"proxy config: dataset_options: {self.dataset} has no option {key!r}; "
-                    f"options: {', '.join(known_options) or 'none'}", field="dataset_options"
-                )
-            default = known_options[key]
-            if default is not None and type(value) is not type(default):
-                raise ConfigError(f"proxy config: dataset_options: {key} must be {type(default).__name__} "
-                                  f"like its default {default!r}, got {value!r}", field="dataset_options")
-            if key == "image_size" and not 4 <= value <= MAX_IMAGE_SIZE:
-                raise ConfigError(f"proxy config: dataset_options: image_size must be in 4..{MAX_IMAGE_SIZE}, got {value!r}",
-                                  field="dataset_options")
+        check_dataset_choice(self.dataset, self.dataset_options, "proxy config")
         need(1 <= self.cells <= 20, "cells", "in 1..20")
         # The proxy network uses the CIFAR stem, whose cells have the base filters or more.
         if self.filters is not None:

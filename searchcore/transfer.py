@@ -1,0 +1,202 @@
+"""Transfer training's config and result: a found cell stacked into a full N@F network and
+trained properly, as the paper retrains its best cells on CIFAR-10.
+
+Free of torch, so the web process validates a training's settings and reads its result
+without it; the training itself is `searchcore.transfer_train`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from searchcore.errors import ConfigError
+from searchcore.models.config import DEFAULT_FILTERS, MIN_CELL_FILTERS, NetworkWidths, network_widths
+from searchcore.proxy import MAX_BASE_FILTERS, MAX_FILTERS, MAX_SEED, check_dataset_choice, check_field_types
+from searchcore.registry import Registry
+from searchcore.results import EpochMetrics
+from searchcore.spaces.nasnet import Genotype
+
+#: The `format` every transfer checkpoint carries, so a loader refuses files that are not ours.
+TRANSFER_CHECKPOINT_FORMAT = "cellsearch.checkpoint/1"
+#: Past this many epochs a typo is likelier than a plan (the paper trains for 600).
+MAX_EPOCHS = 10_000
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    """How to train a found cell's full network. Defaults are the paper's CIFAR-10 recipe
+    (see TRANSFER_PRESETS["nasnet-cifar"] for the sources) on digits, which ships with the
+    package; the presets set the dataset and scale.
+
+    `cells` is N; the width is `filters`, F, the penultimate layer's filters of *this* cell's
+    network (F = 4 × k × base for a Normal cell concatenating k states, so 768 is 6@768 for
+    NASNet-A and base 48 for DARTS's 4-state cells), or `base_filters` directly; not both, and
+    F = 768 with neither. The lr decays by a single-period cosine to 0 over every step;
+    `grad_clip` 0 and `cutout` 0 turn those off; the auxiliary head is on when
+    `auxiliary_weight` > 0. `augment` is pad-and-crop plus a horizontal flip where the dataset
+    allows one. `amp` (bf16 autocast) and `channels_last` apply on CUDA only.
+    """
+
+    dataset: str = "digits"
+    data_root: str | None = None
+    dataset_options: dict[str, Any] = field(default_factory=dict, hash=False)
+    cells: int = 6
+    filters: int | None = None
+    base_filters: int | None = None
+    epochs: int = 600
+    batch_size: int = 32
+    lr: float = 0.025
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = True
+    grad_clip: float = 5.0
+    drop_path_keep: float = 0.6
+    cutout: int = 0
+    auxiliary_weight: float = 0.4
+    label_smoothing: float = 0.0
+    augment: bool = True
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    channels_last: bool = True
+
+    def __post_init__(self) -> None:
+        check_field_types(self, "transfer config")
+        if self.filters is not None and self.base_filters is not None:
+            raise ConfigError(f"transfer config: base_filters ({self.base_filters}) and filters ({self.filters}) are "
+                              "both set; give one", field="base_filters")
+        if self.filters is None and self.base_filters is None:
+            object.__setattr__(self, "filters", DEFAULT_FILTERS)
+        check_dataset_choice(self.dataset, self.dataset_options, "transfer config")
+        self._check_ranges()
+
+    def _check_ranges(self) -> None:
+        def need(ok: bool, name: str, rule: str) -> None:
+            if not ok:
+                raise ConfigError(f"transfer config: {name} must be {rule}, got {getattr(self, name)!r}", field=name)
+
+        need(1 <= self.cells <= 20, "cells", "in 1..20")
+        if self.filters is not None:  # a multiple of 4k is checked against the cell (network_widths)
+            need(MIN_CELL_FILTERS <= self.filters <= MAX_FILTERS, "filters", f"in {MIN_CELL_FILTERS}..{MAX_FILTERS}")
+        else:
+            need(self.base_filters is not None and MIN_CELL_FILTERS <= self.base_filters <= MAX_BASE_FILTERS,
+                 "base_filters", f"in {MIN_CELL_FILTERS}..{MAX_BASE_FILTERS} (every cell needs {MIN_CELL_FILTERS})")
+        need(1 <= self.epochs <= MAX_EPOCHS, "epochs", f"in 1..{MAX_EPOCHS}")
+        need(2 <= self.batch_size <= 65_536, "batch_size", "in 2..65536 (batch norm needs two images)")
+        need(self.lr > 0, "lr", "positive")
+        need(0 <= self.momentum < 1, "momentum", "in [0, 1)")
+        need(self.weight_decay >= 0, "weight_decay", "non-negative")
+        need(not self.nesterov or self.momentum > 0, "nesterov", "off when momentum is 0")
+        need(self.grad_clip >= 0, "grad_clip", "non-negative (0 = off)")
+        need(0 < self.drop_path_keep <= 1, "drop_path_keep", "in (0, 1]")
+        need(0 <= self.cutout <= 1024, "cutout", "in 0..1024 (0 = off)")
+        need(self.auxiliary_weight >= 0, "auxiliary_weight", "non-negative (0 = no auxiliary head)")
+        need(0 <= self.label_smoothing < 1, "label_smoothing", "in [0, 1)")
+        need(0 <= self.seed <= MAX_SEED, "seed", f"in 0..{MAX_SEED}")
+        need(re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device) is not None, "device", "auto, cpu, cuda or cuda:N")
+
+    def network_widths(self, genotype: Genotype) -> NetworkWidths:
+        """F and the base filters of `genotype`'s network; F must suit the cell's concat."""
+        try:
+            return network_widths(genotype, filters=self.filters, base_filters=self.base_filters)
+        except ConfigError as exc:
+            raise ConfigError(f"transfer config: {exc}", field="filters" if self.filters else "base_filters") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TransferConfig:
+        """Build from a JSON object; missing keys keep their defaults, unknown keys are errors."""
+        names = {f.name for f in fields(cls)}
+        for key in data:
+            if key not in names:
+                raise ConfigError(f"transfer config: unknown key {key!r}; known: {', '.join(sorted(names))}", field=key)
+        return cls(**data)
+
+
+# -- presets -------------------------------------------------------------------------------------
+
+#: Named starting points for `transfer_config`; every value a preset sets says where it comes from.
+TRANSFER_PRESETS: Registry[dict[str, Any]] = Registry("transfer preset")
+
+# The paper is Zoph et al., arXiv 1707.07012; "slim" is tensorflow/models research/slim/nets/nasnet
+# (nasnet.py cifar_config), whose values the paper leaves out.
+TRANSFER_PRESETS.register("nasnet-cifar", {
+    "dataset": "cifar10",  # paper §3.1 / Table 1: CIFAR-10, scored on its 10,000 test images
+    "cells": 6,  # paper Table 1: NASNet-A (6 @ 768), 3.3M params
+    "filters": 768,  # ditto (slim cifar_config: num_conv_filters 32 = 768 / 24)
+    "epochs": 600,  # slim cifar_config: total_training_steps 937,500 at batch 32 = 600 epochs of 50,000
+    "batch_size": 32,  # slim's CIFAR training: batch 32
+    "lr": 0.025,  # slim's CIFAR training: lr 0.025; paper A.6: "a single period cosine decay"
+    "momentum": 0.9,  # paper A.6: "the momentum optimizer with momentum rate set to 0.9"
+    "nesterov": True,  # stated by neither the paper nor slim's config: this interface's default
+    "weight_decay": 5e-4,  # paper A.6: "All models also use L2 weight decay"; the rate is slim's, 5e-4
+    "grad_clip": 5.0,  # slim's CIFAR training: gradients clipped to global norm 5
+    "drop_path_keep": 0.6,  # paper A.5: ScheduledDropPath, linearly increased; slim cifar_config: keep 0.6
+    "auxiliary_weight": 0.4,  # paper A.7: "weighted by 0.4"; slim cifar_config: use_aux_head 1
+    "cutout": 16,  # paper Table 1's "+ cutout" rows; 16 px is DeVries & Taylor's CIFAR-10 size
+    "label_smoothing": 0.0,  # paper A.7 smooths labels (0.1) for its ImageNet models only
+    "augment": True,  # slim's CIFAR preprocessing: pad 4, random 32 x 32 crop, horizontal flip
+})
+TRANSFER_PRESETS.register("quick", {
+    # A few minutes on a CPU, on digits (ships with scikit-learn): the recipe's shape, scaled down.
+    "dataset": "digits",
+    "cells": 2,
+    "base_filters": 8,
+    "epochs": 10,
+    "batch_size": 64,
+    "lr": 0.05,
+    "drop_path_keep": 0.8,
+    "auxiliary_weight": 0.4,
+    "cutout": 0,
+    "label_smoothing": 0.0,
+})
+
+
+def transfer_config(preset: str | None = None, **overrides: Any) -> TransferConfig:
+    """A preset's settings with `overrides` on top (None overrides are ignored); no preset
+    means TransferConfig's defaults. A width override replaces the preset's width of the other kind."""
+    if preset is None:
+        settings: dict[str, Any] = {}
+    elif preset in TRANSFER_PRESETS:
+        settings = dict(TRANSFER_PRESETS.get(preset))
+    else:
+        raise ConfigError(f"transfer config: unknown preset {preset!r}; known: {', '.join(TRANSFER_PRESETS)}",
+                          field="preset")
+    given = {key: value for key, value in overrides.items() if value is not None}
+    for width, other in (("filters", "base_filters"), ("base_filters", "filters")):
+        if width in given and other not in given:
+            settings.pop(other, None)
+    return TransferConfig.from_dict({**settings, **given})
+
+
+# -- result --------------------------------------------------------------------------------------
+
+
+@dataclass
+class TransferResult:
+    """What a transfer training reports. `epochs` spans every run that resumed it; `test_acc` is
+    the final model's, None when the dataset has no test split or the run stopped early.
+    `exports` maps a format ("onnx", "torchscript") to its check: {"file", "max_abs_diff",
+    "ok", "batch"}. `params` and `mult_adds` exclude the auxiliary head, as the paper counts."""
+
+    best_val_acc: float
+    final_val_acc: float
+    test_acc: float | None
+    params: int
+    mult_adds: int
+    epochs: list[EpochMetrics]
+    seconds: float
+    stopped: bool
+    exports: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TransferResult:
+        return cls(**{**data, "epochs": [EpochMetrics(**epoch) for epoch in data["epochs"]]})
