@@ -140,6 +140,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    """Exit status 1 when the export's logits differ from PyTorch's: the file is written but not to be trusted."""
+    from searchcore.checkpoints import export_model
+
+    out = Path(args.out) if args.out else Path(args.checkpoint).with_suffix(_EXPORT_SUFFIXES[args.format])
+    check = export_model(args.checkpoint, args.format, out)
+    print(json.dumps({**check, "file": str(out)}))
+    return 0 if check["ok"] else 1
+
+
+_EXPORT_SUFFIXES = {"onnx": ".onnx", "torchscript": ".ts"}
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     print("\n".join(_registry(args.what).names()))
     return 0
@@ -324,6 +337,12 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--genotype", default="nasnet-a", help="known cell name, genotype JSON file or run directory")
     _add_proxy_flags(p)
     p.set_defaults(handler=_cmd_train)
+
+    p = command("export", "export a transfer checkpoint to ONNX or TorchScript, checked against PyTorch")
+    p.add_argument("checkpoint", help="a transfer training's best.pt or last.pt")
+    p.add_argument("--format", required=True, choices=tuple(_EXPORT_SUFFIXES), help="the file to write")
+    p.add_argument("--out", help="the exported file (default: the checkpoint's path ending in .onnx or .ts)")
+    p.set_defaults(handler=_cmd_export)
 
     p = command("list", "list registered names")
     p.add_argument("what", choices=tuple(_REGISTRIES), help="the registry to list")

@@ -200,3 +200,152 @@ class TransferResult:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TransferResult:
         return cls(**{**data, "epochs": [EpochMetrics(**epoch) for epoch in data["epochs"]]})
+
+
+# -- model card ----------------------------------------------------------------------------------
+
+#: Zoph, Vasudevan, Shlens and Le, "Learning Transferable Architectures for Scalable Image Recognition".
+NASNET_CITATION = """@inproceedings{zoph2018learning,
+  title     = {Learning Transferable Architectures for Scalable Image Recognition},
+  author    = {Zoph, Barret and Vasudevan, Vijay and Shlens, Jonathon and Le, Quoc V.},
+  booktitle = {Proceedings of the IEEE Conference on Computer Vision and Pattern Recognition (CVPR)},
+  pages     = {8697--8710},
+  year      = {2018},
+  note      = {arXiv:1707.07012}
+}"""
+
+
+def model_card(facts: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A trained model's card, as Markdown (the Hugging Face layout) and as JSON, from plain facts,
+    so the web app and the CLI describe a download the same way without torch.
+
+    `facts`: "genotype" (the cell's JSON dict), "recipe" (TransferConfig.to_dict()), "result"
+    (TransferResult.to_dict()); optional "name", "source" (where the cell was found, e.g.
+    {"search": ..., "trial": ...}), "hardware" (what trained it, e.g. "1 × NVIDIA H100"), "gpus"
+    (how many; 0 on a CPU) and "checkpoint" (the weights' file name, "best.pt" by default).
+    """
+    genotype = Genotype.from_dict(facts["genotype"])
+    config = TransferConfig.from_dict(facts["recipe"])  # every field, defaults filled in
+    recipe = config.to_dict()
+    result = facts["result"]
+    widths = config.network_widths(genotype)
+    cell_hash = genotype.canonical_hash()
+    gpus = int(facts.get("gpus", 0))
+    checkpoint = facts.get("checkpoint", "best.pt")
+    card: dict[str, Any] = {
+        "name": facts.get("name") or f"nasnet-{cell_hash[:12]}-{recipe['cells']}at{widths.filters}-{recipe['dataset']}",
+        "cell": {"hash": cell_hash, "genotype": genotype.to_dict(), "darts": genotype.to_darts(),
+                 "source": dict(facts.get("source") or {})},
+        "architecture": {"cells": recipe["cells"], "filters": widths.filters, "base_filters": widths.base_filters,
+                         "params": result["params"], "mult_adds": result["mult_adds"]},
+        "training": recipe,
+        "results": {"dataset": recipe["dataset"], "best_val_acc": result["best_val_acc"],
+                    "final_val_acc": result["final_val_acc"], "test_acc": result["test_acc"],
+                    "epochs_trained": len(result["epochs"]), "stopped_early": result["stopped"]},
+        "compute": {"hardware": facts.get("hardware") or "unknown", "gpus": gpus, "seconds": result["seconds"],
+                    "gpu_hours": gpus * result["seconds"] / 3600},
+        "exports": result.get("exports", {}),
+        "checkpoint": checkpoint,
+        "citation": NASNET_CITATION,
+    }
+    return _card_markdown(card), card
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.2f}%"
+
+
+def _card_markdown(card: dict[str, Any]) -> str:
+    import json  # only the card needs it; the imports above are the config's
+
+    arch, results, compute, cell = card["architecture"], card["results"], card["compute"], card["cell"]
+    n_at_f = f"{arch['cells']}@{arch['filters']}"
+    source = ", ".join(f"{key} {value}" for key, value in cell["source"].items()) or "not recorded"
+    lines = [
+        "---",
+        "library_name: pytorch",
+        "pipeline_tag: image-classification",
+        "tags: [nasnet, neural-architecture-search, cellsearch]",
+        f"datasets: [{results['dataset']}]",
+        "metrics: [accuracy]",
+        "---",
+        "",
+        f"# {card['name']}",
+        "",
+        f"A NASNet network ({n_at_f}) stacked from cell `{cell['hash']}` and trained on {results['dataset']} "
+        f"with CellSearch's transfer training. Test accuracy {_percent(results['test_acc'])}, "
+        f"best validation accuracy {_percent(results['best_val_acc'])}.",
+        "",
+        "## The cell",
+        "",
+        f"- Canonical hash: `{cell['hash']}`",
+        f"- Found by: {source}",
+        f"- DARTS notation: `{cell['darts']}`",
+        "- Genotype (JSON):",
+        "",
+        "```json",
+        json.dumps(cell["genotype"], indent=2),
+        "```",
+        "",
+        "## Architecture",
+        "",
+        "| | |",
+        "| --- | --- |",
+        f"| N@F | {n_at_f} (N normal cells per stack, F penultimate filters; base filters {arch['base_filters']}) |",
+        f"| Parameters | {arch['params']:,} |",
+        f"| Mult-adds | {arch['mult_adds']:,} |",
+        "",
+        "Parameters and mult-adds leave out the auxiliary head, which only training uses, as the paper counts.",
+        "",
+        "## Training recipe",
+        "",
+        "| Setting | Value |",
+        "| --- | --- |",
+        *(f"| `{key}` | `{json.dumps(value)}` |" for key, value in card["training"].items()),
+        "",
+        "## Results",
+        "",
+        "| Metric | Value |",
+        "| --- | --- |",
+        f"| Test accuracy | {_percent(results['test_acc'])} |",
+        f"| Best validation accuracy | {_percent(results['best_val_acc'])} |",
+        f"| Final validation accuracy | {_percent(results['final_val_acc'])} |",
+        f"| Epochs trained | {results['epochs_trained']}{' (stopped early)' if results['stopped_early'] else ''} |",
+        "",
+        "## Compute",
+        "",
+        f"- Hardware: {compute['hardware']}",
+        f"- Wall time: {compute['seconds'] / 3600:.2f} h ({compute['seconds']:.0f} s)",
+        f"- GPU-hours: {compute['gpu_hours']:.2f}",
+        "",
+        "## Exports",
+        "",
+    ]
+    if card["exports"]:
+        lines += ["| Format | File | Max abs. difference from PyTorch | Checked on | OK |", "| --- | --- | --- | --- | --- |"]
+        lines += [f"| {fmt} | `{check['file']}` | {check['max_abs_diff']:.2e} | batch {tuple(check['batch'])} | "
+                  f"{'yes' if check['ok'] else 'NO'} |" for fmt, check in card["exports"].items()]
+    else:
+        lines.append("None.")
+    lines += [
+        "",
+        "## How to load",
+        "",
+        "```python",
+        "import searchcore",
+        f'model = searchcore.load_model("{card["checkpoint"]}")  # eval mode; forward(images) gives logits',
+        "",
+        "# or without CellSearch's loader: plain tensors and JSON, no pickled code",
+        "import torch",
+        f'checkpoint = torch.load("{card["checkpoint"]}", weights_only=True)',
+        'checkpoint["genotype"], checkpoint["network"], checkpoint["model"]  # cell, NetworkConfig, state dict',
+        "```",
+        "",
+        "## Citation",
+        "",
+        "```bibtex",
+        card["citation"],
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
