@@ -16,6 +16,15 @@ from webapp.searches.apis import (
     SearchResumeApi,
     SearchTrialListApi,
 )
+from webapp.transfers.apis import (
+    TransferCancelApi,
+    TransferDetailApi,
+    TransferFileApi,
+    TransferListApi,
+    TransferPauseApi,
+    TransferPresetListApi,
+    TransferResumeApi,
+)
 from webapp.trials.apis import TrialCheckpointApi, TrialDetailApi
 
 app_name = "api"
@@ -34,4 +43,11 @@ urlpatterns = [
     path("cells/<int:cell_id>/genotype.json", CellGenotypeJsonApi.as_view(), name="cell-genotype-json"),
     path("cells/<int:cell_id>/genotype.txt", CellGenotypeTextApi.as_view(), name="cell-genotype-text"),
     path("compare/", CompareApi.as_view(), name="compare"),
+    path("transfers/", TransferListApi.as_view(), name="transfer-list"),
+    path("transfers/presets/", TransferPresetListApi.as_view(), name="transfer-presets"),
+    path("transfers/<int:transfer_id>/", TransferDetailApi.as_view(), name="transfer-detail"),
+    path("transfers/<int:transfer_id>/pause/", TransferPauseApi.as_view(), name="transfer-pause"),
+    path("transfers/<int:transfer_id>/resume/", TransferResumeApi.as_view(), name="transfer-resume"),
+    path("transfers/<int:transfer_id>/cancel/", TransferCancelApi.as_view(), name="transfer-cancel"),
+    path("transfers/<int:transfer_id>/files/<str:kind>", TransferFileApi.as_view(), name="transfer-file"),
 ]

@@ -23,7 +23,8 @@ logger = logging.getLogger(__name__)
 ADVANCE_SEARCH = "searches.advance_search"
 FAIL_SEARCH = "searches.fail_search"
 TRAIN_TRIAL = "trials.train_trial"
-#: The broker queue train_trial messages wait in (settings.CELERY_TASK_ROUTES).
+TRAIN_TRANSFER = "transfers.train_transfer"
+#: The broker queue train_trial and train_transfer messages wait in (settings.CELERY_TASK_ROUTES).
 GPU_QUEUE = "gpu"
 
 
@@ -70,6 +71,19 @@ def queue_train_trials(*, trials: list[tuple[int, str]]) -> None:
 
     if trials:
         transaction.on_commit(send)
+
+
+def queue_train_transfer(*, transfer_id: int, task_id: str) -> None:
+    """After the commit, send the transfer to the gpu queue under `task_id` (already stored on
+    it, so a pause or cancel can revoke it)."""
+
+    def send() -> None:
+        try:
+            celery_app.send_task(TRAIN_TRANSFER, args=(transfer_id,), task_id=task_id)
+        except Exception:  # the reconciler requeues pending transfers later
+            logger.warning("could not queue train_transfer(%s); the reconciler will", transfer_id, exc_info=True)
+
+    transaction.on_commit(send)
 
 
 def queue_revoke_tasks(*, task_ids: list[str], terminate: bool) -> None:

@@ -24,5 +24,6 @@ urlpatterns = [
     path("api/", include("webapp.api_urls")),
     path("trials/", include(("webapp.trials.urls", "trials"))),
     path("cells/", include(("webapp.cells.urls", "cells"))),
+    path("transfers/", include(("webapp.transfers.urls", "transfers"))),
     path("", include(("webapp.searches.urls", "searches"))),
 ]

@@ -102,3 +102,12 @@ def make_trial(make_cell):
                                     reward=reward, val_acc=reward, **fields)
 
     return make
+
+
+# -- transfers ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def transfer_source(make_search, make_trial):
+    """A finished trial of alice's team (the add genotype's cell), to start a transfer from."""
+    return make_trial(make_search(), 0, reward=0.8)

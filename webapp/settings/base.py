@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "webapp.cells",
     "webapp.searches",
     "webapp.trials",
+    "webapp.transfers",
 ]
 
 MIDDLEWARE = [
@@ -120,6 +121,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "SearchStatusEnum": "webapp.searches.models.Search.Status",
         "TrialStatusEnum": "webapp.trials.models.Trial.Status",
+        "TransferStatusEnum": "webapp.transfers.models.Transfer.Status",
     },
     # Swagger UI from our own static files: it works without internet access.
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -127,7 +129,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
-# -- Celery: `gpu` trains trials (one worker process per GPU), `control` runs strategy steps.
+# -- Celery: `gpu` trains trials and transfers (one worker process per GPU), `control` runs strategy
+# steps and the reconcilers.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
@@ -137,12 +140,15 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "control"
 CELERY_TASK_ROUTES = {
     "trials.train_trial": {"queue": "gpu"},
+    "transfers.train_transfer": {"queue": "gpu"},
     "searches.*": {"queue": "control"},
+    "transfers.*": {"queue": "control"},
 }
 # A trial trains for minutes to hours: Redis must not hand its message to another worker meanwhile.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 12 * 3600)}
 CELERY_BEAT_SCHEDULE = {
     "reconcile": {"task": "searches.reconcile", "schedule": env_int("CELLSEARCH_RECONCILE_SECONDS", 30)},
+    "transfers-reconcile": {"task": "transfers.reconcile", "schedule": env_int("CELLSEARCH_RECONCILE_SECONDS", 30)},
 }
 
 # A running trial's worker beats at most this often, as its training makes progress; one silent

@@ -1,0 +1,49 @@
+/* Transfers: the new-transfer form's presets, and a transfer's training speed chart. */
+(function () {
+  "use strict";
+  var CellSearch = window.CellSearch = window.CellSearch || {};
+
+  function readJSON(id) {
+    var node = document.getElementById(id);
+    return node ? JSON.parse(node.textContent) : null;
+  }
+
+  /* Choosing a preset fills every setting it has (a blank value where it sets none). */
+  CellSearch.presetForm = function (formId, presetsId) {
+    var form = document.getElementById(formId), presets = readJSON(presetsId) || {};
+    var select = form && form.elements.preset;
+    if (!select) { return; }
+    select.addEventListener("change", function () {
+      var values = presets[select.value];
+      if (!values) { return; }
+      Object.keys(values).forEach(function (name) {
+        var input = form.elements[name], value = values[name];
+        if (!input || name === "preset" || name === "data_root") { return; }
+        if (value === null || value === undefined) { input.value = ""; }
+        else if (typeof value === "boolean") { input.value = value ? "true" : "false"; }
+        else if (typeof value === "object") { input.value = Object.keys(value).length ? JSON.stringify(value) : ""; }
+        else { input.value = String(value); }
+        input.dispatchEvent(new Event("change", {bubbles: true}));
+      });
+    });
+  };
+
+  /* Images per second per epoch, redrawn when the live partial brings new epochs. */
+  CellSearch.speedChart = function (dataId, chartId) {
+    var shown = -1;
+    function draw() {
+      var epochs = readJSON(dataId) || [];
+      if (epochs.length === shown || !epochs.length || !window.Plotly) { return; }
+      shown = epochs.length;
+      Plotly.react(chartId, [{x: epochs.map(function (e) { return e.epoch; }),
+                              y: epochs.map(function (e) { return e.images_per_second; }),
+                              mode: "lines+markers", name: "images / s", line: {color: "#2ca02c"}}],
+                   {title: {text: "Training throughput"}, margin: {l: 64, r: 20, t: 30, b: 40},
+                    paper_bgcolor: "rgba(0,0,0,0)", xaxis: {title: {text: "epoch"}},
+                    yaxis: {title: {text: "images / s"}, rangemode: "tozero"}},
+                   {responsive: true, displaylogo: false});
+    }
+    draw();
+    document.body.addEventListener("htmx:afterSettle", draw);
+  };
+})();

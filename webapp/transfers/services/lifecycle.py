@@ -1,0 +1,172 @@
+"""A transfer's life as its user steers it: validate its settings once, create (queued on the
+gpu queue once this commits), pause, resume and cancel.
+
+Imported by the web process: searchcore is used for its torch-free parts only
+(searchcore.transfer, searchcore.data's registry and check_dataset_root).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from searchcore.errors import ConfigError, DatasetNotFoundError, GenotypeError, SearchcoreError, UnknownNameError
+from webapp import dispatch
+from webapp.transfers.models import Transfer
+
+#: TransferConfig fields a transfer may not set, and why.
+NOT_SETTABLE = {
+    "data_root": "is set by the server (CELLSEARCH_DATA_ROOT/<dataset>), not per transfer",
+}
+
+
+def transfer_settable_fields() -> list[dataclasses.Field]:
+    """The TransferConfig fields a form or the API may set: all but the server's data root."""
+    from searchcore.transfer import TransferConfig
+
+    return [f for f in dataclasses.fields(TransferConfig) if f.name not in NOT_SETTABLE]
+
+
+def dataset_root(dataset: str) -> str | None:
+    """Where the workers read a dataset's files: CELLSEARCH_DATA_ROOT/<dataset>, for the datasets that need files."""
+    from searchcore.data import DATASETS
+
+    try:
+        needs_root = DATASETS.get(dataset).needs_root
+    except UnknownNameError:
+        return None
+    return os.path.join(settings.CELLSEARCH_DATA_ROOT, dataset) if needs_root else None
+
+
+def validate_transfer_config(*, genotype: dict, preset: str | None, dataset: str | None,
+                             overrides: dict[str, Any]):
+    """Check a transfer's settings without torch and return its TransferConfig (without a data
+    root): the preset's values (or the defaults), then `dataset`, then `overrides`.
+
+    Raises ValidationError({field: [message]}): TransferConfig's own errors name their field
+    (ConfigError.field), a preset not known is `preset`, a dataset whose folder is missing on the
+    server is `dataset`, a cell the training cannot build is `cell`.
+    """
+    from searchcore.spaces import parse_genotype
+    from searchcore.spaces.nasnet import Genotype
+    from searchcore.transfer import transfer_config
+
+    for key in overrides:
+        if key in NOT_SETTABLE:
+            raise ValidationError({key: [NOT_SETTABLE[key]]})
+    values = dict(overrides)  # transfer_config: a width given replaces the preset's other kind
+    if dataset:
+        values["dataset"] = dataset
+    try:
+        config = transfer_config(preset or None, **values)
+    except ConfigError as exc:
+        raise ValidationError({exc.field or "config": [str(exc)]}) from None
+    except TypeError as exc:  # an unknown keyword
+        raise ValidationError({"config": [str(exc)]}) from None
+    try:
+        cell = parse_genotype(genotype)
+        if not isinstance(cell, Genotype):
+            raise GenotypeError(f"{cell.format} genotypes are not cells of the nasnet space")
+        config.network_widths(cell)
+    except ConfigError as exc:
+        raise ValidationError({exc.field or "cell": [str(exc)]}) from None
+    except (SearchcoreError, TypeError, ValueError, AttributeError) as exc:
+        raise ValidationError({"cell": [f"this cell cannot be trained as a transfer: {exc}"]}) from None
+    root = dataset_root(config.dataset)
+    if root is not None:
+        from searchcore.data import check_dataset_root
+
+        try:
+            check_dataset_root(config.dataset, root)
+        except (DatasetNotFoundError, ConfigError) as exc:
+            raise ValidationError({"dataset": [f"{exc} (the workers read {config.dataset} from "
+                                               f"CELLSEARCH_DATA_ROOT/{config.dataset})"]}) from None
+    return config
+
+
+@transaction.atomic
+def transfer_create(*, user, source_trial, name: str = "", preset: str | None = None, dataset: str | None = None,
+                    overrides: dict[str, Any] | None = None) -> Transfer:
+    """A transfer of `source_trial`'s cell (a trial of one of the user's teams, read through
+    transfers.selectors), in that trial's team, queued on the gpu queue once this commits."""
+    if len(name) > 200:
+        raise ValidationError({"name": ["at most 200 characters"]})
+    config = validate_transfer_config(genotype=source_trial.genotype, preset=preset, dataset=dataset,
+                                      overrides=overrides or {})
+    stored = {key: value for key, value in config.to_dict().items() if key not in ("dataset", "data_root")}
+    task_id = dispatch.new_task_id()
+    transfer = Transfer.objects.create(
+        team=source_trial.search.team, owner=user, name=name, cell=source_trial.cell,
+        genotype=source_trial.genotype, cell_hash=source_trial.cell_hash, source_trial=source_trial,
+        source_search=source_trial.search, preset=preset or "", dataset=config.dataset, config=stored,
+        status=Transfer.Status.PENDING, task_id=task_id, heartbeat_at=timezone.now(),
+    )
+    dispatch.queue_train_transfer(transfer_id=transfer.pk, task_id=task_id)
+    return transfer
+
+
+def _locked(transfer: Transfer) -> Transfer:
+    return Transfer.objects.select_for_update().get(pk=transfer.pk)
+
+
+def _refresh_caller(transfer: Transfer, locked: Transfer) -> Transfer:
+    for field in ("status", "pause_requested", "task_id", "finished_at", "error", "updated_at"):
+        setattr(transfer, field, getattr(locked, field))
+    return transfer
+
+
+@transaction.atomic
+def transfer_pause(*, transfer: Transfer) -> Transfer:
+    """A queued transfer is paused at once (its message is dropped); a running one stops after
+    its current epoch, keeping that epoch's checkpoint, and its worker marks it paused."""
+    locked = _locked(transfer)
+    if locked.status == Transfer.Status.PENDING:
+        dispatch.queue_revoke_tasks(task_ids=[locked.task_id] if locked.task_id else [], terminate=False)
+        locked.status = Transfer.Status.PAUSED
+        locked.save(update_fields=["status", "updated_at"])
+    elif locked.status == Transfer.Status.RUNNING and not locked.pause_requested:
+        locked.pause_requested = True
+        locked.save(update_fields=["pause_requested", "updated_at"])
+    else:
+        raise ValidationError({"status": [f"only a queued or running transfer can be paused; this one is "
+                                          f"{'pausing' if locked.pause_requested else locked.status}"]})
+    return _refresh_caller(transfer, locked)
+
+
+@transaction.atomic
+def transfer_resume(*, transfer: Transfer) -> Transfer:
+    """Carry on a paused transfer from its last checkpoint (queued again once this commits), or
+    take back a pause its worker has not acted on yet."""
+    locked = _locked(transfer)
+    if locked.status == Transfer.Status.RUNNING and locked.pause_requested:
+        locked.pause_requested = False
+        locked.save(update_fields=["pause_requested", "updated_at"])
+    elif locked.status == Transfer.Status.PAUSED:
+        locked.status, locked.pause_requested = Transfer.Status.PENDING, False
+        locked.task_id, locked.heartbeat_at, locked.worker = dispatch.new_task_id(), timezone.now(), ""
+        locked.save(update_fields=["status", "pause_requested", "task_id", "heartbeat_at", "worker", "updated_at"])
+        dispatch.queue_train_transfer(transfer_id=locked.pk, task_id=locked.task_id)
+    else:
+        raise ValidationError({"status": [f"only a paused transfer can be resumed; this one is {locked.status}"]})
+    return _refresh_caller(transfer, locked)
+
+
+@transaction.atomic
+def transfer_cancel(*, transfer: Transfer) -> Transfer:
+    """End the transfer for good: a running training is stopped (its task terminated once this
+    commits, and its worker's next beat finds it no longer its own). Its checkpoints stay."""
+    locked = _locked(transfer)
+    if locked.status in Transfer.ENDED:
+        raise ValidationError({"status": [f"this transfer has already ended ({locked.status})"]})
+    if locked.task_id:
+        dispatch.queue_revoke_tasks(task_ids=[locked.task_id],
+                                    terminate=locked.status == Transfer.Status.RUNNING)
+    locked.status, locked.pause_requested, locked.finished_at = Transfer.Status.CANCELLED, False, timezone.now()
+    locked.save(update_fields=["status", "pause_requested", "finished_at", "updated_at"])
+    return _refresh_caller(transfer, locked)
