@@ -425,3 +425,46 @@ def test_detail_live_list_and_steering_pages(client, user, make_transfer, stand_
     live = client.get(f"/transfers/{transfer.pk}/live/").content.decode()
     assert "hx-get" not in live.split("</div>")[0]  # the poller stops once ended
     assert 'id="download-best"' in live and 'id="download-cardmd"' in live and "500" in live
+
+
+# -- a real training ------------------------------------------------------------------------------
+
+#: A transfer that trains in a few seconds on one CPU thread (the exports take the rest, ~15 s).
+TINY_TRANSFER = {"preset": "quick", "cells": 1, "base_filters": 4, "epochs": 2, "batch_size": 128,
+                 "device": "cpu", "drop_path_keep": 1.0, "auxiliary_weight": 0.0}
+
+
+@pytest.mark.slow
+def test_a_real_tiny_transfer_trains_exports_and_loads(make_transfer, api, settings):
+    import io
+
+    import torch
+
+    from searchcore.checkpoints import load_model
+
+    # The exports after the last epoch report no progress for ~15 s on one CPU thread: more than
+    # 5 of these one-second epochs and the tests' 5 s heartbeat timeout, the runner's stall limits.
+    settings.CELLSEARCH_HEARTBEAT_TIMEOUT = settings.CELLSEARCH_MIN_STALL_SECONDS = 60
+    transfer = make_transfer(**TINY_TRANSFER)
+    transfer_run(transfer_id=transfer.pk)
+
+    transfer.refresh_from_db()
+    assert transfer.status == "finished", transfer.error
+    assert [e["epoch"] for e in transfer.epochs] == [1, 2] and transfer.checkpoint_epoch == 2
+    assert 0 <= transfer.best_val_acc <= 1 and transfer.test_acc is not None and transfer.params > 0
+    assert transfer.exports["onnx"]["ok"] and transfer.exports["torchscript"]["ok"]
+    assert transfer.model_card["compute"]["gpus"] == 0 and "(CPU)" in transfer.model_card["compute"]["hardware"]
+
+    files = api.get(f"/api/transfers/{transfer.pk}/").json()["files"]
+    assert set(files) == {"best", "last", "onnx", "torchscript", "genotype", "card.md", "card.json"}
+    best = b"".join(api.get(files["best"]).streaming_content)
+    checkpoint = torch.load(io.BytesIO(best), weights_only=True)
+    assert checkpoint["genotype"] == transfer.genotype and checkpoint["format"] == "cellsearch.checkpoint/1"
+    assert torch.load(io.BytesIO(b"".join(api.get(files["last"]).streaming_content)), weights_only=True)["epoch"] == 2
+    with default_storage.open(transfer.best_checkpoint.name) as f:
+        path = f.name
+    model = load_model(path)
+    assert model(torch.zeros(2, 1, 16, 16)).shape == (2, 10)
+    scripted = torch.jit.load(io.BytesIO(b"".join(api.get(files["torchscript"]).streaming_content)))
+    assert scripted(torch.zeros(2, 1, 16, 16)).shape == (2, 10)
+    assert len(b"".join(api.get(files["onnx"]).streaming_content)) > 1000
