@@ -130,13 +130,61 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    """With --out, transfer training (resumable there); without, one proxy training."""
+    given = {name: getattr(args, name) for name in _TRAIN_FIELDS if getattr(args, name) is not None}
+    if args.dataset_option:
+        given["dataset_options"] = _options(args.dataset_option)
+    genotype = load_genotype_arg(args.genotype)
+    if args.out is not None:
+        return _transfer_train(args, genotype, given)
+    transfer_only = [flag for flag, value in (("--preset", args.preset), ("--label-smoothing", args.label_smoothing),
+                                              ("--threads", args.threads)) if value is not None]
+    if transfer_only:
+        raise ConfigError(f"{', '.join(transfer_only)}: only for transfer training, which needs --out")
     from dataclasses import asdict
 
+    from searchcore.proxy import ProxyConfig
     from searchcore.train import train_child
 
-    genotype = load_genotype_arg(args.genotype)
-    result = train_child(genotype, _proxy_config(args))
+    result = train_child(genotype, ProxyConfig.from_dict(given))
     print(json.dumps({k: v for k, v in asdict(result).items() if k != "epochs"}))
+    return 0
+
+
+def _transfer_train(args: argparse.Namespace, genotype: Any, given: dict[str, Any]) -> int:
+    """Train in a supervised child process (a lost one resumes from --out), a bar over epochs;
+    exit status 1 when the training itself fails (diverged, out of memory, crashed each time)."""
+    from tqdm import tqdm
+
+    from searchcore.data import check_dataset_root
+    from searchcore.runner import run_transfer
+    from searchcore.spaces.nasnet import Genotype
+    from searchcore.transfer import transfer_config
+
+    config = transfer_config(args.preset or "quick", **given)
+    check_dataset_root(config.dataset, config.data_root)
+    if isinstance(genotype, Genotype):
+        config.network_widths(genotype)
+    with tqdm(total=config.epochs, unit="epoch", disable=args.quiet, file=sys.stderr) as bar:
+
+        def on_epoch(metrics: Any) -> None:
+            bar.update(metrics.epoch - bar.n)
+            bar.set_postfix(val_acc=f"{metrics.val_acc:.4f}", refresh=False)
+
+        def on_retry(attempt: int, reason: str) -> None:
+            bar.write(f"searchcore: {reason}; resuming (attempt {attempt + 1})")
+
+        outcome = run_transfer(genotype, config, out_dir=args.out, on_epoch=on_epoch, num_threads=args.threads,
+                               retry_lost=True, on_retry=on_retry)
+    if outcome.result is None:
+        print(f"searchcore: error: transfer training {outcome.status}: {outcome.message}", file=sys.stderr)
+        return 1
+    result = outcome.result
+    summary = {"out": str(args.out), "epochs": len(result.epochs), "best_val_acc": result.best_val_acc,
+               "final_val_acc": result.final_val_acc, "test_acc": result.test_acc, "params": result.params,
+               "mult_adds": result.mult_adds, "seconds": result.seconds,
+               "exports": {fmt: check["ok"] for fmt, check in result.exports.items()}}
+    print(json.dumps(summary))
     return 0
 
 
@@ -280,6 +328,55 @@ def _add_proxy_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=default["seed"], help="random seed of the strategy and the training")
 
 
+#: The `train` flags named after a config field: ProxyConfig's and TransferConfig's alike, but
+#: for label_smoothing (transfer training's only).
+_TRAIN_FIELDS = ("dataset", "data_root", "epochs", "cells", "filters", "base_filters", "batch_size", "lr", "momentum",
+                 "nesterov", "weight_decay", "grad_clip", "drop_path_keep", "cutout", "auxiliary_weight", "augment",
+                 "seed", "device", "amp", "channels_last", "label_smoothing")
+
+
+def _add_train_flags(p: argparse.ArgumentParser) -> None:
+    """`train`'s flags: each unset one keeps the preset's value (with --out) or ProxyConfig's (without)."""
+    from searchcore.transfer import TRANSFER_PRESETS
+
+    fallback = "default: the preset's, or the proxy's without --out"
+    g = p.add_argument_group("transfer training (with --out)")
+    g.add_argument("--out", help="run directory: last.pt each epoch, best.pt, the exports and result.json; "
+                   "re-run with the same one to resume")
+    g.add_argument("--preset", help=f"the recipe the flags below change: {', '.join(TRANSFER_PRESETS)} "
+                   "(default: quick)")
+    g.add_argument("--label-smoothing", type=float, help="weight of the uniform target in the loss (default: the preset's)")
+    g.add_argument("--threads", type=int, help="torch threads of the training process (default: torch's)")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g = p.add_argument_group(f"training settings ({fallback})")
+    g.add_argument("--dataset", help="digits (ships with scikit-learn), cifar10, imagefolder or synthetic")
+    g.add_argument("--data-root", help="folder holding the dataset's files (cifar10, imagefolder)")
+    g.add_argument("--dataset-option", action="append", metavar="KEY=VALUE",
+                   help="a dataset option (e.g. image_size=8 for digits), repeatable; VALUE is read as JSON when it can be")
+    g.add_argument("--epochs", type=int, help="training epochs")
+    g.add_argument("--cells", type=int, metavar="N", help="normal cells per stack")
+    width = g.add_mutually_exclusive_group()
+    width.add_argument("--filters", type=int, metavar="F", help="F: the penultimate layer's filters (with --out, "
+                       "4 k C for a cell concatenating k states; without, F / 24 base filters for every cell)")
+    width.add_argument("--base-filters", type=int, metavar="C", help="base filters of every cell (slim's "
+                       "num_conv_filters, DARTS's C)")
+    g.add_argument("--batch-size", type=int, help="images per training step")
+    g.add_argument("--lr", type=float, help="initial learning rate, cosine-annealed to 0")
+    g.add_argument("--momentum", type=float, help="SGD momentum")
+    g.add_argument("--nesterov", action=argparse.BooleanOptionalAction, help="Nesterov momentum")
+    g.add_argument("--weight-decay", type=float, help="L2 weight decay")
+    g.add_argument("--grad-clip", type=float, help="clip the gradients' global norm to this; 0 turns clipping off")
+    g.add_argument("--drop-path-keep", type=float, help="probability of keeping each op's path; 1 turns drop path off")
+    g.add_argument("--cutout", type=int, help="side of the cutout square; 0 turns cutout off")
+    g.add_argument("--auxiliary-weight", type=float, help="weight of the auxiliary head's loss; 0 removes the head")
+    g.add_argument("--augment", action=argparse.BooleanOptionalAction, help="pad-and-crop, and flip where the "
+                   "dataset allows it")
+    g.add_argument("--seed", type=int, help="random seed of the weights, the shuffling and the augmentation")
+    g.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    g.add_argument("--amp", action=argparse.BooleanOptionalAction, help="bf16 autocast on CUDA")
+    g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, help="channels-last tensors on CUDA")
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m searchcore", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -333,9 +430,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="cell.svg", help="the drawing: .svg, .png or .pdf")
     p.set_defaults(handler=_cmd_render)
 
-    p = command("train", "proxy-train one genotype")
+    p = command("train", "train one genotype: with --out, its full network from a preset (transfer training, "
+                "resumable); without, its proxy network once")
     p.add_argument("--genotype", default="nasnet-a", help="known cell name, genotype JSON file or run directory")
-    _add_proxy_flags(p)
+    _add_train_flags(p)
     p.set_defaults(handler=_cmd_train)
 
     p = command("export", "export a transfer checkpoint to ONNX or TorchScript, checked against PyTorch")

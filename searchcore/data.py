@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from searchcore.errors import ConfigError, SearchcoreError
+from searchcore.errors import ConfigError, DatasetNotFoundError, SearchcoreError
 from searchcore.registry import Registry, import_target
 
 if TYPE_CHECKING:
@@ -156,6 +156,41 @@ register_dataset(
     needs_root=False, target="searchcore.loaders:load_synthetic",
     num_samples=1024, val_samples=256, image_size=32, in_channels=3, num_classes=10, seed=0,
 )
+
+
+# -- checking a data root without loading it -------------------------------------------------
+
+#: The files the cifar10 and imagefolder loaders read (searchcore.loaders), named here so the
+#: web process can check a root before anything is queued.
+CIFAR_FOLDER = "cifar-10-batches-py"
+CIFAR_FILES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch")
+IMAGEFOLDER_REQUIRED_SPLITS = ("train", "val")
+
+
+def check_dataset_root(name: str, root: str | Path | None) -> None:
+    """Raise DatasetNotFoundError naming what `name` would miss under `root`, without loading
+    anything: a root-less dataset given a root, or a rooted one given none, is a ConfigError."""
+    loader = DATASETS.get(name)
+    if not loader.needs_root:
+        if root is not None:
+            raise ConfigError(f"{name}: takes no data root, it needs no files (got {str(root)!r})", field="data_root")
+        return
+    if root is None:
+        raise ConfigError(f"{name}: needs a data root (the folder holding its files)", field="data_root")
+    folder = Path(root).expanduser()
+    if not folder.is_dir():
+        raise DatasetNotFoundError(f"{name}: the data root {folder} is not a folder")
+    if name == "cifar10":
+        batches = folder / CIFAR_FOLDER if (folder / CIFAR_FOLDER).is_dir() else folder
+        missing = [file for file in CIFAR_FILES if not (batches / file).is_file()]
+        if missing:
+            raise DatasetNotFoundError(f"cifar10: {batches} lacks {', '.join(missing)} (the {CIFAR_FOLDER}/ "
+                                       "batches as torchvision writes them)")
+    elif name == "imagefolder":
+        missing = [f"{split}/" for split in IMAGEFOLDER_REQUIRED_SPLITS if not (folder / split).is_dir()]
+        if missing:
+            raise DatasetNotFoundError(f"imagefolder: {folder} lacks {' and '.join(missing)} "
+                                       "(expected root/train/<class>/*.png and root/val/<class>/*.png)")
 
 
 # -- shared helpers ---------------------------------------------------------------------------

@@ -15,8 +15,10 @@ Celery worker, neither of which needs torch for this — supervises it:
   caller's `on_beat` returns False (a cancel), or when the parent itself dies (Linux's
   parent-death signal).
 
-`train_in_subprocess` is one such attempt. `run_trial` applies the policy to it, so that
-every caller judges a trial's end alike:
+`train_in_subprocess` is one such attempt at a proxy training, `transfer_in_subprocess` one at
+a transfer training (searchcore.transfer_train, resumable from its output folder): the same
+child, told by its job's `kind` which training to run. `run_trial` and `run_transfer` apply
+the policy to them, so that every caller judges a training's end alike:
 
 - a result: the trial is **finished**;
 - the cell's own failure — its loss diverged, or it ran out of memory: the trial is
@@ -45,14 +47,17 @@ import traceback
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from searchcore.errors import ConfigError, SearchcoreError
 from searchcore.proxy import ProxyConfig
 from searchcore.results import EpochMetrics, TrainingDivergedError, TrainResult
+from searchcore.transfer import TransferConfig, TransferResult
 
 #: The function a child calls to train: `train_child`'s signature. Tests point it at faults.
 DEFAULT_TARGET = "searchcore.train:train_child"
+#: The function a transfer job calls: `train_transfer`'s signature.
+TRANSFER_TARGET = "searchcore.transfer_train:train_transfer"
 _STDERR_LINES_KEPT = 20
 
 
@@ -143,6 +148,7 @@ def train_in_subprocess(
     With `checkpoint_path`, the child saves its checkpoint there (torch.save, plain data).
     """
     job = {
+        "kind": "proxy",
         "target": target or DEFAULT_TARGET,
         "genotype": genotype if isinstance(genotype, dict) else genotype.to_dict(),
         "config": config.to_dict(),
@@ -151,6 +157,36 @@ def train_in_subprocess(
         "num_threads": num_threads,
         "beat_seconds": policy.beat_seconds,
     }
+    return TrainResult.from_dict(_run_job(job, on_epoch, on_beat, policy))
+
+
+def transfer_in_subprocess(
+    genotype: Any,
+    config: TransferConfig,
+    *,
+    out_dir: str | os.PathLike,
+    on_epoch: Callable[[EpochMetrics], bool | None] | None = None,
+    on_beat: Callable[[Progress], bool | None] | None = None,
+    num_threads: int | None = None,
+    policy: RunnerPolicy = DEFAULT_POLICY,
+    target: str | None = None,
+) -> TransferResult:
+    """One attempt at `train_transfer(genotype, config, out_dir=out_dir)` in a child process,
+    supervised as `train_in_subprocess`'s; it resumes from what `out_dir` holds."""
+    job = {
+        "kind": "transfer",
+        "target": target or TRANSFER_TARGET,
+        "genotype": genotype if isinstance(genotype, dict) else genotype.to_dict(),
+        "config": config.to_dict(),
+        "out_dir": os.fspath(out_dir),
+        "num_threads": num_threads,
+        "beat_seconds": policy.beat_seconds,
+    }
+    return TransferResult.from_dict(_run_job(job, on_epoch, on_beat, policy))
+
+
+def _run_job(job: dict[str, Any], on_epoch, on_beat, policy: RunnerPolicy) -> dict[str, Any]:
+    """Start the child on `job`, supervise it, and return its result dict."""
     events_read, events_write = os.pipe()
     try:
         process = subprocess.Popen(
@@ -173,15 +209,16 @@ def train_in_subprocess(
 
 
 TrialStatus = Literal["finished", "failed", "lost", "stopped"]
+ResultT = TypeVar("ResultT", TrainResult, TransferResult)
 
 
 @dataclass(frozen=True)
-class TrialOutcome:
-    """How a trial's training ended (module docstring): `result` when finished, else `message`
-    says why (the cell's failure, or the lost process's reason)."""
+class TrialOutcome(Generic[ResultT]):
+    """How a training ended (module docstring): `result` when finished, else `message` says
+    why (the cell's failure, or the lost process's reason)."""
 
     status: TrialStatus
-    result: TrainResult | None = None
+    result: ResultT | None = None
     message: str = ""
 
 
@@ -198,7 +235,7 @@ def run_trial(
     policy: RunnerPolicy = DEFAULT_POLICY,
     retry_lost: bool = False,
     on_retry: Callable[[int, str], None] | None = None,
-) -> TrialOutcome:
+) -> TrialOutcome[TrainResult]:
     """Train one trial and judge how it ended by the one policy (module docstring).
 
     Trains in a child process, or with `train` (`train_child`'s signature, given `data`) in
@@ -206,16 +243,50 @@ def run_trial(
     reason)` hears of each lost attempt that `retry_lost` tries again. Raises TrialAborted for
     every exception that is not the cell's failure nor a lost process, this process's own too.
     """
+
+    def attempt() -> TrainResult:
+        if train is None:
+            return train_in_subprocess(
+                genotype, config, on_epoch=on_epoch, on_beat=on_beat, checkpoint_path=checkpoint_path,
+                num_threads=num_threads, policy=policy,
+            )
+        return _train_in_process(train, genotype, config, data, on_epoch, on_beat, checkpoint_path, policy)
+
+    return _judge(attempt, policy, retry_lost, on_retry)
+
+
+def run_transfer(
+    genotype: Any,
+    config: TransferConfig,
+    *,
+    out_dir: str | os.PathLike,
+    on_epoch: Callable[[EpochMetrics], bool | None] | None = None,
+    on_beat: Callable[[Progress], bool | None] | None = None,
+    num_threads: int | None = None,
+    policy: RunnerPolicy = DEFAULT_POLICY,
+    retry_lost: bool = False,
+    on_retry: Callable[[int, str], None] | None = None,
+) -> TrialOutcome[TransferResult]:
+    """Transfer-train `genotype` in a child process and judge how it ended by `run_trial`'s
+    policy; `.result` is a TransferResult. A lost attempt that `retry_lost` tries again resumes
+    from `out_dir`'s last checkpoint. Raises TrialAborted for bad settings, a missing dataset,
+    a memory-fit refusal or a bug."""
+    return _judge(
+        lambda: transfer_in_subprocess(genotype, config, out_dir=out_dir, on_epoch=on_epoch, on_beat=on_beat,
+                                       num_threads=num_threads, policy=policy),
+        policy, retry_lost, on_retry,
+    )
+
+
+def _judge(
+    attempt: Callable[[], ResultT], policy: RunnerPolicy, retry_lost: bool,
+    on_retry: Callable[[int, str], None] | None,
+) -> TrialOutcome[ResultT]:
+    """Run `attempt` (again, for a lost process with `retry_lost`) and sort how it ended."""
     attempts = policy.max_attempts if retry_lost else 1
-    for attempt in range(1, attempts + 1):
+    for number in range(1, attempts + 1):
         try:
-            if train is None:
-                result = train_in_subprocess(
-                    genotype, config, on_epoch=on_epoch, on_beat=on_beat, checkpoint_path=checkpoint_path,
-                    num_threads=num_threads, policy=policy,
-                )
-            else:
-                result = _train_in_process(train, genotype, config, data, on_epoch, on_beat, checkpoint_path, policy)
+            result = attempt()
         except TrialFailedError as exc:
             return TrialOutcome("failed", message=str(exc))
         except TrainingStopped as exc:
@@ -223,10 +294,10 @@ def run_trial(
         except TrainingProcessError as exc:
             if not retry_lost:
                 return TrialOutcome("lost", message=str(exc))
-            if attempt == attempts:
-                return TrialOutcome("failed", message=f"{exc} (attempt {attempt} of {attempts})")
+            if number == attempts:
+                return TrialOutcome("failed", message=f"{exc} (attempt {number} of {attempts})")
             if on_retry is not None:
-                on_retry(attempt, str(exc))
+                on_retry(number, str(exc))
         except ChildError as exc:
             raise TrialAborted(str(exc)) from exc
         except Exception as exc:  # in this process, around the training: a bug
@@ -295,7 +366,7 @@ def _release_cached_gpu_memory() -> None:
 # -- the parent's side ---------------------------------------------------------------------------
 
 
-def _supervise(process, events_fd: int, job: dict, on_epoch, on_beat, policy: RunnerPolicy) -> TrainResult:
+def _supervise(process, events_fd: int, job: dict, on_epoch, on_beat, policy: RunnerPolicy) -> dict[str, Any]:
     process.stdin.write((json.dumps(job) + "\n").encode())
     process.stdin.flush()
     stderr_fd = process.stderr.fileno()
@@ -353,7 +424,7 @@ def _supervise(process, events_fd: int, job: dict, on_epoch, on_beat, policy: Ru
     if returncode != 0 or outcome is None:  # even after a result: a corrupted heap may have spoilt it
         raise TrainingProcessError(_exit_reason(returncode, stderr_tail))
     if outcome["kind"] == "result":
-        return TrainResult.from_dict(outcome["result"])
+        return outcome["result"]
     if outcome["kind"] == "failed":
         raise TrialFailedError(outcome["message"])
     raise ChildError(outcome["message"])
@@ -424,7 +495,7 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-def _load_target(path: str) -> Callable[..., TrainResult]:
+def _load_target(path: str) -> Callable[..., Any]:
     import importlib
 
     module, _, name = path.partition(":")
@@ -462,12 +533,7 @@ def _child_main(events_fd: int, parent_pid: int) -> None:
             send("epoch", metrics=asdict(metrics))
             return sys.stdin.readline().strip() == "go"  # end of input: the parent is gone, stop
 
-        path = job["checkpoint_path"]
-        result = train(
-            parse_genotype(job["genotype"]), ProxyConfig.from_dict(job["config"]), on_epoch=on_epoch,
-            on_progress=on_progress, evaluate_test=job["evaluate_test"],
-            checkpoint_sink=None if path is None else lambda checkpoint: save_checkpoint(checkpoint, path),
-        )
+        result = _JOB_KINDS[job["kind"]](train, parse_genotype(job["genotype"]), job, on_epoch, on_progress)
     except Exception as exc:
         if is_cells_failure(exc):
             send("failed", message=f"{type(exc).__name__}: {exc}")
@@ -477,6 +543,24 @@ def _child_main(events_fd: int, parent_pid: int) -> None:
     else:
         send("result", result=result.to_dict())
     events.close()
+
+
+def _proxy_job(train, genotype, job: dict[str, Any], on_epoch, on_progress) -> TrainResult:
+    path = job["checkpoint_path"]
+    return train(
+        genotype, ProxyConfig.from_dict(job["config"]), on_epoch=on_epoch, on_progress=on_progress,
+        evaluate_test=job["evaluate_test"],
+        checkpoint_sink=None if path is None else lambda checkpoint: save_checkpoint(checkpoint, path),
+    )
+
+
+def _transfer_job(train, genotype, job: dict[str, Any], on_epoch, on_progress) -> TransferResult:
+    return train(genotype, TransferConfig.from_dict(job["config"]), out_dir=job["out_dir"], on_epoch=on_epoch,
+                 on_progress=on_progress)
+
+
+#: How a child runs each kind of job with its target.
+_JOB_KINDS: dict[str, Callable[..., TrainResult | TransferResult]] = {"proxy": _proxy_job, "transfer": _transfer_job}
 
 
 if __name__ == "__main__":

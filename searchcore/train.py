@@ -8,6 +8,9 @@ no per-image Python. On CUDA the step runs in bf16 autocast with channels-last t
 
 Randomness (weights, shuffling, augmentation, drop path) comes from `config.seed` inside a
 forked RNG, so a run is reproducible on the CPU and leaves the caller's RNG untouched.
+
+The trainer, augmentation and epoch loop serve transfer training too (`searchcore.transfer_train`):
+they read a config through `TrainingRecipe`, which ProxyConfig and TransferConfig both are.
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ import contextlib
 import functools
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +35,34 @@ from searchcore.profile import count_mult_adds, count_params
 from searchcore.proxy import REWARDS, ProxyConfig
 from searchcore.results import EpochMetrics, TrainingDivergedError, TrainResult
 from searchcore.spaces import GenotypeLike
+
+
+class TrainingRecipe(Protocol):
+    """The settings the trainer and the augmentation read: ProxyConfig and TransferConfig both have them."""
+
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def lr(self) -> float: ...
+    @property
+    def momentum(self) -> float: ...
+    @property
+    def weight_decay(self) -> float: ...
+    @property
+    def nesterov(self) -> bool: ...
+    @property
+    def grad_clip(self) -> float: ...
+    @property
+    def auxiliary_weight(self) -> float: ...
+    @property
+    def augment(self) -> bool: ...
+    @property
+    def cutout(self) -> int: ...
+    @property
+    def amp(self) -> bool: ...
+    @property
+    def channels_last(self) -> bool: ...
+
 
 # -- on-device augmentation ---------------------------------------------------------------------
 
@@ -81,7 +112,7 @@ class DeviceAugment:
     for 16 px digits.
     """
 
-    def __init__(self, data: DatasetSplits, config: ProxyConfig, generator: torch.Generator) -> None:
+    def __init__(self, data: DatasetSplits, config: TrainingRecipe, generator: torch.Generator) -> None:
         device = generator.device
         self.mean = torch.tensor(data.mean, device=device).view(1, -1, 1, 1)
         self.std = torch.tensor(data.std, device=device).view(1, -1, 1, 1)
@@ -113,7 +144,7 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"proxy config: device {name!r} asked for, but CUDA is not available here")
+        raise ConfigError(f"device {name!r} asked for, but CUDA is not available here", field="device")
     return device
 
 
@@ -147,12 +178,18 @@ class ChildTrainer:
     autocast and channels-last on CUDA, gradient clipping.
 
     `train_step` returns the batch's summed cross-entropy and correct count as device
-    tensors, so a loop accumulates them without a host sync per step.
+    tensors, so a loop accumulates them without a host sync per step. `label_smoothing`
+    softens the training targets (the reported training loss is the smoothed one);
+    evaluation always scores plain cross-entropy. `steps_done` is what a resumed run restores.
     """
 
-    def __init__(self, model: ChildNetwork, config: ProxyConfig, total_steps: int, device: torch.device) -> None:
+    def __init__(
+        self, model: ChildNetwork, config: TrainingRecipe, total_steps: int, device: torch.device,
+        *, label_smoothing: float = 0.0,
+    ) -> None:
         on_cuda = device.type == "cuda"
         self.config = config
+        self.label_smoothing = label_smoothing
         self.total_steps = total_steps
         self.steps_done = 0
         self.amp = config.amp and on_cuda
@@ -177,10 +214,11 @@ class ChildTrainer:
         self.model.set_drop_path_progress(self.steps_done / self.total_steps)
         with self.autocast():
             logits, aux_logits = _logits(self.model(images.contiguous(memory_format=self.memory_format)))
-            loss = F.cross_entropy(logits.float(), labels)
+            loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.label_smoothing)
             total = loss
             if aux_logits is not None:
-                total = loss + self.config.auxiliary_weight * F.cross_entropy(aux_logits.float(), labels)
+                aux_loss = F.cross_entropy(aux_logits.float(), labels, label_smoothing=self.label_smoothing)
+                total = loss + self.config.auxiliary_weight * aux_loss
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         if self.config.grad_clip > 0:
@@ -218,7 +256,12 @@ def proxy_dataset(config: ProxyConfig) -> DatasetSplits:
 
     Call it before a search starts to fail fast on a missing path.
     """
-    return _cached_dataset(config.dataset, config.data_root, tuple(sorted(config.dataset_options.items())))
+    return cached_dataset(config.dataset, config.data_root, config.dataset_options)
+
+
+def cached_dataset(name: str, root: str | None, options: Mapping[str, Any]) -> DatasetSplits:
+    """`load_dataset`, loaded once per process for the same name, root and options."""
+    return _cached_dataset(name, root, tuple(sorted(options.items())))
 
 
 @functools.lru_cache(maxsize=2)
@@ -227,7 +270,7 @@ def _cached_dataset(name: str, root: str | None, options: tuple[tuple[str, Any],
 
 
 @contextlib.contextmanager
-def _cudnn_autotune(device: torch.device):
+def cudnn_autotune(device: torch.device):
     """Let cuDNN pick the fastest kernels for the fixed batch shape, then restore the setting."""
     previous = torch.backends.cudnn.benchmark
     torch.backends.cudnn.benchmark = previous or device.type == "cuda"
@@ -237,7 +280,8 @@ def _cudnn_autotune(device: torch.device):
         torch.backends.cudnn.benchmark = previous
 
 
-def _fork_rng_devices(device: torch.device) -> list[int]:
+def fork_rng_devices(device: torch.device) -> list[int]:
+    """The CUDA devices whose RNG `torch.random.fork_rng` must save and restore for `device`."""
     if device.type != "cuda":
         return []
     return [device.index if device.index is not None else torch.cuda.current_device()]
@@ -248,7 +292,7 @@ def steps_per_epoch(num_images: int, batch_size: int) -> int:
     return max(1, num_images // batch_size)
 
 
-def _train_epoch(
+def train_epoch(
     trainer: ChildTrainer, images: Tensor, labels: Tensor, augment: DeviceAugment,
     on_progress: Callable[[], None] | None = None,
 ) -> tuple[float, float, float]:
@@ -296,7 +340,7 @@ def train_child(
     if data is None:
         data = proxy_dataset(config)
     device = resolve_device(config.device)
-    with torch.random.fork_rng(devices=_fork_rng_devices(device)), _cudnn_autotune(device):
+    with torch.random.fork_rng(devices=fork_rng_devices(device)), cudnn_autotune(device):
         torch.manual_seed(config.seed)
         generator = torch.Generator(device=device).manual_seed(config.seed)
         model = build_child(genotype, config, data)
@@ -313,7 +357,7 @@ def train_child(
         for epoch in range(1, config.epochs + 1):
             epoch_start = time.perf_counter()
             lr = trainer.lr_at(trainer.steps_done)
-            train_loss, train_acc, images_per_second = _train_epoch(
+            train_loss, train_acc, images_per_second = train_epoch(
                 trainer, train_images, train_labels, augment, on_progress
             )
             if not math.isfinite(train_loss):
