@@ -269,13 +269,21 @@ def check_memory_fit(trainer: ChildTrainer, data: DatasetSplits, device: torch.d
     finally:
         del probe
         torch.cuda.empty_cache()
-    per_image = (peaks[-1] - peaks[0]) / sizes[0] if len(sizes) == 2 else 0.0
-    need = 2 * param_bytes + peaks[0] + per_image * (batch_size - sizes[0])
+    need = 2 * param_bytes + extrapolate_step_bytes(sizes, peaks, batch_size)
     if need > GPU_MEMORY_HEADROOM * free:
         raise ConfigError(
             f"transfer config: batch_size {batch_size} needs about {need / _GIB:.1f} GiB of GPU memory, but {device} "
             f"has {free / _GIB:.1f} GiB free; lower batch_size or filters", field="batch_size",
         )
+
+
+def extrapolate_step_bytes(sizes: Sequence[int], peaks: Sequence[int], batch_size: int) -> float:
+    """A step's memory at `batch_size`, linear in the batch through the peaks measured at `sizes`
+    (one size: that size is the batch)."""
+    if len(sizes) == 1:
+        return float(peaks[0])
+    per_image = (peaks[1] - peaks[0]) / (sizes[1] - sizes[0])
+    return peaks[0] + per_image * (batch_size - sizes[0])
 
 
 def _step_peak_bytes(probe: ChildTrainer, shape: tuple[int, int, int], batch: int, device: torch.device) -> int:
