@@ -468,3 +468,13 @@ def test_a_real_tiny_transfer_trains_exports_and_loads(make_transfer, api, setti
     scripted = torch.jit.load(io.BytesIO(b"".join(api.get(files["torchscript"]).streaming_content)))
     assert scripted(torch.zeros(2, 1, 16, 16)).shape == (2, 10)
     assert len(b"".join(api.get(files["onnx"]).streaming_content)) > 1000
+
+
+def test_the_form_starts_from_the_quick_preset_and_needs_a_cell(client, user, transfer_source):
+    client.force_login(user)
+    html = client.get(f"/transfers/new/?trial={transfer_source.pk}").content.decode()
+    assert '<option value="quick" selected>' in html
+    assert 'name="epochs" value="10"' in html and 'name="base_filters" value="8"' in html
+    assert '<option value="true" selected>yes</option>' in html  # nesterov, from the preset's defaults
+    response = client.get("/transfers/new/")
+    assert response.status_code == 302 and response["Location"] == "/cells/"

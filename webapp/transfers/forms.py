@@ -39,6 +39,14 @@ ADVANCED = ("momentum", "nesterov", "grad_clip", "label_smoothing", "device", "a
             "dataset_options")
 
 
+class PresetBooleanSelect(forms.NullBooleanSelect):
+    """yes / no, or blank for the preset's value."""
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs)
+        self.choices = [("unknown", "(preset)"), ("true", "yes"), ("false", "no")]
+
+
 def _form_field(field: dataclasses.Field) -> forms.Field:
     label, help_text = SETTING_HELP.get(field.name, (field.name.replace("_", " ").capitalize(), ""))
     kind = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", str(field.type))
@@ -49,8 +57,7 @@ def _form_field(field: dataclasses.Field) -> forms.Field:
     if kind == "float":
         return forms.FloatField(**options, widget=forms.NumberInput(attrs={"step": "any"}))
     if kind == "bool":
-        return forms.NullBooleanField(**options, widget=forms.Select(
-            choices=[("", "(preset)"), ("true", "yes"), ("false", "no")]))
+        return forms.NullBooleanField(**options, widget=PresetBooleanSelect())
     if kind.startswith(("dict", "Mapping")):
         return JSONObjectField(**options)
     return forms.CharField(**options)

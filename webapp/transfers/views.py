@@ -66,6 +66,9 @@ def transfer_new(request: HttpRequest) -> HttpResponse:
     """Train a cell at full size: `?cell=<hash>` (the team's best trial of it) or `?trial=<id>`."""
     params = request.POST if request.method == "POST" else request.GET
     trial_id = params.get("trial")
+    if not trial_id and not params.get("cell"):
+        messages.info(request, "Pick a cell to train at full size: “Train at full size…” on a cell or a trial.")
+        return redirect("cells:list")
     source = transfer_source_get_for_user(user=request.user, cell_hash=params.get("cell") or None,
                                           trial_id=int(trial_id) if trial_id and trial_id.isdigit() else None)
     presets = _presets()
