@@ -49,7 +49,7 @@ def load_checkpoint(path: str | os.PathLike[str], *, map_location: str | torch.d
         needed = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
         if needed:
             raise CheckpointError(f"{path}: would run pickled code ({needed.group(1)}) to load; refused") from None
-        raise CheckpointError(f"{path}: not a file torch.save wrote (its pickle is not plain data)") from None
+        raise CheckpointError(f"{path}: not a file torch.save wrote of plain tensors and values") from None
     except (EOFError, KeyError, RuntimeError, ValueError) as exc:
         raise CheckpointError(f"{path}: not a file torch.save wrote ({type(exc).__name__}: {exc})") from None
     if not isinstance(ckpt, dict) or "format" not in ckpt:

@@ -284,7 +284,7 @@ def _card_markdown(card: dict[str, Any]) -> str:
         "- Genotype (JSON):",
         "",
         "```json",
-        json.dumps(cell["genotype"], indent=2),
+        json.dumps(cell["genotype"]),
         "```",
         "",
         "## Architecture",
