@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from searchcore.errors import ConfigError
+from searchcore.errors import ConfigError, GenotypeError
 from searchcore.models.config import DEFAULT_FILTERS, MIN_CELL_FILTERS, NetworkWidths, network_widths
 from searchcore.proxy import MAX_BASE_FILTERS, MAX_FILTERS, MAX_SEED, check_dataset_choice, check_field_types
 from searchcore.registry import Registry
@@ -234,7 +234,7 @@ def model_card(facts: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     checkpoint = facts.get("checkpoint", "best.pt")
     card: dict[str, Any] = {
         "name": facts.get("name") or f"nasnet-{cell_hash[:12]}-{recipe['cells']}at{widths.filters}-{recipe['dataset']}",
-        "cell": {"hash": cell_hash, "genotype": genotype.to_dict(), "darts": genotype.to_darts(),
+        "cell": {"hash": cell_hash, "genotype": genotype.to_dict(), "darts": _darts_or_none(genotype),
                  "source": dict(facts.get("source") or {})},
         "architecture": {"cells": recipe["cells"], "filters": widths.filters, "base_filters": widths.base_filters,
                          "params": result["params"], "mult_adds": result["mult_adds"]},
@@ -280,7 +280,7 @@ def _card_markdown(card: dict[str, Any]) -> str:
         "",
         f"- Canonical hash: `{cell['hash']}`",
         f"- Found by: {source}",
-        f"- DARTS notation: `{cell['darts']}`",
+        *([f"- DARTS notation: `{cell['darts']}`"] if cell["darts"] else []),
         "- Genotype (JSON):",
         "",
         "```json",
@@ -349,3 +349,12 @@ def _card_markdown(card: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _darts_or_none(genotype: Genotype) -> str | None:
+    """The DARTS notation where it exists: DARTS adds two inputs per node and concatenates every
+    node, so a cell that concatenates or leaves a block out has none."""
+    try:
+        return genotype.to_darts()
+    except GenotypeError:
+        return None

@@ -15,11 +15,13 @@ with label smoothing added. A run lives in its `out_dir`:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -149,7 +151,8 @@ def train_transfer(
             test_images, test_labels = (t.to(device) for t in data.test)
             test_acc = trainer.evaluate(test_images, test_labels, augment, on_progress)[1]
 
-    written = {} if stopped else _export(out, exports)
+    with _beating(on_progress, EXPORT_SECONDS_LIMIT):
+        written = {} if stopped else _export(out, exports)
     this_run = time.perf_counter() - started
     earlier = sum(m.seconds for m in history[: len(resume["metrics"])]) if resume is not None else 0.0
     result = TransferResult(
@@ -230,6 +233,34 @@ def _restore(
         torch.cuda.set_rng_state(checkpoint["rng"]["cuda"], device)
     generator.set_state(checkpoint["augment"])
     return [EpochMetrics(**m) for m in checkpoint["metrics"]], checkpoint["best_val_acc"]
+
+
+#: How long exports may take while a supervisor is told the process lives (see `_beating`).
+EXPORT_SECONDS_LIMIT = 1800.0
+
+
+@contextlib.contextmanager
+def _beating(on_progress: Callable[[], None] | None, limit_seconds: float) -> Iterator[None]:
+    """Beat once a second from a thread while one long call (an ONNX export and its check) runs
+    without a loop to beat from; after `limit_seconds` the beats stop, so a supervisor still
+    catches an export that hangs."""
+    if on_progress is None:
+        yield
+        return
+    done = threading.Event()
+
+    def beat() -> None:
+        deadline = time.monotonic() + limit_seconds
+        while not done.wait(1.0) and time.monotonic() < deadline:
+            on_progress()
+
+    thread = threading.Thread(target=beat, name="export-beats", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def _export(out: Path, formats: Sequence[str]) -> dict[str, dict[str, Any]]:

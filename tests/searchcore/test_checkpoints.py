@@ -18,6 +18,7 @@ from searchcore.cli import main
 from searchcore.known import get_known
 from searchcore.models import NetworkConfig, build_model
 from searchcore.results import EpochMetrics
+from searchcore.spaces.nasnet import Genotype
 from searchcore.transfer import TRANSFER_CHECKPOINT_FORMAT, TransferConfig, TransferResult, model_card
 
 ROOT = Path(__file__).parents[2]
@@ -160,3 +161,11 @@ def test_load_model_is_a_lazy_attribute_and_searchcore_imports_without_torch():
     assert result.returncode == 0, result.stderr
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         searchcore.nothing  # noqa: B018
+
+
+def test_model_card_of_a_cell_without_a_darts_form_leaves_the_notation_out():
+    normal = [{"inputs": [0, 1], "ops": ["sep_conv_3x3", "identity"], "combine": "concat"}]
+    genotype = Genotype.from_dict({**GENOTYPE.to_dict(), "normal": normal, "normal_concat": None})
+    markdown, card = model_card({**_facts(), "genotype": genotype.to_dict()})
+    assert card["cell"]["darts"] is None and "DARTS notation" not in markdown
+    assert genotype.canonical_hash() in markdown

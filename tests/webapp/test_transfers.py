@@ -442,9 +442,8 @@ def test_a_real_tiny_transfer_trains_exports_and_loads(make_transfer, api, setti
 
     from searchcore.checkpoints import load_model
 
-    # The exports after the last epoch report no progress for ~15 s on one CPU thread: more than
-    # 5 of these one-second epochs and the tests' 5 s heartbeat timeout, the runner's stall limits.
-    settings.CELLSEARCH_HEARTBEAT_TIMEOUT = settings.CELLSEARCH_MIN_STALL_SECONDS = 60
+    # The tests' stall limits stay as they are (5 s heartbeat timeout): the ~15 s of exports after
+    # the last epoch beat from a thread, so the supervisor does not take them for a hang.
     transfer = make_transfer(**TINY_TRANSFER)
     transfer_run(transfer_id=transfer.pk)
 
