@@ -315,6 +315,30 @@ def train_epoch(
     return mean_loss, correct.item() / seen, seen / (time.perf_counter() - started)
 
 
+def run_epoch(
+    trainer: ChildTrainer, epoch: int, train: tuple[Tensor, Tensor], val: tuple[Tensor, Tensor],
+    augment: DeviceAugment, on_progress: Callable[[], None] | None = None, *, what: str,
+) -> EpochMetrics:
+    """Epoch `epoch`: train on `train` (images, labels), then score `val`; its metrics.
+
+    Raises TrainingDivergedError, naming `what` ("child training", "transfer training"), when
+    the training loss is no longer finite.
+    """
+    epoch_start = time.perf_counter()
+    lr = trainer.lr_at(trainer.steps_done)
+    train_loss, train_acc, images_per_second = train_epoch(trainer, *train, augment, on_progress)
+    if not math.isfinite(train_loss):
+        raise TrainingDivergedError(
+            f"{what} diverged: the loss became {train_loss} in epoch {epoch} "
+            f"(lr {lr:.3g}); lower lr or set grad_clip"
+        )
+    val_loss, val_acc = trainer.evaluate(*val, augment, on_progress)
+    return EpochMetrics(
+        epoch=epoch, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss, val_acc=val_acc,
+        lr=lr, seconds=time.perf_counter() - epoch_start, images_per_second=images_per_second,
+    )
+
+
 def train_child(
     genotype: GenotypeLike,
     config: ProxyConfig,
@@ -355,20 +379,9 @@ def train_child(
         history: list[EpochMetrics] = []
         stopped = False
         for epoch in range(1, config.epochs + 1):
-            epoch_start = time.perf_counter()
-            lr = trainer.lr_at(trainer.steps_done)
-            train_loss, train_acc, images_per_second = train_epoch(
-                trainer, train_images, train_labels, augment, on_progress
-            )
-            if not math.isfinite(train_loss):
-                raise TrainingDivergedError(
-                    f"child training diverged: the loss became {train_loss} in epoch {epoch} "
-                    f"(lr {lr:.3g}); lower lr or set grad_clip"
-                )
-            val_loss, val_acc = trainer.evaluate(val_images, val_labels, augment, on_progress)
-            metrics = EpochMetrics(
-                epoch=epoch, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss, val_acc=val_acc,
-                lr=lr, seconds=time.perf_counter() - epoch_start, images_per_second=images_per_second,
+            metrics = run_epoch(
+                trainer, epoch, (train_images, train_labels), (val_images, val_labels), augment, on_progress,
+                what="child training",
             )
             history.append(metrics)
             if on_epoch is not None and on_epoch(metrics) is False:

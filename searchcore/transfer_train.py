@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -34,7 +33,7 @@ from searchcore.data import DatasetSplits
 from searchcore.errors import ConfigError
 from searchcore.models import NetworkConfig, build_model
 from searchcore.profile import count_mult_adds, count_params
-from searchcore.results import EpochMetrics, TrainingDivergedError
+from searchcore.results import EpochMetrics
 from searchcore.runner import save_checkpoint
 from searchcore.spaces import GenotypeLike
 from searchcore.spaces.nasnet import Genotype
@@ -45,8 +44,8 @@ from searchcore.train import (
     cudnn_autotune,
     fork_rng_devices,
     resolve_device,
+    run_epoch,
     steps_per_epoch,
-    train_epoch,
 )
 from searchcore.transfer import TRANSFER_CHECKPOINT_FORMAT, TransferConfig, TransferResult
 
@@ -120,24 +119,13 @@ def train_transfer(
             history, best_val_acc = _restore(resume, trainer, generator, device, total_steps // config.epochs)
         stopped = False
         for epoch in range(len(history) + 1, config.epochs + 1):
-            epoch_start = time.perf_counter()
-            lr = trainer.lr_at(trainer.steps_done)
-            train_loss, train_acc, images_per_second = train_epoch(
-                trainer, train_images, train_labels, augment, on_progress
-            )
-            if not math.isfinite(train_loss):
-                raise TrainingDivergedError(
-                    f"transfer training diverged: the loss became {train_loss} in epoch {epoch} "
-                    f"(lr {lr:.3g}); lower lr or set grad_clip"
-                )
-            val_loss, val_acc = trainer.evaluate(val_images, val_labels, augment, on_progress)
-            metrics = EpochMetrics(
-                epoch=epoch, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss, val_acc=val_acc,
-                lr=lr, seconds=time.perf_counter() - epoch_start, images_per_second=images_per_second,
+            metrics = run_epoch(
+                trainer, epoch, (train_images, train_labels), (val_images, val_labels), augment, on_progress,
+                what="transfer training",
             )
             history.append(metrics)
-            improved = val_acc > best_val_acc
-            best_val_acc = max(best_val_acc, val_acc)
+            improved = metrics.val_acc > best_val_acc
+            best_val_acc = max(best_val_acc, metrics.val_acc)
             checkpoint = _checkpoint(genotype, network, config, trainer, generator, device, history, best_val_acc)
             save_checkpoint(checkpoint, out / LAST_CHECKPOINT)
             if improved:
