@@ -27,6 +27,7 @@ from webapp.searches.selectors import (
     searches_comparable,
     searches_for_compare,
 )
+from webapp.steering import steer
 from webapp.trials.models import Trial
 from webapp.trials.selectors import TRIAL_ORDERINGS, trial_list_for_search, trial_rewards_for_search
 
@@ -123,13 +124,8 @@ def search_chart_data(request: HttpRequest, pk: int) -> JsonResponse:
 
 def _steer(request: HttpRequest, pk: int, action, verb: str, done: str) -> HttpResponse:
     search = search_get_for_user(user=request.user, search_id=pk)
-    try:
-        action(search=search)
-    except ValidationError as error:
-        messages.error(request, f"Could not {verb} this search: {' '.join(error.messages)}")
-    else:
-        messages.success(request, f"Search {done}.")
-    return redirect("searches:detail", pk=search.pk)
+    return steer(request, lambda: action(search=search), noun="search", verb=verb, done=done,
+                 detail="searches:detail", pk=search.pk)
 
 
 @require_POST

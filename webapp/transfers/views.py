@@ -18,6 +18,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from webapp.cells.diagrams import cell_diagram_svg
+from webapp.steering import steer
 from webapp.transfers import services
 from webapp.transfers.downloads import transfer_file_response
 from webapp.transfers.forms import TransferCreateForm
@@ -116,13 +117,8 @@ def transfer_live(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _steer(request: HttpRequest, pk: int, action, verb: str, done: str) -> HttpResponse:
     transfer = transfer_get_for_user(user=request.user, transfer_id=pk)
-    try:
-        action(transfer=transfer)
-    except ValidationError as error:
-        messages.error(request, f"Could not {verb} this transfer: {' '.join(error.messages)}")
-    else:
-        messages.success(request, f"Transfer {done}.")
-    return redirect("transfers:detail", pk=transfer.pk)
+    return steer(request, lambda: action(transfer=transfer), noun="transfer", verb=verb, done=done,
+                 detail="transfers:detail", pk=transfer.pk)
 
 
 @require_POST
