@@ -37,6 +37,8 @@ from webapp.searches.selectors import (
     searches_comparable,
     searches_for_compare,
 )
+from webapp.teams.permissions import require_perm
+from webapp.teams.selectors import team_default_for_user
 from webapp.trials.models import Trial
 from webapp.trials.selectors import trial_list_for_search
 from webapp.trials.serializers import TRIAL_SUMMARY_FIELDS, TrialSummarySerializer
@@ -201,10 +203,13 @@ class SearchListApi(APIView):
                                       queryset=search_list_for_user(user=request.user), request=request, view=self)
 
     @extend_schema(operation_id="searches_create", request=InputSerializer,
-                   responses={201: SearchDetailSerializer, 400: ValidationErrorSerializer})
+                   responses={201: SearchDetailSerializer, 400: ValidationErrorSerializer, 403: ErrorSerializer})
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        team = team_default_for_user(user=request.user)  # the search's team; None: one of the user's own is made
+        if team is not None:
+            require_perm(request.user, "searches.launch", team)
         search = services.search_create(user=request.user, **serializer.validated_data)
         return search_detail_response(search, status_code=status.HTTP_201_CREATED)
 
@@ -222,11 +227,13 @@ class _SearchActionApi(APIView):
 
     def post(self, request, search_id: int):
         search = search_get_for_user(user=request.user, search_id=search_id)
+        require_perm(request.user, "searches.steer", search)
         type(self).service(search=search)
         return search_detail_response(search_get_for_user(user=request.user, search_id=search_id))
 
 
-_ACTION_RESPONSES = {200: SearchDetailSerializer, 400: ValidationErrorSerializer, 404: ErrorSerializer}
+_ACTION_RESPONSES = {200: SearchDetailSerializer, 400: ValidationErrorSerializer, 403: ErrorSerializer,
+                     404: ErrorSerializer}
 
 
 @extend_schema_view(post=extend_schema(operation_id="searches_pause", request=None, responses=_ACTION_RESPONSES,

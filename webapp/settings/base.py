@@ -35,6 +35,13 @@ INSTALLED_APPS = [
     "webapp.transfers",
 ]
 
+# Object permissions: the team roles' table in webapp.teams.permissions (django-rules), then
+# Django's own (superusers, the admin).
+AUTHENTICATION_BACKENDS = [
+    "rules.permissions.ObjectPermissionBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -14,8 +14,16 @@ class Team(models.Model):
 
 
 class Membership(models.Model):
+    """A user in a team, with a role: what the role allows is webapp.teams.permissions' table."""
+
+    class Role(models.TextChoices):
+        OWNER = "owner", "Owner"  # everything a member may, and manages the team
+        MEMBER = "member", "Member"  # launches and steers work, reviews cells
+        VIEWER = "viewer", "Viewer"  # reads and comments
+
     team = models.ForeignKey(Team, on_delete=models.CASCADE)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
     joined_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -23,6 +23,7 @@ from rest_framework.views import APIView
 from webapp.api.errors import ErrorSerializer, ValidationErrorSerializer
 from webapp.api.pagination import LimitOffsetPagination, get_paginated_response
 from webapp.api.views import FileDownloadApi
+from webapp.teams.permissions import require_perm
 from webapp.transfers import services
 from webapp.transfers.downloads import transfer_file_response
 from webapp.transfers.models import Transfer
@@ -186,13 +187,15 @@ class TransferListApi(APIView):
                                       queryset=transfer_list_for_user(user=request.user), request=request, view=self)
 
     @extend_schema(operation_id="transfers_create", request=TransferCreateSerializer,
-                   responses={201: TransferDetailSerializer, 400: ValidationErrorSerializer, 404: ErrorSerializer})
+                   responses={201: TransferDetailSerializer, 400: ValidationErrorSerializer, 403: ErrorSerializer,
+                              404: ErrorSerializer})
     def post(self, request):
         serializer = TransferCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         values = dict(serializer.validated_data)
         source = transfer_source_get_for_user(user=request.user, cell_hash=values.pop("cell_hash", None),
                                               trial_id=values.pop("trial", None))
+        require_perm(request.user, "transfers.launch", source.search)
         transfer = services.transfer_create(user=request.user, source_trial=source, name=values.pop("name", ""),
                                             preset=values.pop("preset", None), dataset=values.pop("dataset", None),
                                             overrides=values)
@@ -224,11 +227,13 @@ class _TransferActionApi(APIView):
 
     def post(self, request, transfer_id: int):
         transfer = transfer_get_for_user(user=request.user, transfer_id=transfer_id)
+        require_perm(request.user, "transfers.steer", transfer)
         type(self).service(transfer=transfer)
         return transfer_detail_response(transfer_get_for_user(user=request.user, transfer_id=transfer_id))
 
 
-_ACTION_RESPONSES = {200: TransferDetailSerializer, 400: ValidationErrorSerializer, 404: ErrorSerializer}
+_ACTION_RESPONSES = {200: TransferDetailSerializer, 400: ValidationErrorSerializer, 403: ErrorSerializer,
+                     404: ErrorSerializer}
 
 
 @extend_schema_view(post=extend_schema(
