@@ -7,6 +7,16 @@ the OpenAPI schema is at /api/schema/ and Swagger UI at /api/docs/.
 from django.urls import path
 
 from webapp.cells.apis import CellDiagramApi, CellGenotypeJsonApi, CellGenotypeTextApi, CellListApi
+from webapp.reviews.apis import (
+    ActivityListApi,
+    ReviewActivityApi,
+    ReviewApi,
+    ReviewCommentListApi,
+    ReviewRatingApi,
+    ReviewStatusApi,
+    ReviewTagDetailApi,
+    ReviewTagListApi,
+)
 from webapp.searches.apis import (
     CompareApi,
     SearchCancelApi,
@@ -42,6 +52,14 @@ urlpatterns = [
     path("cells/<int:cell_id>/diagram.svg", CellDiagramApi.as_view(), name="cell-diagram"),
     path("cells/<int:cell_id>/genotype.json", CellGenotypeJsonApi.as_view(), name="cell-genotype-json"),
     path("cells/<int:cell_id>/genotype.txt", CellGenotypeTextApi.as_view(), name="cell-genotype-text"),
+    path("cells/<int:cell_id>/review/", ReviewApi.as_view(), name="review-detail"),
+    path("cells/<int:cell_id>/review/comments/", ReviewCommentListApi.as_view(), name="review-comments"),
+    path("cells/<int:cell_id>/review/rating/", ReviewRatingApi.as_view(), name="review-rating"),
+    path("cells/<int:cell_id>/review/tags/", ReviewTagListApi.as_view(), name="review-tags"),
+    path("cells/<int:cell_id>/review/tags/<str:name>/", ReviewTagDetailApi.as_view(), name="review-tag"),
+    path("cells/<int:cell_id>/review/status/", ReviewStatusApi.as_view(), name="review-status"),
+    path("cells/<int:cell_id>/review/activity/", ReviewActivityApi.as_view(), name="review-activity"),
+    path("reviews/activity/", ActivityListApi.as_view(), name="review-activity-list"),
     path("compare/", CompareApi.as_view(), name="compare"),
     path("transfers/", TransferListApi.as_view(), name="transfer-list"),
     path("transfers/presets/", TransferPresetListApi.as_view(), name="transfer-presets"),

@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "webapp.searches",
     "webapp.trials",
     "webapp.transfers",
+    "webapp.reviews",
 ]
 
 # Object permissions: the team roles' table in webapp.teams.permissions (django-rules), then
@@ -129,6 +130,7 @@ SPECTACULAR_SETTINGS = {
         "SearchStatusEnum": "webapp.searches.models.Search.Status",
         "TrialStatusEnum": "webapp.trials.models.Trial.Status",
         "TransferStatusEnum": "webapp.transfers.models.Transfer.Status",
+        "ReviewStatusEnum": "webapp.reviews.models.ReviewStatus.Status",
     },
     # Swagger UI from our own static files: it works without internet access.
     "SWAGGER_UI_DIST": "SIDECAR",
