@@ -23,6 +23,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/", include("webapp.api_urls")),
     path("trials/", include(("webapp.trials.urls", "trials"))),
+    path("cells/<str:cell_hash>/review/", include(("webapp.reviews.urls", "reviews"))),
     path("cells/", include(("webapp.cells.urls", "cells"))),
     path("transfers/", include(("webapp.transfers.urls", "transfers"))),
     path("", include(("webapp.searches.urls", "searches"))),

@@ -346,3 +346,37 @@ def test_api_rate_limit_is_429(api_as, cell_result, user, settings):
     response = api.post(base + "comments/", {"body": "2"}, format="json")
     assert response.status_code == 429 and "at most 1 comments and tags" in response.json()["detail"]
     assert api.post(base + "comments/", {"body": "x" * 6000}, format="json").status_code == 400
+
+
+# -- the page -----------------------------------------------------------------------------------
+
+
+def test_the_review_page_flow(client, cell_result, user):
+    client.force_login(user)
+    url = f"/cells/{cell_result.cell.cell_hash}/review/"
+    assert client.post(url + "comment/", {"body": "**ok** <script>alert(1)</script>"}).status_code == 302
+    client.post(url + "rate/", {"stars": "4"})
+    client.post(url + "tag/", {"name": "fast"})
+    client.post(url + "status/", {"status": "shortlisted"})
+    client.post(url + "status/", {"status": "approved"})
+    page = client.get(url).content.decode()
+    assert "<strong>ok</strong>" in page and "<script>alert(1)" not in page
+    assert "4.0 / 5" in page and "fast" in page and "Approved" in page
+    assert f"/transfers/new/?cell={cell_result.cell.cell_hash}&amp;decision=" in page
+    assert "Train at full size…" in page
+
+
+def test_the_review_page_shows_a_viewer_no_decision_buttons(client, cell_result, viewer):
+    client.force_login(viewer)
+    url = f"/cells/{cell_result.cell.cell_hash}/review/"
+    page = client.get(url).content.decode()
+    assert "Shortlist" not in page and "Add tag" not in page and "Comment</button>" in page
+    client.post(url + "status/", {"status": "shortlisted"}, follow=True)
+    assert "Candidate" in client.get(url).content.decode()
+
+
+def test_the_review_page_of_another_teams_cell_is_404(client, cell_result, other_user):
+    client.force_login(other_user)
+    url = f"/cells/{cell_result.cell.cell_hash}/review/"
+    assert client.get(url).status_code == 404
+    assert client.post(url + "status/", {"status": "shortlisted"}).status_code == 404
