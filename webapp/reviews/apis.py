@@ -9,7 +9,8 @@ which ask the permission table (403 `{detail}` naming the permission and the rol
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import Throttled
 from rest_framework.response import Response
@@ -20,6 +21,7 @@ from webapp.api.pagination import LimitOffsetPagination, get_paginated_response
 from webapp.reviews import services
 from webapp.reviews.models import COMMENT_MAX_LENGTH, NOTE_MAX_LENGTH, TAG_MAX_LENGTH, Activity, Comment, ReviewStatus
 from webapp.reviews.selectors import (
+    AWAITING,
     ReviewSubject,
     activity_for_subject,
     activity_list_for_user,
@@ -27,7 +29,11 @@ from webapp.reviews.selectors import (
     approval_decision_id,
     comment_html,
     comment_list,
+    parse_cell_hashes,
     rating_summary,
+    review_compare_for_user,
+    review_queue_for_user,
+    review_queue_tags,
     review_status_get,
     review_subject_get_for_user,
     tag_names,
@@ -64,6 +70,14 @@ class RatingSummarySerializer(serializers.Serializer):
 
     class Meta:
         ref_name = "ReviewRating"
+
+
+class RatingMeanSerializer(serializers.Serializer):
+    mean = serializers.FloatField(allow_null=True)
+    count = serializers.IntegerField()
+
+    class Meta:
+        ref_name = "ReviewRatingMean"
 
 
 class ReviewSerializer(serializers.Serializer):
@@ -258,3 +272,158 @@ class ActivityListApi(APIView):
                                           team_id=values.get("team"), cell_id=values.get("cell"))
         return get_paginated_response(pagination_class=self.pagination_class, serializer_class=ActivitySerializer,
                                       queryset=activity, request=request, view=self)
+
+
+# -- the queue and the side-by-side ---------------------------------------------------------------
+
+
+class ReviewQueueApi(APIView):
+    """The cells awaiting review in the user's teams (candidate or shortlisted; a cell with a
+    result and no review yet is a candidate), best proxy reward first."""
+
+    pagination_class = LimitOffsetPagination
+
+    class FilterSerializer(serializers.Serializer):
+        team = serializers.IntegerField(required=False)
+        search = serializers.IntegerField(required=False, help_text="Only cells whose best trial is this search's.")
+        tag = serializers.CharField(required=False, max_length=TAG_MAX_LENGTH)
+        status = serializers.ChoiceField(choices=[(s.value, s.label) for s in map(ReviewStatus.Status, AWAITING)],
+                                         required=False)
+
+        class Meta:
+            ref_name = "ReviewQueueQuery"
+
+    class OutputSerializer(serializers.Serializer):
+        team = serializers.IntegerField(source="team_id")
+        team_name = serializers.CharField(source="team.name")
+        cell = serializers.IntegerField(source="cell_id")
+        cell_hash = serializers.CharField(source="cell.cell_hash")
+        review_url = serializers.SerializerMethodField()
+        dataset = serializers.CharField()
+        best_reward = serializers.FloatField()
+        best_trial = serializers.IntegerField(source="best_trial_id")
+        params = serializers.IntegerField(allow_null=True)
+        mult_adds = serializers.IntegerField(allow_null=True)
+        status = serializers.ChoiceField(choices=ReviewStatus.Status.choices, source="review_status")
+        rating = serializers.SerializerMethodField()
+        tags = serializers.ListField(child=serializers.CharField(), source="tag_names")
+        comment_count = serializers.IntegerField()
+
+        class Meta:
+            ref_name = "ReviewQueueItem"
+
+        def get_review_url(self, result) -> str:
+            return f"{reverse('reviews:detail', kwargs={'cell_hash': result.cell.cell_hash})}?team={result.team_id}"
+
+        @extend_schema_field(RatingMeanSerializer)
+        def get_rating(self, result) -> dict:
+            mean = result.rating_mean
+            return {"mean": round(mean, 2) if mean is not None else None, "count": result.rating_count}
+
+    @extend_schema(operation_id="reviews_queue_list", parameters=[FilterSerializer],
+                   responses={200: OutputSerializer(many=True), 400: ValidationErrorSerializer})
+    def get(self, request):
+        query = self.FilterSerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        values = query.validated_data
+        results = review_queue_for_user(user=request.user, team_id=values.get("team"),
+                                        search_id=values.get("search"), tag=values.get("tag"),
+                                        status=values.get("status"))
+        paginator = self.pagination_class()
+        page = review_queue_tags(results=list(paginator.paginate_queryset(results, request, view=self) or []))
+        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
+
+
+class CompareTransferSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    dataset = serializers.CharField()
+    preset = serializers.CharField()
+    best_val_acc = serializers.FloatField(allow_null=True)
+    test_acc = serializers.FloatField(allow_null=True)
+    params = serializers.IntegerField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+    class Meta:
+        ref_name = "ReviewCompareTransfer"
+
+
+class CompareCommentSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    author = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    html = serializers.CharField(help_text="The Markdown body rendered and sanitised.")
+
+    class Meta:
+        ref_name = "ReviewCompareComment"
+
+
+class CompareEpochSerializer(serializers.Serializer):
+    epoch = serializers.IntegerField(allow_null=True)
+    val_acc = serializers.FloatField(allow_null=True)
+
+    class Meta:
+        ref_name = "ReviewCompareEpoch"
+
+
+class CompareCellSerializer(serializers.Serializer):
+    cell = serializers.IntegerField(source="cell.pk")
+    cell_hash = serializers.CharField(source="cell.cell_hash")
+    diagram_url = serializers.SerializerMethodField()
+    review_url = serializers.SerializerMethodField()
+    dataset = serializers.CharField(source="result.dataset")
+    best_reward = serializers.FloatField(source="result.best_reward")
+    best_trial = serializers.IntegerField(source="trial.pk")
+    search = serializers.IntegerField(source="search.pk")
+    val_acc = serializers.FloatField(allow_null=True)
+    epochs = CompareEpochSerializer(many=True, source="curve")
+    params = serializers.IntegerField(allow_null=True)
+    mult_adds = serializers.IntegerField(allow_null=True)
+    status = serializers.ChoiceField(choices=ReviewStatus.Status.choices)
+    rating = RatingMeanSerializer()
+    tags = serializers.ListField(child=serializers.CharField())
+    comments = CompareCommentSerializer(many=True, help_text="The most recent, newest first.")
+    transfers = CompareTransferSerializer(many=True, help_text="Finished transfers of the cell in the team, "
+                                                                 "best test accuracy first.")
+
+    class Meta:
+        ref_name = "ReviewCompareCell"
+
+    def get_diagram_url(self, cell) -> str:
+        return reverse("api:cell-diagram", kwargs={"cell_id": cell["cell"].pk})
+
+    def get_review_url(self, cell) -> str:
+        return f"{reverse('reviews:detail', kwargs={'cell_hash': cell['cell'].cell_hash})}?team={cell['result'].team_id}"
+
+
+class CompareSerializer(serializers.Serializer):
+    team = serializers.IntegerField(source="team.pk")
+    team_name = serializers.CharField(source="team.name")
+    cells = CompareCellSerializer(many=True)
+
+    class Meta:
+        ref_name = "ReviewCompare"
+
+
+class ReviewCompareApi(APIView):
+    """2–4 cells of one team side by side. A cell the team has not trained (another team's) is a
+    404; fewer than 2 or more than 4 cells a 400."""
+
+    class FilterSerializer(serializers.Serializer):
+        cells = serializers.CharField(help_text="2 to 4 cell hashes, comma-separated.")
+        team = serializers.IntegerField(required=False)
+
+        class Meta:
+            ref_name = "ReviewCompareQuery"
+
+    @extend_schema(operation_id="reviews_compare_retrieve", parameters=[FilterSerializer],
+                   responses={200: CompareSerializer, 400: ValidationErrorSerializer, 404: ErrorSerializer})
+    def get(self, request):
+        query = self.FilterSerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        hashes = parse_cell_hashes(query.validated_data["cells"])
+        comparison = review_compare_for_user(user=request.user, cell_hashes=hashes,
+                                             team_id=query.validated_data.get("team"))
+        for cell in comparison["cells"]:
+            cell["curve"] = [{"epoch": e.get("epoch"), "val_acc": e.get("val_acc")} for e in cell["epochs"]]
+        return Response(CompareSerializer(comparison).data)

@@ -11,12 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Avg, Count, QuerySet
+from django.apps import apps
+from django.core.exceptions import ValidationError
+from django.db.models import Avg, Count, Exists, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.http import Http404
 
 from webapp.cells.models import Cell, CellResult
 from webapp.reviews.markdown import render_markdown
-from webapp.reviews.models import Activity, CellTag, Comment, Rating, ReviewStatus
+from webapp.reviews.models import Activity, CellTag, Comment, Rating, ReviewStatus, Tag
 from webapp.searches.models import Search
 from webapp.teams.models import Membership, Team
 
@@ -127,3 +130,136 @@ def approval_decision_id(*, subject: ReviewSubject) -> int | None:
     return (Activity.objects.filter(team=subject.team, cell=subject.cell, verb=Activity.Verb.STATUS,
                                     detail__to=ReviewStatus.Status.APPROVED)
             .order_by("-created_at", "-id").values_list("id", flat=True).first())
+
+
+# -- the review queue and the side-by-side --------------------------------------------------------
+
+#: The statuses that still await a decision; a cell with no ReviewStatus row is a candidate.
+AWAITING = (ReviewStatus.Status.CANDIDATE, ReviewStatus.Status.SHORTLISTED)
+COMPARE_MIN, COMPARE_MAX = 2, 4
+RECENT_COMMENTS = 5
+
+
+def review_queue_for_user(*, user, team_id: int | None = None, search_id: int | None = None,
+                          tag: str | None = None, status: str | None = None) -> QuerySet[CellResult]:
+    """The cells awaiting review in the user's teams (candidate or shortlisted), best reward first:
+    one row per team best result (CellResult), annotated with `review_status`, `rating_mean`,
+    `rating_count` and `comment_count`.
+
+    Shaped like `cell_result_list_for_user`: constant team ids, so the database walks the
+    (team, -best_reward) index in order and stops after a page; the status, tag and the
+    annotations are correlated subqueries on the unique (team, cell) keys of the review tables,
+    evaluated for the rows walked, never a join that must be sorted (bench/web_pages.py).
+    """
+    team_ids = _team_ids(user)
+    if team_id is not None:
+        team_ids = [team_id] if team_id in team_ids else []
+    same = {"team_id": OuterRef("team_id"), "cell_id": OuterRef("cell_id")}
+    statuses = ReviewStatus.objects.filter(**same)
+    results = CellResult.objects.filter(team_id__in=team_ids)
+    if status == ReviewStatus.Status.SHORTLISTED:
+        results = results.filter(Exists(statuses.filter(status=ReviewStatus.Status.SHORTLISTED)))
+    elif status == ReviewStatus.Status.CANDIDATE:
+        results = results.exclude(Exists(statuses.exclude(status=ReviewStatus.Status.CANDIDATE)))
+    else:
+        results = results.exclude(Exists(statuses.exclude(status__in=AWAITING)))
+    if search_id is not None:
+        results = results.filter(best_trial__search_id=search_id)
+    if tag:
+        results = results.filter(Exists(CellTag.objects.filter(tag__team_id=OuterRef("team_id"), tag__name=tag,
+                                                               cell_id=OuterRef("cell_id"))))
+    ratings = Rating.objects.filter(**same).order_by().values("cell_id")
+    comments = Comment.objects.filter(**same).order_by().values("cell_id")
+    return (results.select_related("cell", "team")
+            .annotate(review_status=Coalesce(Subquery(statuses.values("status")[:1]),
+                                             Value(ReviewStatus.Status.CANDIDATE.value)),
+                      rating_mean=Subquery(ratings.annotate(mean=Avg("stars")).values("mean")[:1]),
+                      rating_count=Coalesce(Subquery(ratings.annotate(n=Count("id")).values("n")[:1]), 0),
+                      comment_count=Coalesce(Subquery(comments.annotate(n=Count("id")).values("n")[:1]), 0))
+            .defer("cell__genotype")
+            .order_by("-best_reward", "id"))
+
+
+def review_queue_tags(*, results: list[CellResult]) -> list[CellResult]:
+    """Set `tag_names` on each row of a page of the queue: one query for the whole page."""
+    keys = {(result.team_id, result.cell_id) for result in results}
+    found: dict[tuple[int, int], list[str]] = {}
+    rows = (CellTag.objects.filter(cell_id__in={cell for _, cell in keys}, tag__team_id__in={team for team, _ in keys})
+            .order_by("tag__name").values_list("tag__team_id", "cell_id", "tag__name"))
+    for team_id, cell_id, name in rows:
+        found.setdefault((team_id, cell_id), []).append(name)
+    for result in results:
+        result.tag_names = found.get((result.team_id, result.cell_id), [])  # type: ignore[attr-defined]
+    return results
+
+
+def parse_cell_hashes(value: str) -> list[str]:
+    """`a,b,c` → the distinct hashes in order; 2 to 4 of them, else a ValidationError."""
+    hashes = list(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+    if not COMPARE_MIN <= len(hashes) <= COMPARE_MAX:
+        raise ValidationError({"cells": [f"Compare {COMPARE_MIN} to {COMPARE_MAX} different cells "
+                                         f"(comma-separated hashes); got {len(hashes)}."]})
+    return hashes
+
+
+def review_compare_for_user(*, user, cell_hashes: list[str], team_id: int | None = None) -> dict[str, Any]:
+    """2–4 cells of one team side by side: each one's best proxy trial (val_acc, epochs, params,
+    mult-adds), rating, status, tags, recent comments (safe HTML) and finished transfers.
+
+    The team is the one asked for, else the first of the user's teams that trained the first
+    cell; a cell that team has not trained is a 404. A fixed number of queries per cell (at most 4).
+    """
+    if not COMPARE_MIN <= len(cell_hashes) <= COMPARE_MAX:
+        raise ValidationError({"cells": [f"Compare {COMPARE_MIN} to {COMPARE_MAX} cells."]})
+    team = review_subject_get_for_user(user=user, cell_hash=cell_hashes[0], team_id=team_id).team
+    results: dict[str, CellResult] = {}
+    for result in (CellResult.objects.filter(team=team, cell__cell_hash__in=cell_hashes)
+                   .select_related("cell", "best_trial__search").order_by("-best_reward", "id")):
+        results.setdefault(result.cell.cell_hash, result)  # the team's best result of each cell
+    missing = [h for h in cell_hashes if h not in results]
+    if missing:
+        raise Http404(f"No cell of team {team.name} matches {missing[0][:12]}.")
+    cell_ids = [results[h].cell_id for h in cell_hashes]
+    statuses = dict(ReviewStatus.objects.filter(team=team, cell_id__in=cell_ids).values_list("cell_id", "status"))
+    ratings = {row["cell_id"]: row for row in Rating.objects.filter(team=team, cell_id__in=cell_ids)
+               .order_by().values("cell_id").annotate(mean=Avg("stars"), count=Count("id"))}
+    tags: dict[int, list[str]] = {}
+    for cell_id, name in (CellTag.objects.filter(tag__team=team, cell_id__in=cell_ids).order_by("tag__name")
+                          .values_list("cell_id", "tag__name")):
+        tags.setdefault(cell_id, []).append(name)
+    # The transfers app sits above reviews (it launches from an approved decision): read its
+    # model by name, so this module never imports it.
+    transfer_model = apps.get_model("transfers", "Transfer")
+    transfers: dict[int, list[dict[str, Any]]] = {}
+    for row in (transfer_model.objects.filter(team=team, cell_id__in=cell_ids, status="finished")
+                .order_by("-test_acc", "-id").values("id", "cell_id", "name", "dataset", "preset", "best_val_acc",
+                                                     "test_acc", "params", "finished_at")):
+        item: dict[str, Any] = dict(row)
+        transfers.setdefault(item.pop("cell_id"), []).append(item)
+    cells = []
+    for cell_hash in cell_hashes:
+        result = results[cell_hash]
+        trial = result.best_trial
+        rating: dict[str, Any] = dict(ratings.get(result.cell_id) or {})
+        recent = list(Comment.objects.filter(team=team, cell_id=result.cell_id).select_related("author")
+                      .order_by("-created_at", "-id")[:RECENT_COMMENTS])
+        cells.append({
+            "cell": result.cell, "result": result, "trial": trial, "search": trial.search,
+            "val_acc": trial.val_acc, "epochs": list(trial.epochs or []),
+            "params": result.params if result.params is not None else trial.params,
+            "mult_adds": result.mult_adds if result.mult_adds is not None else trial.mult_adds,
+            "status": statuses.get(result.cell_id, ReviewStatus.Status.CANDIDATE.value),
+            "rating": {"mean": round(rating["mean"], 2) if rating.get("mean") is not None else None,
+                       "count": rating.get("count", 0)},
+            "tags": tags.get(result.cell_id, []),
+            "comments": [{"id": c.pk, "author": c.author.get_username(), "created_at": c.created_at,
+                          "html": render_markdown(c.body)} for c in recent],
+            "transfers": transfers.get(result.cell_id, []),
+        })
+    return {"team": team, "cells": cells}
+
+
+def review_tag_choices(*, user) -> list[str]:
+    """The names of the tags of the user's teams, for the queue's filter."""
+    return list(Tag.objects.filter(team_id__in=_team_ids(user)).order_by("name").values_list("name", flat=True)
+                .distinct())

@@ -8,23 +8,31 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from webapp.reviews import services
 from webapp.reviews.models import ReviewStatus
 from webapp.reviews.selectors import (
+    AWAITING,
+    COMPARE_MAX,
     ReviewSubject,
     activity_for_subject,
     activity_text,
     approval_decision_id,
     comment_html,
     comment_list,
+    parse_cell_hashes,
     rating_summary,
+    review_compare_for_user,
+    review_queue_for_user,
+    review_queue_tags,
     review_status_get,
     review_subject_get_for_user,
+    review_tag_choices,
     tag_names,
 )
 from webapp.teams.permissions import perms_for
@@ -80,3 +88,47 @@ def review_action(request: HttpRequest, cell_hash: str, action: str) -> HttpResp
         messages.error(request, str(exc))
     url = reverse("reviews:detail", kwargs={"cell_hash": cell_hash})
     return redirect(f"{url}?team={subject.team.pk}")
+
+
+# -- the queue and the side-by-side ----------------------------------------------------------------
+
+QUEUE_PER_PAGE = 25
+
+
+def _int_or_none(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() else None
+
+
+@require_GET
+def review_queue(request: HttpRequest) -> HttpResponse:
+    """The cells awaiting review in the user's teams, best first; filters: search, tag, status."""
+    status = request.GET.get("status") or ""
+    status = status if status in AWAITING else ""
+    tag = (request.GET.get("tag") or "").strip()
+    search_id, team_id = _int_or_none(request.GET.get("search")), _int_or_none(request.GET.get("team"))
+    results = review_queue_for_user(user=request.user, team_id=team_id, search_id=search_id, tag=tag or None,
+                                    status=status or None)
+    page = Paginator(results, QUEUE_PER_PAGE).get_page(request.GET.get("page"))
+    page.object_list = review_queue_tags(results=list(page.object_list))
+    return render(request, "reviews/queue.html", {
+        "page": page, "status": status, "tag": tag, "search": search_id or "", "team": team_id or "",
+        "statuses": [ReviewStatus.Status(s) for s in AWAITING], "tags": review_tag_choices(user=request.user),
+        "compare_max": COMPARE_MAX,
+    })
+
+
+@require_GET
+def review_compare(request: HttpRequest) -> HttpResponse:
+    """2–4 cells of a team side by side (`?cells=a,b` or `?cells=a&cells=b`)."""
+    try:
+        hashes = parse_cell_hashes(",".join(request.GET.getlist("cells")))
+    except ValidationError as exc:
+        return render(request, "reviews/compare.html", {"error": "; ".join(exc.message_dict["cells"])}, status=400)
+    comparison = review_compare_for_user(user=request.user, cell_hashes=hashes,
+                                         team_id=_int_or_none(request.GET.get("team")))
+    for cell in comparison["cells"]:
+        cell["curve"] = [{"epoch": e.get("epoch"), "val_acc": e.get("val_acc")} for e in cell["epochs"]]
+        accs = [e["val_acc"] for e in cell["curve"] if isinstance(e["val_acc"], int | float)]
+        step = 100 / (len(accs) - 1) if len(accs) > 1 else 0
+        cell["spark"] = " ".join(f"{i * step:.1f},{30 - 30 * acc:.1f}" for i, acc in enumerate(accs)) if accs else ""
+    return render(request, "reviews/compare.html", {"comparison": comparison})
