@@ -6,6 +6,8 @@ from django.templatetags.static import static
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from webapp.reviews import urls as review_urls
+
 
 @login_not_required
 def favicon(request):
@@ -24,6 +26,7 @@ urlpatterns = [
     path("api/", include("webapp.api_urls")),
     path("trials/", include(("webapp.trials.urls", "trials"))),
     path("cells/<str:cell_hash>/review/", include(("webapp.reviews.urls", "reviews"))),
+    path("reviews/", include((review_urls.queue_urlpatterns, "review_queue"))),
     path("cells/", include(("webapp.cells.urls", "cells"))),
     path("transfers/", include(("webapp.transfers.urls", "transfers"))),
     path("", include(("webapp.searches.urls", "searches"))),
