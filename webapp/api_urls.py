@@ -28,6 +28,7 @@ from webapp.searches.apis import (
     SearchResumeApi,
     SearchTrialListApi,
 )
+from webapp.teams.apis import TeamDetailApi, TeamInviteListApi, TeamListApi, TeamMemberDetailApi, TeamMemberListApi
 from webapp.transfers.apis import (
     TransferCancelApi,
     TransferDetailApi,
@@ -65,6 +66,11 @@ urlpatterns = [
     path("reviews/queue/", ReviewQueueApi.as_view(), name="review-queue"),
     path("reviews/compare/", ReviewCompareApi.as_view(), name="review-compare"),
     path("compare/", CompareApi.as_view(), name="compare"),
+    path("teams/", TeamListApi.as_view(), name="team-list"),
+    path("teams/<int:team_id>/", TeamDetailApi.as_view(), name="team-detail"),
+    path("teams/<int:team_id>/members/", TeamMemberListApi.as_view(), name="team-members"),
+    path("teams/<int:team_id>/members/<int:user_id>/", TeamMemberDetailApi.as_view(), name="team-member"),
+    path("teams/<int:team_id>/invites/", TeamInviteListApi.as_view(), name="team-invites"),
     path("transfers/", TransferListApi.as_view(), name="transfer-list"),
     path("transfers/presets/", TransferPresetListApi.as_view(), name="transfer-presets"),
     path("transfers/<int:transfer_id>/", TransferDetailApi.as_view(), name="transfer-detail"),

@@ -29,5 +29,6 @@ urlpatterns = [
     path("reviews/", include((review_urls.queue_urlpatterns, "review_queue"))),
     path("cells/", include(("webapp.cells.urls", "cells"))),
     path("transfers/", include(("webapp.transfers.urls", "transfers"))),
+    path("teams/", include(("webapp.teams.urls", "teams"))),
     path("", include(("webapp.searches.urls", "searches"))),
 ]

@@ -201,3 +201,23 @@ def test_a_searchs_dataset_leaves_its_stored_proxy_and_its_proxy_key_stays(migra
 
     apps = migrate([("searches", "0002_strategy_options_before_repeats")])
     assert apps.get_model("searches", "Search").objects.get(pk=old.pk).proxy == full
+
+
+def test_members_from_before_roles_become_owners(migrate):
+    """teams 0002_membership_role: every member before roles had every right, so each becomes
+    an owner; a membership made afterwards takes the model's default, member."""
+    apps = migrate([("teams", "0001_initial")])
+    OldUser, OldTeam = apps.get_model("auth", "User"), apps.get_model("teams", "Team")
+    OldMembership = apps.get_model("teams", "Membership")
+    team = OldTeam.objects.create(name="old-team")
+    old = [OldUser.objects.create(username=name) for name in ("dora", "eve")]
+    for someone in old:
+        OldMembership.objects.create(team=team, user=someone)
+
+    latest(migrate)
+    from webapp.teams.models import Membership
+
+    assert sorted(Membership.objects.filter(team_id=team.pk).values_list("user__username", "role")) == [
+        ("dora", "owner"), ("eve", "owner")]
+    newcomer = user_create(username="frank", password="pw-123456789", team_name="old-team")
+    assert Membership.objects.get(user=newcomer).role == "member"
