@@ -244,6 +244,67 @@ def populate(args) -> dict:
     return {"user": user, "searches": [s.pk for s in searches if s.team_id == team.pk]}
 
 
+REVIEW_TAGS = ("fast", "small", "needs-more-epochs", "odd", "baseline")
+
+
+def populate_reviews(ids: dict, seed: int) -> None:
+    """Review rows at scale for the bench team: a status for 20% of its cells (a quarter each
+    candidate, shortlisted, approved, rejected), 1–3 ratings on 10%, 1–3 comments on 10%, one of
+    5 tags on 10%, and a finished transfer for each of the 4 best cells (the compare view's)."""
+    import numpy as np
+    from django.contrib.auth import get_user_model
+    from django.db import transaction
+    from django.utils import timezone
+
+    from webapp.cells.models import CellResult
+    from webapp.reviews.models import CellTag, Comment, Rating, ReviewStatus, Tag
+    from webapp.teams.models import Membership, Team
+    from webapp.transfers.models import Transfer
+
+    team = Team.objects.get(name=BENCH_TEAM)
+    if ReviewStatus.objects.filter(team=team).exists():
+        print("reusing the review rows already in the database")
+        return
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(seed + 1)
+    User = get_user_model()
+    with transaction.atomic():
+        reviewers = [ids["user"]]
+        for i in range(2):
+            reviewer = User.objects.create_user(username=f"bench-reviewer-{i}", password="bench-password-1")
+            Membership.objects.create(team=team, user=reviewer)
+            reviewers.append(reviewer)
+        tags = [Tag.objects.create(team=team, name=name) for name in REVIEW_TAGS]
+        cells = np.array(CellResult.objects.filter(team=team).order_by("id").values_list("cell_id", flat=True)
+                         .distinct())
+        statuses = [s.value for s in ReviewStatus.Status]
+        picked = rng.permutation(cells)
+        fifth, tenth = len(cells) // 5, len(cells) // 10
+        ReviewStatus.objects.bulk_create(
+            [ReviewStatus(team=team, cell_id=int(c), status=statuses[i % 4]) for i, c in enumerate(picked[:fifth])],
+            batch_size=2_000)
+        ratings, comments = [], []
+        for c in rng.choice(cells, tenth, replace=False):
+            for reviewer in reviewers[:int(rng.integers(1, 4))]:
+                ratings.append(Rating(team=team, cell_id=int(c), user=reviewer, stars=int(rng.integers(1, 6))))
+        for c in rng.choice(cells, tenth, replace=False):
+            for n in range(int(rng.integers(1, 4))):
+                comments.append(Comment(team=team, cell_id=int(c), author=reviewers[n],
+                                        body=f"Comment {n} with **Markdown** and a [link](https://example.org/{c})."))
+        Rating.objects.bulk_create(ratings, batch_size=2_000)
+        Comment.objects.bulk_create(comments, batch_size=2_000)
+        CellTag.objects.bulk_create([CellTag(tag=tags[i % len(tags)], cell_id=int(c))
+                                     for i, c in enumerate(rng.choice(cells, tenth, replace=False))], batch_size=2_000)
+        now = timezone.now()
+        for result in CellResult.objects.filter(team=team).select_related("cell").order_by("-best_reward", "id")[:4]:
+            Transfer.objects.create(team=team, owner=ids["user"], cell=result.cell, genotype=result.cell.genotype,
+                                    cell_hash=result.cell.cell_hash, source_trial_id=result.best_trial_id,
+                                    status=Transfer.Status.FINISHED, best_val_acc=0.95, final_val_acc=0.94,
+                                    test_acc=0.93, finished_at=now)
+    print(f"  review rows: {fifth:,} statuses, {len(ratings):,} ratings, {len(comments):,} comments, "
+          f"{tenth:,} tagged cells, 4 transfers, in {time.perf_counter() - t0:.1f} s")
+
+
 # -- timing ----------------------------------------------------------------------------------
 
 
@@ -284,6 +345,36 @@ def endpoints(ids: dict) -> list[tuple[str, str, dict]]:
         ("  … its next cursor page", "next:", {}),
         ("GET /api/cells/", "/api/cells/", {}),
         ("GET /api/compare/ (2 searches)", f"/api/compare/?searches={pair}&top=1,5,25", {}),
+        *review_endpoints(),
+    ]
+
+
+def review_endpoints() -> list[tuple[str, str, dict]]:
+    """The review queue (first page, a deep page, each filter) and the side-by-side of 4 cells."""
+    from django.contrib.auth import get_user_model
+    from django.core.paginator import Paginator
+
+    from webapp.cells.models import CellResult
+    from webapp.reviews.selectors import review_queue_for_user
+    from webapp.teams.models import Team
+
+    team = Team.objects.get(name=BENCH_TEAM)
+    user = get_user_model().objects.get(username=BENCH_USER)
+    deep = max(1, Paginator(review_queue_for_user(user=user), 25).num_pages // 2)
+    search = (CellResult.objects.filter(team=team).order_by("-best_reward", "id").values_list(
+        "best_trial__search_id", flat=True).first())
+    best = list(CellResult.objects.filter(team=team).order_by("-best_reward", "id").values_list(
+        "cell__cell_hash", flat=True)[:4])
+    cells = ",".join(best)
+    return [
+        ("review queue", "/reviews/", {}),
+        (f"review queue, page {deep}", f"/reviews/?page={deep}", {}),
+        ("review queue, shortlisted", "/reviews/?status=shortlisted", {}),
+        ("review queue, tag fast", "/reviews/?tag=fast", {}),
+        ("review queue, one search", f"/reviews/?search={search}", {}),
+        ("GET /api/reviews/queue/", "/api/reviews/queue/", {}),
+        ("compare 4 cells", f"/reviews/compare/?cells={cells}", {}),
+        ("GET /api/reviews/compare/ (4 cells)", f"/api/reviews/compare/?cells={cells}", {}),
     ]
 
 
@@ -508,6 +599,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"database: {where}")
         call_command("migrate", verbosity=0)
         ids = populate(args)
+        populate_reviews(ids, args.seed)
         client = Client()
         client.force_login(ids["user"])
         start = time.perf_counter()
