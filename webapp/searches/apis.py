@@ -38,7 +38,6 @@ from webapp.searches.selectors import (
     searches_for_compare,
 )
 from webapp.teams.permissions import require_perm
-from webapp.teams.selectors import team_default_for_user
 from webapp.trials.models import Trial
 from webapp.trials.selectors import trial_list_for_search
 from webapp.trials.serializers import TRIAL_SUMMARY_FIELDS, TrialSummarySerializer
@@ -193,6 +192,10 @@ class SearchListApi(APIView):
         seed = serializers.IntegerField(default=0)
         proxy = ProxyInputSerializer(required=False, default=dict)
         keep_checkpoints = serializers.BooleanField(default=False)
+        team = serializers.IntegerField(
+            required=False, allow_null=True, default=None,
+            help_text="The id of the team the search belongs to; required for a user in several teams "
+                      "(default: the user's only team). Needs the searches.launch permission there.")
 
         class Meta:
             ref_name = "SearchCreate"
@@ -207,9 +210,7 @@ class SearchListApi(APIView):
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        team = team_default_for_user(user=request.user)  # the search's team; None: one of the user's own is made
-        if team is not None:
-            require_perm(request.user, "searches.launch", team)
+        # the service picks the team (400 on `team`) and asks searches.launch there (403)
         search = services.search_create(user=request.user, **serializer.validated_data)
         return search_detail_response(search, status_code=status.HTTP_201_CREATED)
 

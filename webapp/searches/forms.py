@@ -74,8 +74,21 @@ class SearchCreateForm(forms.Form):
     space_options = JSONObjectField(required=False, label="Space options",
                                     help_text='Optional JSON, e.g. {"num_blocks": 3}.')
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, teams=(), **kwargs):
+        """`teams`: the teams the user may launch a search in. With several, the form asks which
+        (a `team` field, required); with one, the search goes there without asking; with none
+        (a user in no team yet), the service makes the user's own."""
         super().__init__(*args, **kwargs)
+        self.teams = list(teams)
+        if len(self.teams) > 1:
+            self.fields["team"] = forms.TypedChoiceField(
+                coerce=int, choices=[("", "— pick a team —")] + [(t.pk, t.name) for t in self.teams],
+                help_text="The team the search belongs to: its members see and steer it.",
+                error_messages={
+                    "required": "You are in several teams: pick the one this search belongs to.",
+                    "invalid_choice": "Pick one of your teams where your role may launch searches.",
+                })
+            self.order_fields(["team"])
         self.fields["space"].choices = _choices(SPACES.names())
         self.fields["strategy"].choices = _choices(STRATEGIES.names())
         root = settings.CELLSEARCH_DATA_ROOT
@@ -95,6 +108,7 @@ class SearchCreateForm(forms.Form):
             "budget": data["budget"], "parallelism": data["parallelism"], "seed": data["seed"],
             "proxy": self.proxy(), "space_options": data["space_options"] or None,
             "strategy_options": data["strategy_options"] or None, "keep_checkpoints": data["keep_checkpoints"],
+            "team": data["team"] if "team" in self.fields else (self.teams[0].pk if self.teams else None),
         }
 
     def add_service_errors(self, error: ValidationError) -> None:

@@ -7,7 +7,7 @@ the services, render templates. No torch here.
 from __future__ import annotations
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -27,7 +27,9 @@ from webapp.searches.selectors import (
     searches_comparable,
     searches_for_compare,
 )
-from webapp.steering import steer
+from webapp.steering import refuse, steer
+from webapp.teams.models import Team
+from webapp.teams.permissions import has_perm, perms_for, require_perm
 from webapp.trials.models import Trial
 from webapp.trials.selectors import TRIAL_ORDERINGS, trial_list_for_search, trial_rewards_for_search
 
@@ -44,17 +46,34 @@ TRIAL_COLUMNS = (("index", "#"), ("status", "Status"), ("reward", "Reward"),
 def search_list(request: HttpRequest) -> HttpResponse:
     searches = search_list_for_user(user=request.user).order_by("-created_at", "-id")
     page = Paginator(searches, SEARCHES_PER_PAGE).get_page(request.GET.get("page"))
-    return render(request, "searches/list.html", {"page": page})
+    teams = _teams_of(request.user)  # a user in none gets a team of their own on launching
+    can_launch = not teams or any(has_perm(request.user, "searches.launch", team) for team in teams)
+    return render(request, "searches/list.html", {"page": page, "can_launch": can_launch})
+
+
+def _teams_of(user) -> list[Team]:
+    return list(Team.objects.filter(membership__user=user).order_by("name", "id"))
 
 
 @require_http_methods(["GET", "POST"])
 def search_new(request: HttpRequest) -> HttpResponse:
-    form = SearchCreateForm(request.POST or None)
+    """The new-search form, offering the teams where the user's role may launch (searches.launch);
+    a user whose role may launch in none of theirs is told why and sent back to the list."""
+    teams = _teams_of(request.user)
+    launchable = [team for team in teams if has_perm(request.user, "searches.launch", team)]
+    if teams and not launchable:
+        try:
+            require_perm(request.user, "searches.launch", teams[0])
+        except PermissionDenied as error:
+            return refuse(request, error, verb="launch", noun="search", to="searches:list")
+    form = SearchCreateForm(request.POST or None, teams=launchable)
     if request.method == "POST" and form.is_valid():
         try:
             search = services.search_create(user=request.user, **form.service_kwargs())
         except ValidationError as error:
             form.add_service_errors(error)
+        except PermissionDenied as error:  # the role changed since the form was shown
+            form.add_error("team" if "team" in form.fields else None, str(error))
         else:
             messages.success(request, f"Search “{search}” launched.")
             return redirect("searches:detail", pk=search.pk)
@@ -86,6 +105,7 @@ def _trials_context(request: HttpRequest, search: Search) -> dict:
         "ordering": ordering,
         "columns": columns,
         "live": search.status not in Search.ENDED,
+        "perms": perms_for(request.user, search),  # the buttons the user's role may use
     }
 
 
@@ -124,8 +144,12 @@ def search_chart_data(request: HttpRequest, pk: int) -> JsonResponse:
 
 def _steer(request: HttpRequest, pk: int, action, verb: str, done: str) -> HttpResponse:
     search = search_get_for_user(user=request.user, search_id=pk)
-    return steer(request, lambda: action(search=search), noun="search", verb=verb, done=done,
-                 detail="searches:detail", pk=search.pk)
+
+    def act() -> None:
+        require_perm(request.user, "searches.steer", search)
+        action(search=search)
+
+    return steer(request, act, noun="search", verb=verb, done=done, detail="searches:detail", pk=search.pk)
 
 
 @require_POST

@@ -9,6 +9,7 @@ torch, so only the workers' tasks import `control`, and `reconcile` with it.
 from webapp.searches.services.lifecycle import (
     search_cancel,
     search_create,
+    search_launch_team,
     search_pause,
     search_resume,
     validate_search_config,
@@ -17,6 +18,7 @@ from webapp.searches.services.lifecycle import (
 __all__ = [
     "search_cancel",
     "search_create",
+    "search_launch_team",
     "search_pause",
     "search_resume",
     "validate_search_config",

@@ -18,6 +18,8 @@ from searchcore.proxy import MAX_SEED, ProxyConfig
 from searchcore.spaces.registry import sha256_of
 from webapp import dispatch
 from webapp.searches.models import Search
+from webapp.teams.models import Team
+from webapp.teams.permissions import require_perm
 from webapp.teams.services import team_ensure_for_user
 from webapp.trials.models import Trial
 
@@ -108,12 +110,36 @@ def validate_search_config(
 
 
 @transaction.atomic
+def search_launch_team(*, user, team: Team | int | None = None) -> Team:
+    """The team a new search of the user's goes to: `team` (a Team or its id) when the user is in
+    it; without one, the user's only team (made on first use for a user in none). A team the
+    user is not in, or no team for a user in several, is a ValidationError on `team`; whether
+    the user's role there may launch is `require_perm`'s to say."""
+    teams = Team.objects.filter(membership__user=user).order_by("name", "id")
+    if team is None:
+        mine = list(teams[:21])
+        if not mine:
+            return team_ensure_for_user(user=user)
+        if len(mine) == 1:
+            return mine[0]
+        names = ", ".join(f"{t.name} ({t.pk})" for t in mine[:20])
+        raise ValidationError({"team": [f"you are in several teams; pick the search's team by id: {names}"]})
+    team_id = team.pk if isinstance(team, Team) else team
+    found = teams.filter(pk=team_id).first()
+    if found is None:
+        raise ValidationError({"team": [f"no team of yours has id {team_id}"]})
+    return found
+
+
 def search_create(
     *, user, space: str, strategy: str, dataset: str, budget: int, parallelism: int, seed: int, proxy: dict,
     name: str = "", space_options: dict | None = None, strategy_options: dict | None = None,
-    keep_checkpoints: bool = False,
+    keep_checkpoints: bool = False, team: Team | int | None = None,
 ) -> Search:
-    """A new search of the user's team, queued: its first control step runs once this commits."""
+    """A new search of `team` (see `search_launch_team`), queued: its first control step runs
+    once this commits. PermissionDenied unless the user's role there holds searches.launch."""
+    launch_team = search_launch_team(user=user, team=team)
+    require_perm(user, "searches.launch", launch_team)
     space_options = {} if space_options is None else space_options
     strategy_options = {} if strategy_options is None else strategy_options
     config = validate_search_config(
@@ -124,7 +150,7 @@ def search_create(
         raise ValidationError({"name": ["at most 200 characters"]})
     full_proxy = config.to_dict()
     search = Search.objects.create(
-        team=team_ensure_for_user(user=user), owner=user, name=name, space=space, space_options=space_options,
+        team=launch_team, owner=user, name=name, space=space, space_options=space_options,
         strategy=strategy, strategy_options=strategy_options, dataset=config.dataset,
         proxy={key: value for key, value in full_proxy.items() if key != "dataset"},
         proxy_key=sha256_of(full_proxy), budget=budget, parallelism=parallelism, seed=seed,
