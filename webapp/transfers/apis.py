@@ -29,6 +29,7 @@ from webapp.transfers.downloads import transfer_file_response
 from webapp.transfers.models import Transfer
 from webapp.transfers.selectors import (
     TRANSFER_FILES,
+    transfer_decision_team_id,
     transfer_downloads,
     transfer_get_for_user,
     transfer_list_for_user,
@@ -89,12 +90,15 @@ class TransferDetailSerializer(TransferSummarySerializer):
     progress = serializers.SerializerMethodField()
     network = serializers.SerializerMethodField(help_text="N@F of the network; null when it cannot be read.")
     files = serializers.SerializerMethodField(help_text="Download URL of each file the transfer has now.")
+    decision = serializers.IntegerField(source="decision_id", read_only=True, allow_null=True,
+                                        help_text="The review decision (approving activity row) it was launched "
+                                                  "from; null when none.")
 
     class Meta:
         model = Transfer
         ref_name = "TransferDetail"
         fields = (*TRANSFER_SUMMARY_FIELDS, "heartbeat_at", "checkpoint_epoch", "train_seconds", "genotype",
-                  "epochs", "exports", "model_card", "progress", "network", "files")
+                  "epochs", "exports", "model_card", "progress", "network", "files", "decision")
 
     @extend_schema_field(TransferProgressSerializer)
     def get_progress(self, transfer: Transfer) -> dict:
@@ -152,6 +156,10 @@ class TransferCreateSerializer(serializers.Serializer):
         fields: dict[str, serializers.Field] = {
             "cell_hash": serializers.CharField(required=False, help_text="The cell's canonical hash."),
             "trial": serializers.IntegerField(required=False, help_text="Or the id of a trial whose cell to train."),
+            "decision": serializers.IntegerField(
+                required=False, allow_null=True,
+                help_text="The review decision it is launched from: the id of the activity row that approved the "
+                          "cell (GET /api/cells/{id}/review/'s `decision`). The source is then that team's trial."),
             "name": serializers.CharField(required=False, allow_blank=True, max_length=200, default=""),
             "preset": serializers.ChoiceField(choices=list(TRANSFER_PRESETS.names()), required=False,
                                               allow_null=True, help_text="Settings to start from."),
@@ -193,10 +201,17 @@ class TransferListApi(APIView):
         serializer = TransferCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         values = dict(serializer.validated_data)
+        decision = values.pop("decision", None)
+        team_id = None
+        if decision is not None:
+            team_id = transfer_decision_team_id(user=request.user, decision_id=decision)
+            if team_id is None:
+                raise ValidationError({"decision": [f"no review decision of your teams has id {decision}"]})
         source = transfer_source_get_for_user(user=request.user, cell_hash=values.pop("cell_hash", None),
-                                              trial_id=values.pop("trial", None))
+                                              trial_id=values.pop("trial", None), team_id=team_id)
         require_perm(request.user, "transfers.launch", source.search)
-        transfer = services.transfer_create(user=request.user, source_trial=source, name=values.pop("name", ""),
+        transfer = services.transfer_create(user=request.user, source_trial=source, decision=decision,
+                                            name=values.pop("name", ""),
                                             preset=values.pop("preset", None), dataset=values.pop("dataset", None),
                                             overrides=values)
         return transfer_detail_response(transfer, status_code=status.HTTP_201_CREATED)

@@ -29,6 +29,11 @@ class Transfer(models.Model):
                                      related_name="transfers")
     source_search = models.ForeignKey("searches.Search", null=True, blank=True, on_delete=models.SET_NULL,
                                       related_name="transfers")
+    #: The review decision it was launched from: the reviews Activity row that approved the cell
+    #: for transfer training (a string reference: transfers never imports reviews, whose pages
+    #: read `activity.transfers`). Null for a transfer launched without one.
+    decision = models.ForeignKey("reviews.Activity", null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="transfers")
     #: The preset the settings started from ("" for none); `config` holds every setting.
     preset = models.CharField(max_length=50, blank=True)
     dataset = models.CharField(max_length=50, default="digits")

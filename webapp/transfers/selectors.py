@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from django.apps import apps
 from django.db.models import F, QuerySet
 from django.http import Http404
 from django.shortcuts import get_object_or_404
@@ -36,15 +37,19 @@ def transfer_list_for_user(*, user) -> QuerySet[Transfer]:
 
 def transfer_get_for_user(*, user, transfer_id: int) -> Transfer:
     return get_object_or_404(
-        Transfer.objects.select_related("team", "owner", "cell", "source_trial", "source_search")
+        Transfer.objects.select_related("team", "owner", "cell", "source_trial", "source_search", "decision",
+                                        "decision__actor")
         .filter(team__members=user), pk=transfer_id)
 
 
-def transfer_source_get_for_user(*, user, cell_hash: str | None = None, trial_id: int | None = None) -> Trial:
+def transfer_source_get_for_user(*, user, cell_hash: str | None = None, trial_id: int | None = None,
+                                 team_id: int | None = None) -> Trial:
     """The trial a transfer of a cell starts from: the trial itself, or, for a cell hash, the
-    team's best finished trial of that cell (any of its trials when none finished). 404 when
-    no search of the user's teams has tried it."""
-    trials = Trial.objects.select_related("search", "cell").filter(search__team__members=user)
+    team's best finished trial of that cell (any of its trials when none finished); `team_id`
+    keeps to that team's trials. 404 when no search of the user's teams has tried it."""
+    trials = Trial.objects.select_related("search", "search__team", "cell").filter(search__team__members=user)
+    if team_id is not None:
+        trials = trials.filter(search__team_id=team_id)
     if trial_id is not None:
         return get_object_or_404(trials, pk=trial_id)
     trial = (trials.filter(cell_hash=cell_hash or "")
@@ -52,6 +57,14 @@ def transfer_source_get_for_user(*, user, cell_hash: str | None = None, trial_id
     if trial is None:
         raise Http404("No cell with this hash among your team's trials.")
     return trial
+
+
+def transfer_decision_team_id(*, user, decision_id: int) -> int | None:
+    """The team of a review decision (a reviews Activity row) in one of the user's teams, else
+    None: a transfer launched from it starts from that team's trial of the cell."""
+    activity_model = apps.get_model("reviews", "Activity")  # by name: reviews may import transfers, not back
+    return (activity_model.objects.filter(pk=decision_id, team__members=user)
+            .values_list("team_id", flat=True).first())
 
 
 def transfer_has_file(transfer: Transfer, kind: str) -> bool:

@@ -10,20 +10,22 @@ from __future__ import annotations
 import logging
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from webapp.cells.diagrams import cell_diagram_svg
-from webapp.steering import steer
+from webapp.steering import refuse, steer
+from webapp.teams.permissions import perms_for, require_perm
 from webapp.transfers import services
 from webapp.transfers.downloads import transfer_file_response
 from webapp.transfers.forms import TransferCreateForm
 from webapp.transfers.models import Transfer
 from webapp.transfers.selectors import (
+    transfer_decision_team_id,
     transfer_downloads,
     transfer_get_for_user,
     transfer_list_for_user,
@@ -64,22 +66,39 @@ def transfer_list(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def transfer_new(request: HttpRequest) -> HttpResponse:
-    """Train a cell at full size: `?cell=<hash>` (the team's best trial of it) or `?trial=<id>`."""
+    """Train a cell at full size: `?cell=<hash>` (the team's best trial of it) or `?trial=<id>`,
+    and `&decision=<id>` when launched from the review decision that approved the cell (the
+    source is then that decision's team's trial). Needs transfers.launch in the source's team."""
     params = request.POST if request.method == "POST" else request.GET
     trial_id = params.get("trial")
     if not trial_id and not params.get("cell"):
         messages.info(request, "Pick a cell to train at full size: “Train at full size…” on a cell or a trial.")
         return redirect("cells:list")
+    decision_text = (params.get("decision") or "").strip()
+    decision = int(decision_text) if decision_text.isdigit() else None
+    team_id = None
+    if decision_text:
+        team_id = transfer_decision_team_id(user=request.user, decision_id=decision) if decision else None
+        if team_id is None:
+            raise Http404("No review decision of your teams has this id.")
     source = transfer_source_get_for_user(user=request.user, cell_hash=params.get("cell") or None,
-                                          trial_id=int(trial_id) if trial_id and trial_id.isdigit() else None)
+                                          trial_id=int(trial_id) if trial_id and trial_id.isdigit() else None,
+                                          team_id=team_id)
+    try:
+        require_perm(request.user, "transfers.launch", source.search)
+    except PermissionDenied as error:
+        return refuse(request, error, verb="launch", noun="transfer", to="transfers:list")
     presets = _presets()
     if request.method == "POST":
         form = TransferCreateForm(request.POST)
         if form.is_valid():
             try:
-                transfer = services.transfer_create(user=request.user, source_trial=source, **form.service_kwargs())
+                transfer = services.transfer_create(user=request.user, source_trial=source, decision=decision,
+                                                    **form.service_kwargs())
             except ValidationError as error:
                 form.add_service_errors(error)
+            except PermissionDenied as error:  # the role changed since the form was shown
+                return refuse(request, error, verb="launch", noun="transfer", to="transfers:list")
             else:
                 messages.success(request, f"Transfer “{transfer}” queued.")
                 return redirect("transfers:detail", pk=transfer.pk)
@@ -90,20 +109,22 @@ def transfer_new(request: HttpRequest) -> HttpResponse:
     diagram, diagram_error = _diagram(cell_hash=source.cell_hash, genotype=source.genotype)
     return render(request, "transfers/new.html", {
         "form": form, "source": source, "presets": presets, "diagram": diagram, "diagram_error": diagram_error,
+        "decision": decision,
     })
 
 
-def _context(transfer: Transfer) -> dict:
+def _context(request: HttpRequest, transfer: Transfer) -> dict:
     return {"transfer": transfer, "live": transfer.live, "epochs": transfer.epochs or [],
             "progress": transfer_progress(transfer=transfer), "network": transfer_network(transfer=transfer),
-            "downloads": transfer_downloads(transfer=transfer)}
+            "downloads": transfer_downloads(transfer=transfer),
+            "perms": perms_for(request.user, transfer)}  # the buttons the user's role may use
 
 
 @require_GET
 def transfer_detail(request: HttpRequest, pk: int) -> HttpResponse:
     transfer = transfer_get_for_user(user=request.user, transfer_id=pk)
     diagram, diagram_error = _diagram(cell_hash=transfer.cell_hash, genotype=transfer.genotype)
-    return render(request, "transfers/detail.html", _context(transfer) | {
+    return render(request, "transfers/detail.html", _context(request, transfer) | {
         "diagram": diagram, "diagram_error": diagram_error, "genotype_json": genotype_pretty(transfer.genotype),
     })
 
@@ -112,13 +133,17 @@ def transfer_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def transfer_live(request: HttpRequest, pk: int) -> HttpResponse:
     """The polled part of the page: status, progress, numbers, downloads and the epochs' data."""
     transfer = transfer_get_for_user(user=request.user, transfer_id=pk)
-    return render(request, "transfers/_live.html", _context(transfer))
+    return render(request, "transfers/_live.html", _context(request, transfer))
 
 
 def _steer(request: HttpRequest, pk: int, action, verb: str, done: str) -> HttpResponse:
     transfer = transfer_get_for_user(user=request.user, transfer_id=pk)
-    return steer(request, lambda: action(transfer=transfer), noun="transfer", verb=verb, done=done,
-                 detail="transfers:detail", pk=transfer.pk)
+
+    def act() -> None:
+        require_perm(request.user, "transfers.steer", transfer)
+        action(transfer=transfer)
+
+    return steer(request, act, noun="transfer", verb=verb, done=done, detail="transfers:detail", pk=transfer.pk)
 
 
 @require_POST

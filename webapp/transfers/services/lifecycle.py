@@ -11,6 +11,7 @@ import dataclasses
 import os
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -18,6 +19,7 @@ from django.utils import timezone
 
 from searchcore.errors import ConfigError, DatasetNotFoundError, GenotypeError, SearchcoreError, UnknownNameError
 from webapp import dispatch
+from webapp.teams.permissions import require_perm
 from webapp.transfers.models import Transfer
 
 #: TransferConfig fields a transfer may not set, and why.
@@ -90,11 +92,34 @@ def validate_transfer_config(*, genotype: dict, preset: str | None, dataset: str
     return config
 
 
+#: What makes a reviews Activity row an approval (webapp.reviews: Activity.Verb.STATUS, detail
+#: {"to": ReviewStatus.Status.APPROVED}); spelled out here because transfers never imports reviews.
+APPROVAL_VERB, APPROVED = "status", "approved"
+
+
+def transfer_decision_get(*, decision_id: int, team, cell):
+    """The reviews Activity row that approved `cell` in `team` with this id, else a
+    ValidationError on `decision` (another team's row reads the same as none: no leak)."""
+    activity_model = apps.get_model("reviews", "Activity")  # by name: reviews may import transfers, not back
+    decision = (activity_model.objects.select_related("actor")
+                .filter(pk=decision_id, team=team, cell=cell, verb=APPROVAL_VERB, detail__to=APPROVED).first())
+    if decision is None:
+        raise ValidationError({"decision": [f"no approval of this cell in team {team.name!r} has id {decision_id}"]})
+    return decision
+
+
 @transaction.atomic
 def transfer_create(*, user, source_trial, name: str = "", preset: str | None = None, dataset: str | None = None,
-                    overrides: dict[str, Any] | None = None) -> Transfer:
+                    overrides: dict[str, Any] | None = None, decision: int | None = None) -> Transfer:
     """A transfer of `source_trial`'s cell (a trial of one of the user's teams, read through
-    transfers.selectors), in that trial's team, queued on the gpu queue once this commits."""
+    transfers.selectors), in that trial's team, queued on the gpu queue once this commits.
+    PermissionDenied unless the user's role there holds transfers.launch. `decision`: the id of
+    the review decision (an approving reviews Activity row of that cell and team) it is launched
+    from."""
+    team = source_trial.search.team
+    require_perm(user, "transfers.launch", team)
+    approval = None if decision is None else transfer_decision_get(decision_id=decision, team=team,
+                                                                   cell=source_trial.cell)
     if len(name) > 200:
         raise ValidationError({"name": ["at most 200 characters"]})
     config = validate_transfer_config(genotype=source_trial.genotype, preset=preset, dataset=dataset,
@@ -102,7 +127,7 @@ def transfer_create(*, user, source_trial, name: str = "", preset: str | None = 
     stored = {key: value for key, value in config.to_dict().items() if key not in ("dataset", "data_root")}
     task_id = dispatch.new_task_id()
     transfer = Transfer.objects.create(
-        team=source_trial.search.team, owner=user, name=name, cell=source_trial.cell,
+        team=team, owner=user, name=name, cell=source_trial.cell, decision=approval,
         genotype=source_trial.genotype, cell_hash=source_trial.cell_hash, source_trial=source_trial,
         source_search=source_trial.search, preset=preset or "", dataset=config.dataset, config=stored,
         status=Transfer.Status.PENDING, task_id=task_id, heartbeat_at=timezone.now(),
