@@ -200,3 +200,31 @@ def test_the_schema_names_the_queue_and_compare(tmp_path):
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(out))
     paths = yaml.safe_load(out.read_text())["paths"]
     assert {"/api/reviews/queue/", "/api/reviews/compare/"} <= set(paths)
+
+
+def test_the_queue_count_matches_its_rows(user, queue, make_result, other_user):
+    """review_queue_count counts from the review tables' side; it must agree with the rows, with a
+    second team of alice's whose statuses and tags are its own."""
+    from webapp.reviews.selectors import review_queue_count, review_queue_for_user
+    from webapp.teams.services import membership_add
+
+    second = other_user.teams.get()
+    shared = queue[4]  # the same cell in the second team: rejected there
+    other_result = make_result(0.95)  # moved to the second team: shortlisted and tagged there
+    membership_add(team=second, user=user, role="member")
+    other_result.team = second
+    other_result.save()
+    ReviewStatus.objects.create(team=second, cell=other_result.cell, status="shortlisted")
+    CellTag.objects.create(tag=Tag.objects.create(team=second, name="fast"), cell=other_result.cell)
+    CellResult.objects.create(cell=shared.cell, team=second, dataset="digits", proxy_key="p",
+                              best_trial=shared.best_trial, best_reward=0.45)
+    ReviewStatus.objects.create(team=second, cell=shared.cell, status="rejected")
+    searches = [None, shared.best_trial.search_id]
+    for status in (None, "candidate", "shortlisted"):
+        for tag in (None, "fast", "none"):
+            for search_id in searches:
+                for team_id in (None, second.pk):
+                    filters = {"status": status, "tag": tag, "search_id": search_id, "team_id": team_id}
+                    rows = review_queue_for_user(user=user, **filters)
+                    assert review_queue_count(user=user, **filters) == rows.count(), filters
+    assert review_queue_count(user=user) == 5  # 4 of team-a, the shortlisted one of the second team

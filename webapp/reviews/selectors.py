@@ -22,6 +22,7 @@ from webapp.reviews.markdown import render_markdown
 from webapp.reviews.models import Activity, CellTag, Comment, Rating, ReviewStatus, Tag
 from webapp.searches.models import Search
 from webapp.teams.models import Membership, Team
+from webapp.trials.models import Trial
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,10 @@ def review_subject_get_for_user(*, user, cell_id: int | None = None, cell_hash: 
         results = results.filter(cell__cell_hash=cell_hash)
     else:
         raise Http404("no cell named")
-    candidates = list(results.order_by("-best_reward", "id"))
+    # Sorted here, not by the database: an ORDER BY on best_reward makes SQLite walk the team's
+    # (team, -best_reward) index, every result of the team, instead of looking the cell up (0.1 s at
+    # 88,000 results; bench/web_pages.py).
+    candidates = sorted(results.order_by(), key=lambda result: (-result.best_reward, result.pk))
     if not candidates:
         raise Http404("No cell of your teams matches the given query.")
     by_team = sorted(candidates, key=lambda result: team_ids.index(result.team_id))  # first team, best result
@@ -180,6 +184,35 @@ def review_queue_for_user(*, user, team_id: int | None = None, search_id: int | 
             .order_by("-best_reward", "id"))
 
 
+def review_queue_count(*, user, team_id: int | None = None, search_id: int | None = None, tag: str | None = None,
+                       status: str | None = None) -> int:
+    """How many rows `review_queue_for_user` gives for the same filters, counted from the other
+    side: the team's results (a covering index) less those decided, the decided ones found from
+    the (team, status) index of the statuses. Counting the queryset itself probes the statuses once
+    per result of the team: 0.2 s at 88,000 results, against about 15 ms (bench/web_pages.py)."""
+    team_ids = _team_ids(user)
+    if team_id is not None:
+        team_ids = [team_id] if team_id in team_ids else []
+    total = 0
+    for team in team_ids:  # per team: a cell's review and tags are its team's
+        results = CellResult.objects.filter(team_id=team)
+        if search_id is not None:
+            results = results.filter(best_trial_id__in=Trial.objects.filter(search_id=search_id).values("id"))
+        if tag:
+            results = results.filter(cell_id__in=CellTag.objects.filter(tag__team_id=team, tag__name=tag)
+                                     .values("cell_id"))
+        statuses = ReviewStatus.objects.filter(team_id=team)
+        if status == ReviewStatus.Status.SHORTLISTED:
+            total += results.filter(cell_id__in=statuses.filter(status=status).values("cell_id")).count()
+            continue
+        done = [ReviewStatus.Status.APPROVED, ReviewStatus.Status.REJECTED]
+        if status == ReviewStatus.Status.CANDIDATE:
+            done.append(ReviewStatus.Status.SHORTLISTED)
+        total += results.count() - results.filter(cell_id__in=statuses.filter(status__in=done)
+                                                  .values("cell_id")).count()
+    return total
+
+
 def review_queue_tags(*, results: list[CellResult]) -> list[CellResult]:
     """Set `tag_names` on each row of a page of the queue: one query for the whole page."""
     keys = {(result.team_id, result.cell_id) for result in results}
@@ -213,8 +246,11 @@ def review_compare_for_user(*, user, cell_hashes: list[str], team_id: int | None
         raise ValidationError({"cells": [f"Compare {COMPARE_MIN} to {COMPARE_MAX} cells."]})
     team = review_subject_get_for_user(user=user, cell_hash=cell_hashes[0], team_id=team_id).team
     results: dict[str, CellResult] = {}
-    for result in (CellResult.objects.filter(team=team, cell__cell_hash__in=cell_hashes)
-                   .select_related("cell", "best_trial__search").order_by("-best_reward", "id")):
+    # The cells' ids first: with the hashes in a join SQLite walks the team's results instead.
+    ids = list(Cell.objects.filter(cell_hash__in=cell_hashes).values_list("id", flat=True))
+    found = (CellResult.objects.filter(team=team, cell_id__in=ids)
+             .select_related("cell", "best_trial__search").order_by())  # sorted here: see above
+    for result in sorted(found, key=lambda result: (-result.best_reward, result.pk)):
         results.setdefault(result.cell.cell_hash, result)  # the team's best result of each cell
     missing = [h for h in cell_hashes if h not in results]
     if missing:

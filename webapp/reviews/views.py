@@ -28,6 +28,7 @@ from webapp.reviews.selectors import (
     parse_cell_hashes,
     rating_summary,
     review_compare_for_user,
+    review_queue_count,
     review_queue_for_user,
     review_queue_tags,
     review_status_get,
@@ -106,9 +107,10 @@ def review_queue(request: HttpRequest) -> HttpResponse:
     status = status if status in AWAITING else ""
     tag = (request.GET.get("tag") or "").strip()
     search_id, team_id = _int_or_none(request.GET.get("search")), _int_or_none(request.GET.get("team"))
-    results = review_queue_for_user(user=request.user, team_id=team_id, search_id=search_id, tag=tag or None,
-                                    status=status or None)
-    page = Paginator(results, QUEUE_PER_PAGE).get_page(request.GET.get("page"))
+    filters = {"team_id": team_id, "search_id": search_id, "tag": tag or None, "status": status or None}
+    paginator = Paginator(review_queue_for_user(user=request.user, **filters), QUEUE_PER_PAGE)
+    paginator.count = review_queue_count(user=request.user, **filters)  # type: ignore[misc]
+    page = paginator.get_page(request.GET.get("page"))
     page.object_list = review_queue_tags(results=list(page.object_list))
     return render(request, "reviews/queue.html", {
         "page": page, "status": status, "tag": tag, "search": search_id or "", "team": team_id or "",
