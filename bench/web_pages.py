@@ -509,6 +509,17 @@ def ratios(ids: dict, rounds: int) -> list[dict]:
                                 cells_page(cell_result_list_joined, number),
                                 cells_page(cell_result_list_for_user, number), rounds))
 
+    # The review queue's count: COUNT(*) of the page's queryset (a status probe per result of the
+    # team) against review_queue_count (the team's results less the decided ones).
+    from webapp.reviews.selectors import review_queue_count, review_queue_for_user
+
+    for filters in ({}, {"status": "shortlisted"}, {"tag": "fast"}):
+        name = ", ".join(f"{k}={v}" for k, v in filters.items()) or "awaiting review"
+        out.append(side_by_side(f"review queue count ({name}): COUNT of the queryset (before) vs from the review "
+                                f"tables' side (now)",
+                                lambda f=filters: review_queue_for_user(user=user, **f).count(),
+                                lambda f=filters: review_queue_count(user=user, **f), rounds))
+
     # The trials table sorted by reward: ORDER BY reward DESC, index over one search's trials.
     search = Search.objects.get(pk=ids["searches"][-1])
     index_sql = {"create": 'CREATE INDEX IF NOT EXISTS bench_trial_search_reward_index ON trials_trial '
