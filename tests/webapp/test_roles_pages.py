@@ -55,7 +55,12 @@ def search(user, team) -> Search:
 
 @pytest.fixture
 def trial(search, make_trial):
-    return make_trial(search, 0, reward=0.8)
+    """A finished trial, its cell among the team's Best cells."""
+    from webapp.cells.services import cell_result_update
+
+    trial = make_trial(search, 0, reward=0.8)
+    cell_result_update(trial=trial)
+    return trial
 
 
 @pytest.fixture
@@ -83,11 +88,18 @@ def test_viewer_sees_no_launch_or_steer_buttons(client, viewer, search, transfer
     page = client.get(f"/transfers/{transfer.pk}/").content.decode()
     assert 'id="transfer-pause"' not in page and 'id="transfer-cancel"' not in page
     assert 'id="transfer-pause"' not in client.get(f"/transfers/{transfer.pk}/live/").content.decode()
+    # nor the navigation's "New search", nor "Train at full size…" on a trial or Best cells
+    assert 'href="/searches/new/"' not in searches
+    assert "Train at full size" not in client.get(f"/trials/{transfer.source_trial_id}/").content.decode()
+    assert "Train at full size" not in client.get("/cells/").content.decode()
 
 
 def test_member_sees_the_buttons(client, member, search, transfer):
     client.force_login(member)
-    assert 'id="new-search"' in client.get("/").content.decode()
+    searches = client.get("/").content.decode()
+    assert 'id="new-search"' in searches and 'href="/searches/new/"' in searches
+    assert "Train at full size" in client.get(f"/trials/{transfer.source_trial_id}/").content.decode()
+    assert "Train at full size" in client.get("/cells/").content.decode()
     page = client.get(f"/searches/{search.pk}/").content.decode()
     assert f"/searches/{search.pk}/pause/" in page and f"/searches/{search.pk}/cancel/" in page
     page = client.get(f"/transfers/{transfer.pk}/").content.decode()

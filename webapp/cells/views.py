@@ -10,6 +10,7 @@ from django.views.decorators.http import require_GET
 from searchcore.errors import SearchcoreError
 from webapp.cells.downloads import DartsUnsupportedError, genotype_darts
 from webapp.cells.selectors import cell_result_list_for_user
+from webapp.teams.permissions import team_ids_with_perm
 
 CELLS_PER_PAGE = 25
 
@@ -32,4 +33,7 @@ def cell_list(request: HttpRequest) -> HttpResponse:
         result.has_darts = _has_darts(result.cell.genotype)
     datasets = cell_result_list_for_user(user=request.user).order_by("dataset").values_list(
         "dataset", flat=True).distinct()
-    return render(request, "cells/list.html", {"page": page, "dataset": dataset or "", "datasets": list(datasets)})
+    return render(request, "cells/list.html", {
+        "page": page, "dataset": dataset or "", "datasets": list(datasets),
+        "launch_teams": team_ids_with_perm(request.user, "transfers.launch"),
+    })

@@ -28,6 +28,7 @@ from webapp.searches.selectors import (
     searches_for_compare,
 )
 from webapp.steering import refuse, steer
+from webapp.teams.context_processors import may_launch_search
 from webapp.teams.models import Team
 from webapp.teams.permissions import has_perm, perms_for, require_perm
 from webapp.trials.models import Trial
@@ -46,9 +47,7 @@ TRIAL_COLUMNS = (("index", "#"), ("status", "Status"), ("reward", "Reward"),
 def search_list(request: HttpRequest) -> HttpResponse:
     searches = search_list_for_user(user=request.user).order_by("-created_at", "-id")
     page = Paginator(searches, SEARCHES_PER_PAGE).get_page(request.GET.get("page"))
-    teams = _teams_of(request.user)  # a user in none gets a team of their own on launching
-    can_launch = not teams or any(has_perm(request.user, "searches.launch", team) for team in teams)
-    return render(request, "searches/list.html", {"page": page, "can_launch": can_launch})
+    return render(request, "searches/list.html", {"page": page, "can_launch": may_launch_search(request.user)})
 
 
 def _teams_of(user) -> list[Team]:

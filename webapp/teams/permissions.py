@@ -109,3 +109,9 @@ def perms_for(user, obj) -> dict[str, bool]:
     """Every permission's answer for the user on the object, with dots as underscores for
     templates (`perms.reviews_approve`)."""
     return {name.replace(".", "_"): has_perm(user, name, obj) for name in RULES}
+
+
+def team_ids_with_perm(user, perm: str) -> set[int]:
+    """The user's teams in which their role allows `perm`: which rows of a cross-team list
+    (Best cells) may offer an action."""
+    return {team.pk for team in Team.objects.filter(membership__user=user) if has_perm(user, perm, team)}

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET
 from searchcore.errors import SearchcoreError
 from webapp.cells.diagrams import cell_diagram_svg
 from webapp.cells.downloads import DartsUnsupportedError, genotype_darts, genotype_in_format_order
+from webapp.teams.permissions import has_perm
 from webapp.trials.models import Trial
 from webapp.trials.selectors import trial_get_for_user, trial_has_checkpoint, trial_network_widths
 
@@ -69,6 +70,7 @@ def trial_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = _context(trial) | {
         "diagram": diagram, "diagram_error": diagram_error, "darts": _darts(trial),
         "genotype_json": genotype_pretty(trial.genotype), "has_checkpoint": trial_has_checkpoint(trial),
+        "can_launch_transfer": has_perm(request.user, "transfers.launch", trial.search),
     }
     return render(request, "trials/detail.html", context)
 
