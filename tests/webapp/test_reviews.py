@@ -380,3 +380,21 @@ def test_the_review_page_of_another_teams_cell_is_404(client, cell_result, other
     url = f"/cells/{cell_result.cell.cell_hash}/review/"
     assert client.get(url).status_code == 404
     assert client.post(url + "status/", {"status": "shortlisted"}).status_code == 404
+
+
+def test_the_activity_pages_of_a_search_and_a_team(client, subject, user, other_user):
+    from webapp.reviews import services
+
+    services.comment_create(user=user, subject=subject, body="nice")
+    services.rating_set(user=user, subject=subject, stars=5)
+    client.force_login(user)
+    search_page = client.get(f"/searches/{subject.search.pk}/").content.decode()
+    assert f'href="/reviews/activity/?search={subject.search.pk}"' in search_page
+    team_page = client.get(f"/teams/{subject.team.pk}/").content.decode()
+    assert f'href="/reviews/activity/?team={subject.team.pk}"' in team_page
+    for query in (f"search={subject.search.pk}", f"team={subject.team.pk}", ""):
+        feed = client.get(f"/reviews/activity/?{query}").content.decode()
+        assert "alice rated 5/5" in feed and "alice commented" in feed and subject.cell.cell_hash[:12] in feed
+    client.force_login(other_user)  # another team's activity is never shown
+    for query in (f"search={subject.search.pk}", f"team={subject.team.pk}", ""):
+        assert "alice rated" not in client.get(f"/reviews/activity/?{query}").content.decode()

@@ -12,4 +12,5 @@ urlpatterns = [
 queue_urlpatterns = [
     path("", views.review_queue, name="list"),
     path("compare/", views.review_compare, name="compare"),
+    path("activity/", views.review_activity, name="activity"),
 ]

@@ -21,6 +21,7 @@ from webapp.reviews.selectors import (
     COMPARE_MAX,
     ReviewSubject,
     activity_for_subject,
+    activity_list_for_user,
     activity_text,
     approval_decision_id,
     comment_html,
@@ -94,6 +95,7 @@ def review_action(request: HttpRequest, cell_hash: str, action: str) -> HttpResp
 # -- the queue and the side-by-side ----------------------------------------------------------------
 
 QUEUE_PER_PAGE = 25
+ACTIVITY_PER_PAGE = 50
 
 
 def _int_or_none(value: str | None) -> int | None:
@@ -117,6 +119,17 @@ def review_queue(request: HttpRequest) -> HttpResponse:
         "statuses": [ReviewStatus.Status(s) for s in AWAITING], "tags": review_tag_choices(user=request.user),
         "compare_max": COMPARE_MAX,
     })
+
+
+@require_GET
+def review_activity(request: HttpRequest) -> HttpResponse:
+    """The review activity of a search (`?search=`), a team (`?team=`) or all the user's teams,
+    newest first; another team's is empty."""
+    search_id, team_id = _int_or_none(request.GET.get("search")), _int_or_none(request.GET.get("team"))
+    feed = activity_list_for_user(user=request.user, search_id=search_id, team_id=team_id)
+    page = Paginator(feed, ACTIVITY_PER_PAGE).get_page(request.GET.get("page"))
+    page.object_list = [(row, activity_text(activity=row)) for row in page.object_list]
+    return render(request, "reviews/activity.html", {"page": page, "search": search_id or "", "team": team_id or ""})
 
 
 @require_GET
