@@ -197,6 +197,9 @@ MATRIX: dict[str, list[Case]] = {
     ],
     "review_queue:list": [Case("GET", "user", outsider="hidden")],
     "review_queue:compare": [Case("GET", "viewer", data=lambda w: {"cells": f"{w.cell.cell_hash},{w.second_cell.cell_hash}"})],
+    "review_queue:activity": [Case("GET", "user", outsider="hidden"),
+                              Case("GET", "user", outsider="hidden", data=lambda w: {"search": w.search.pk}),
+                              Case("GET", "user", outsider="hidden", data=lambda w: {"team": w.team.pk})],
     # -- transfers (pages)
     "transfers:list": [Case("GET", "user", outsider="hidden")],
     "transfers:new": [Case("GET", "member", data=lambda w: {"trial": w.trial.pk}),
