@@ -111,3 +111,24 @@ def make_trial(make_cell):
 def transfer_source(make_search, make_trial):
     """A finished trial of alice's team (the add genotype's cell), to start a transfer from."""
     return make_trial(make_search(), 0, reward=0.8)
+
+
+@pytest.fixture
+def team(user):
+    """alice's team, team-a."""
+    from webapp.teams.models import Team
+
+    return Team.objects.get(name="team-a")
+
+
+@pytest.fixture
+def member_of(team):
+    """`member_of(role)`: a new user in alice's team with that role."""
+    from webapp.teams.services import user_create
+
+    made = iter(range(100))
+
+    def make(role: str):
+        return user_create(username=f"{role}-{next(made)}", password="pw-123456789", team_name=team.name, role=role)
+
+    return make

@@ -110,7 +110,7 @@ def test_queue_queries_are_bounded(api, client, user, make_result, queue, django
         body = api.get("/api/reviews/queue/?limit=50").json()
     assert body["count"] == 34 and all(r["tags"] and r["comment_count"] == 1 for r in body["results"][4:])
     client.force_login(user)
-    with django_assert_max_num_queries(10):
+    with django_assert_max_num_queries(11):  # bounded whatever the rows; the nav asks the roles once
         page = client.get("/reviews/")
     assert page.status_code == 200
 

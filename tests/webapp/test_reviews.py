@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import PermissionDenied
 
-from webapp.teams.models import Membership, Team
+from webapp.teams.models import Membership
 from webapp.teams.permissions import RULES, has_perm, require_perm
 from webapp.teams.services import membership_add, user_create
 
@@ -27,22 +27,6 @@ EXPECTED = {
     "reviews.decide": {"owner", "member"},
     "reviews.approve": {"owner", "member"},
 }
-
-
-@pytest.fixture
-def team(user) -> Team:
-    return Team.objects.get(name="team-a")
-
-
-@pytest.fixture
-def member_of(team):
-    """`member_of(role)`: a new user in alice's team with that role."""
-    made = iter(range(100))
-
-    def make(role: str):
-        return user_create(username=f"{role}-{next(made)}", password="pw-123456789", team_name=team.name, role=role)
-
-    return make
 
 
 @pytest.fixture

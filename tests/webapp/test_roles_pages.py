@@ -27,11 +27,6 @@ TRANSFER_FORM = {"name": "full size", "preset": "quick", "dataset": "digits"}
 
 
 @pytest.fixture
-def team(user) -> Team:
-    return Team.objects.get(name="team-a")
-
-
-@pytest.fixture
 def viewer(team):
     viewer = user_create(username="vera", password="vera-password-1", team_name="vera-own")
     Membership.objects.filter(user=viewer).delete()  # only in team-a, as a viewer

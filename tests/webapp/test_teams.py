@@ -9,24 +9,8 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from webapp.teams.models import Invite, Membership, Team
+from webapp.teams.models import Invite, Membership
 from webapp.teams.services import user_create
-
-
-@pytest.fixture
-def team(user) -> Team:
-    return Team.objects.get(name="team-a")
-
-
-@pytest.fixture
-def member_of(team):
-    """`member_of(role)`: a new user in alice's team with that role."""
-    made = iter(range(100))
-
-    def make(role: str):
-        return user_create(username=f"{role}-{next(made)}", password="pw-123456789", team_name=team.name, role=role)
-
-    return make
 
 
 @pytest.fixture
