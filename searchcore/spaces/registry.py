@@ -102,6 +102,8 @@ def loads_json(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise GenotypeError(f"genotype: not valid JSON ({exc})") from None
+    except RecursionError:  # "[[[[..." nested deeper than the decoder's recursion limit
+        raise GenotypeError("genotype: not valid JSON (nested too deeply)") from None
 
 
 def sha256_of(data: Any) -> str:

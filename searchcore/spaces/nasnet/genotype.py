@@ -30,6 +30,9 @@ NUM_CELL_INPUTS = 2
 #: The canonical hash tries every topological order of a cell's blocks, at most B! (8! takes
 #: about a second in the worst case, every block independent); the paper uses B = 5.
 MAX_BLOCKS = 8
+#: A DARTS string longer than this is refused before it is parsed: MAX_BLOCKS blocks a cell take
+#: under 1,000 characters, and `ast.parse` of megabytes takes seconds and gigabytes.
+MAX_DARTS_CHARS = 20_000
 
 
 @dataclass(frozen=True)
@@ -252,6 +255,8 @@ def _cell_from_dict(data: Mapping[str, Any], name: str) -> Cell:
     raw_blocks = data.get(name)
     if not isinstance(raw_blocks, list):
         raise GenotypeError(f"{name} cell: must be a list of blocks")
+    if len(raw_blocks) > MAX_BLOCKS:  # before any per-block work: a huge list is refused at once
+        raise GenotypeError(f"{name} cell: has {len(raw_blocks)} blocks; a cell has 1..{MAX_BLOCKS}")
     blocks = []
     for k, raw in enumerate(raw_blocks):
         where = f"{name} cell, block {k}"
@@ -274,6 +279,11 @@ def _cell_from_dict(data: Mapping[str, Any], name: str) -> Cell:
 
 
 def _parse_darts_call(text: str) -> dict[str, Any]:
+    if not isinstance(text, str):
+        raise GenotypeError(f"DARTS genotype: must be a string, got {type(text).__name__}")
+    if len(text) > MAX_DARTS_CHARS:
+        raise GenotypeError(f"DARTS genotype: {len(text):,} characters is too long; a genotype of at most "
+                            f"{MAX_BLOCKS} blocks a cell fits in {MAX_DARTS_CHARS:,}")
     try:
         call = ast.parse(text.strip(), mode="eval").body
     except SyntaxError as exc:
@@ -285,17 +295,33 @@ def _parse_darts_call(text: str) -> dict[str, Any]:
         if kw.arg is None:
             raise GenotypeError("DARTS genotype: name every field (normal=..., reduce=...), without **")
         value = kw.value
+        indices: range | None = None
         try:
             if isinstance(value, ast.Call) and getattr(value.func, "id", None) == "range":
-                fields[kw.arg] = list(range(*(ast.literal_eval(a) for a in value.args)))
+                indices = range(*(ast.literal_eval(a) for a in value.args))
             else:
                 fields[kw.arg] = ast.literal_eval(value)
         except (ValueError, TypeError):
             raise GenotypeError(f"DARTS genotype: {kw.arg} is not a literal list or range") from None
+        if indices is not None:
+            fields[kw.arg] = _small_range(kw.arg, indices)
     for key in ("normal", "reduce"):
         if key not in fields:
             raise GenotypeError(f"DARTS genotype: missing {key}=")
     return fields
+
+
+def _small_range(name: str, indices: range) -> list[int]:
+    """The range as a list, refusing one longer than a cell's hidden states (range(10**11) would
+    not fit in memory)."""
+    most = NUM_CELL_INPUTS + MAX_BLOCKS
+    try:
+        too_long = len(indices) > most
+    except OverflowError:  # longer than sys.maxsize
+        too_long = True
+    if too_long:
+        raise GenotypeError(f"DARTS genotype: {name} = {indices!r} holds more than the {most} hidden states a cell has")
+    return list(indices)
 
 
 def cells_of(genotype: Genotype) -> tuple[tuple[str, Cell], tuple[str, Cell]]:

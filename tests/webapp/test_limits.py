@@ -1,0 +1,88 @@
+"""Size limits on what a client can send (issue 17): huge bodies, deep nesting, huge genotypes."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+
+from searchcore.errors import GenotypeError
+from searchcore.spaces import parse_genotype
+from searchcore.spaces.nasnet.genotype import MAX_BLOCKS, NASNET_FORMAT, Genotype
+
+BLOCK = {"inputs": [0, 1], "ops": ["identity", "sep_conv_3x3"], "combine": "add"}
+
+
+@pytest.fixture
+def api(user):
+    client = APIClient()
+    client.force_login(user)
+    return client
+
+
+def test_upload_limit_is_set():
+    assert settings.DATA_UPLOAD_MAX_MEMORY_SIZE <= 2 * 1024 * 1024
+
+
+@pytest.mark.django_db
+def test_ten_megabyte_body_is_refused_quickly(api):
+    body = json.dumps({"budget": 4, "name": "x", "padding": "x" * (10 * 1024 * 1024)})
+    start = time.perf_counter()
+    response = api.post("/api/searches/", body, content_type="application/json")
+    assert response.status_code in (400, 413)
+    assert time.perf_counter() - start < 2
+
+
+@pytest.mark.django_db
+@pytest.mark.xfail(strict=True, raises=RecursionError,
+                   reason="issue 17: DRF's JSONParser lets RecursionError through (500); needs a fix in webapp/api")
+def test_deeply_nested_json_is_400(api):
+    start = time.perf_counter()
+    response = api.post("/api/searches/", "[" * 100_000, content_type="application/json")
+    assert response.status_code == 400
+    nested = '{"budget": 4, "proxy": ' + "[" * 50_000 + "]" * 50_000 + "}"
+    response = api.post("/api/searches/", nested, content_type="application/json")
+    assert response.status_code == 400
+    assert time.perf_counter() - start < 2
+
+
+@pytest.mark.django_db
+def test_huge_genotype_in_a_body_is_refused(api):
+    # as many blocks as fit under the body limit
+    blocks = settings.DATA_UPLOAD_MAX_MEMORY_SIZE // len(json.dumps(BLOCK))
+    genotype = {"format": NASNET_FORMAT, "normal": [BLOCK] * blocks, "reduction": [BLOCK]}
+    start = time.perf_counter()
+    response = api.post("/api/searches/", {"budget": 4, "space_options": {"genotype": genotype}}, format="json")
+    assert response.status_code in (400, 413)
+    assert time.perf_counter() - start < 2
+
+
+def test_million_block_genotype_is_refused_before_per_block_work():
+    genotype = {"format": NASNET_FORMAT, "normal": [BLOCK] * 10**6, "reduction": [BLOCK]}
+    start = time.perf_counter()
+    with pytest.raises(GenotypeError, match=f"normal cell: has 1000000 blocks; a cell has 1..{MAX_BLOCKS}"):
+        parse_genotype(genotype)
+    with pytest.raises(GenotypeError, match="has 1000000 blocks"):
+        Genotype.from_dict(genotype)
+    assert time.perf_counter() - start < 1
+
+
+def test_huge_darts_string_is_refused_before_parsing():
+    text = "Genotype(normal=[" + "('identity', 0), " * 10**6 + "], reduce=[])"
+    start = time.perf_counter()
+    with pytest.raises(GenotypeError, match="too long"):
+        Genotype.from_darts(text)
+    with pytest.raises(GenotypeError, match="more than the 10 hidden states"):
+        Genotype.from_darts("Genotype(normal=[], reduce=[], normal_concat=range(10**11 and 100000000000))"
+                            .replace("10**11 and ", ""))
+    with pytest.raises(GenotypeError, match="more than the 10 hidden states"):
+        Genotype.from_darts(f"Genotype(normal=[], reduce=[], normal_concat=range({10**30}))")
+    assert time.perf_counter() - start < 1
+
+
+def test_deeply_nested_genotype_json_is_a_genotype_error():
+    with pytest.raises(GenotypeError, match="nested too deeply"):
+        parse_genotype("[" * 100_000)
