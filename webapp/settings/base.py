@@ -15,6 +15,7 @@ VAR_DIR = Path(env_str("CELLSEARCH_VAR_DIR", str(BASE_DIR / "var")))
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024  # 1 MB: an API body past it is a 400 before it is parsed
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -28,6 +29,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
+    "axes",
     "webapp.teams",
     "webapp.cells",
     "webapp.searches",
@@ -36,9 +38,11 @@ INSTALLED_APPS = [
     "webapp.reviews",
 ]
 
-# Object permissions: the team roles' table in webapp.teams.permissions (django-rules), then
+# django-axes first: it refuses a locked-out username+IP before any password is checked. Then
+# object permissions: the team roles' table in webapp.teams.permissions (django-rules), then
 # Django's own (superusers, the admin).
 AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
     "rules.permissions.ObjectPermissionBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
@@ -54,7 +58,25 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # last, as django-axes asks: it answers a locked-out login with its lockout response (429)
+    "axes.middleware.AxesMiddleware",
 ]
+
+# -- abuse (issue 17) ------------------------------------------------------------------------------
+# Logins: AXES_FAILURE_LIMIT wrong passwords for one username from one IP lock that pair out for
+# AXES_COOLOFF_TIME hours (other users, and the same user elsewhere, can still log in); a
+# successful login forgets the failures. Attempts are kept in the database (axes' default handler).
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = float(env_str("AXES_COOLOFF_TIME", "1"))  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Security headers on every response (SecurityMiddleware, XFrameOptionsMiddleware); Django's
+# defaults, written out so that they are not lost. No Content-Security-Policy yet: the pages
+# have inline scripts and inline event handlers (onclick=, onchange=).
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
 
 ROOT_URLCONF = "webapp.urls"
 WSGI_APPLICATION = "webapp.wsgi.application"
@@ -120,6 +142,15 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # Services' ValidationError and searchcore's errors become the same 400 body as a serializer's.
     "EXCEPTION_HANDLER": "webapp.api.errors.exception_handler",
+    # Per user (or per IP when anonymous); over the rate a request gets 429 with Retry-After.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.UserRateThrottle",
+        "rest_framework.throttling.AnonRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": env_str("CELLSEARCH_THROTTLE_USER", "1000/min"),
+        "anon": env_str("CELLSEARCH_THROTTLE_ANON", "60/min"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "CellSearch API",

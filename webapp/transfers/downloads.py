@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+from django.core.exceptions import SuspiciousFileOperation
 from django.http import FileResponse, Http404, HttpResponse
 
 from webapp.cells.downloads import genotype_json_bytes
@@ -18,16 +19,20 @@ def transfer_filename(transfer: Transfer, kind: str) -> str:
 
 
 def transfer_file_response(transfer: Transfer, kind: str) -> HttpResponse:
-    """The file as an attachment; 404 for a kind not known or a file the transfer does not have (yet)."""
+    """The file as an attachment; 404 for a kind not known, a file the transfer does not have
+    (yet), or a stored name that points outside MEDIA_ROOT (`../`, an absolute path)."""
     if kind not in TRANSFER_FILES:
         raise Http404(f"No such file; the files are {', '.join(TRANSFER_FILES)}.")
-    if not transfer_has_file(transfer, kind):
-        raise Http404("This transfer has no such file yet.")
-    field_name, _, content_type = TRANSFER_FILES[kind]
-    filename = transfer_filename(transfer, kind)
-    if field_name is not None:
-        file = getattr(transfer, field_name)
-        return FileResponse(file.open("rb"), as_attachment=True, filename=filename, content_type=content_type)
+    try:
+        if not transfer_has_file(transfer, kind):
+            raise Http404("This transfer has no such file yet.")
+        field_name, _, content_type = TRANSFER_FILES[kind]
+        filename = transfer_filename(transfer, kind)
+        if field_name is not None:
+            file = getattr(transfer, field_name).open("rb")
+            return FileResponse(file, as_attachment=True, filename=filename, content_type=content_type)
+    except SuspiciousFileOperation:
+        raise Http404("This transfer has no such file yet.") from None
     if kind == "genotype":
         body = genotype_json_bytes(transfer.genotype)
     elif kind == "card.md":
