@@ -123,6 +123,10 @@ def test_a_trial_checkpoint_outside_media_root_is_a_404(client, user, make_searc
     api = APIClient()
     api.force_authenticate(user)
     _refused(api.get(f"/api/trials/{trial.pk}/checkpoint"))
+    client.force_login(user)  # the pages that offer the file do not offer it, nor fail
+    page = client.get(f"/trials/{trial.pk}/")
+    assert page.status_code == 200 and f"/api/trials/{trial.pk}/checkpoint" not in page.content.decode()
+    assert api.get(f"/api/trials/{trial.pk}/").json()["checkpoint_url"] is None
 
 
 @pytest.mark.parametrize("name", OUTSIDE)
@@ -140,6 +144,8 @@ def test_a_transfer_file_outside_media_root_is_a_404(client, user, team, transfe
     for kind in ("best", "onnx"):
         _refused(api.get(f"/api/transfers/{transfer.pk}/files/{kind}"))
         _refused(client.get(f"/transfers/{transfer.pk}/files/{kind}"))
+    page = client.get(f"/transfers/{transfer.pk}/")  # the page does not offer them, nor fail
+    assert page.status_code == 200 and f"/transfers/{transfer.pk}/files/best" not in page.content.decode()
 
 
 # -- 4. security headers, torch.load -------------------------------------------------------------

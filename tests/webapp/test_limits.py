@@ -37,8 +37,6 @@ def test_ten_megabyte_body_is_refused_quickly(api):
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(strict=True, raises=RecursionError,
-                   reason="issue 17: DRF's JSONParser lets RecursionError through (500); needs a fix in webapp/api")
 def test_deeply_nested_json_is_400(api):
     start = time.perf_counter()
     response = api.post("/api/searches/", "[" * 100_000, content_type="application/json")

@@ -140,6 +140,12 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # JSON nested past the recursion limit is a 400, not a 500; forms and uploads as DRF's defaults.
+    "DEFAULT_PARSER_CLASSES": [
+        "webapp.api.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     # Services' ValidationError and searchcore's errors become the same 400 body as a serializer's.
     "EXCEPTION_HANDLER": "webapp.api.errors.exception_handler",
     # Per user (or per IP when anonymous); over the rate a request gets 429 with Retry-After.

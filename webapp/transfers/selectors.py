@@ -6,6 +6,7 @@ import statistics
 from typing import Any
 
 from django.apps import apps
+from django.core.exceptions import SuspiciousFileOperation
 from django.db.models import F, QuerySet
 from django.http import Http404
 from django.shortcuts import get_object_or_404
@@ -73,7 +74,10 @@ def transfer_has_file(transfer: Transfer, kind: str) -> bool:
     if field_name is None:
         return kind == "genotype" or bool(transfer.model_card_md)
     file = getattr(transfer, field_name)
-    return bool(file.name) and file.storage.exists(file.name)
+    try:
+        return bool(file.name) and file.storage.exists(file.name)
+    except SuspiciousFileOperation:  # a name that leaves MEDIA_ROOT is never a file we offer
+        return False
 
 
 def transfer_downloads(*, transfer: Transfer) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import SuspiciousFileOperation
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
@@ -56,7 +57,10 @@ def trial_has_checkpoint(trial: Trial) -> bool:
     name = trial.checkpoint.name
     if not name:
         return False
-    return trial.checkpoint.storage.exists(name)
+    try:
+        return trial.checkpoint.storage.exists(name)
+    except SuspiciousFileOperation:  # a name that leaves MEDIA_ROOT is never a file we offer
+        return False
 
 
 def trial_rewards_for_search(*, search) -> list[tuple[int, float | None, str]]:
