@@ -191,7 +191,7 @@ def _torch_load_calls():
 
 def test_every_torch_load_passes_weights_only_true():
     calls = list(_torch_load_calls())
-    assert calls, "no torch.load( found: is the scan still looking at the repo?"
+    assert calls, "found no call of torch.load: is the scan still looking at the repo?"
     unsafe = [where for where, node in calls
               if not any(k.arg == "weights_only" and isinstance(k.value, ast.Constant) and k.value.value is True
                          for k in node.keywords)]
