@@ -52,3 +52,17 @@ def page(chromium_browser):
         yield page
     finally:
         context.close()
+
+
+def wait_ended(model, pk: int, timeout: float) -> str:
+    """Poll the row until its status is one of `model.ENDED` (the worker is another process);
+    returns that status."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = model.objects.values_list("status", flat=True).get(pk=pk)
+        if status in model.ENDED:
+            return status
+        time.sleep(0.5)
+    raise AssertionError(f"{model.__name__} {pk} did not end within {timeout} s")

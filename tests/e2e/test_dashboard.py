@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.e2e.conftest import wait_ended
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -29,19 +30,6 @@ def _wait_for_status(page, status: str, timeout_ms: int) -> None:
         "s => { const b = document.querySelector('#search-status-badge');"
         " return b && b.textContent.trim().toLowerCase() === s; }",
         arg=status, timeout=timeout_ms)
-
-
-def _wait_finished(search_id: int, timeout: float) -> None:
-    from webapp.searches.models import Search
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = Search.objects.values_list("status", flat=True).get(pk=search_id)
-        if status in Search.ENDED:
-            assert status == Search.Status.FINISHED, status
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"search {search_id} did not finish within {timeout} s")
 
 
 def test_launch_watch_inspect_and_compare(page, live_server, celery_worker_process):
@@ -128,7 +116,7 @@ def test_launch_watch_inspect_and_compare(page, live_server, celery_worker_proce
     second = search_create(user=user, name="e2e random seed 1", space="nasnet", strategy="random",
                            dataset="digits", budget=2, parallelism=1, seed=1,
                            proxy={"epochs": 1, "cells": 1, "filters": 48, "batch_size": 128})
-    _wait_finished(second.pk, TRAINING_TIMEOUT_MS / 1000)
+    assert wait_ended(Search, second.pk, TRAINING_TIMEOUT_MS / 1000) == Search.Status.FINISHED
 
     page.click("nav >> text=Compare")
     page.wait_for_url(f"{base}/searches/compare/")

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.conftest import wait_ended
+
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 SCREENSHOTS = Path(os.environ.get("CELLSEARCH_E2E_SCREENSHOTS", "/tmp"))
@@ -31,16 +33,6 @@ SEARCH_TIMEOUT_S = 120
 TRANSFER_TIMEOUT_S = 150
 PASSWORD = "e2e-password-123"
 SCRIPT = "<script>window.__pwned = 1</script>"
-
-
-def _wait_ended(model, pk: int, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = model.objects.values_list("status", flat=True).get(pk=pk)
-        if status in model.ENDED:
-            return status
-        time.sleep(0.5)
-    raise AssertionError(f"{model.__name__} {pk} did not end within {timeout} s")
 
 
 def _new_page(browser, pages: list):
@@ -114,7 +106,7 @@ def test_two_members_review_an_owner_approves_and_launches_another_team_sees_not
         for who, name in ((member1, "nina"), (member2, "omar"), (boss, "olga"), (other, "bea")):
             _log_in(who, base, name)
 
-        assert _wait_ended(Search, search.pk, SEARCH_TIMEOUT_S) == Search.Status.FINISHED
+        assert wait_ended(Search, search.pk, SEARCH_TIMEOUT_S) == Search.Status.FINISHED
         trial = Trial.objects.get(search=search)
         assert trial.status == Trial.Status.FINISHED and trial.reward is not None
         cell_hash, cell_id = trial.cell_hash, trial.cell_id
@@ -259,7 +251,7 @@ def test_two_members_review_an_owner_approves_and_launches_another_team_sees_not
         other.screenshot(path=str(SCREENSHOTS / "e2e-review-other-team.png"), full_page=True)
 
         # -- the tiny transfer ends (so the worker is idle before the database is flushed) ---------
-        status = _wait_ended(Transfer, transfer.pk, TRANSFER_TIMEOUT_S)
+        status = wait_ended(Transfer, transfer.pk, TRANSFER_TIMEOUT_S)
         transfer.refresh_from_db()
         assert status == Transfer.Status.FINISHED, transfer.error
 

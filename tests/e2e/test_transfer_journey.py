@@ -15,10 +15,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.e2e.conftest import wait_ended
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -28,19 +29,6 @@ SCREENSHOTS = Path(os.environ.get("CELLSEARCH_E2E_SCREENSHOTS", "/tmp"))
 SEARCH_TIMEOUT_S = 120
 TRANSFER_TIMEOUT_MS = 150_000
 PASSWORD = "e2e-password-123"
-
-
-def _wait_search_finished(search_id: int, timeout: float) -> None:
-    from webapp.searches.models import Search
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = Search.objects.values_list("status", flat=True).get(pk=search_id)
-        if status in Search.ENDED:
-            assert status == Search.Status.FINISHED, status
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"search {search_id} did not finish within {timeout} s")
 
 
 def _badge(page) -> str:
@@ -63,6 +51,7 @@ def test_train_a_found_cell_at_full_size_watch_it_and_download_it(page, live_ser
     import torch
 
     import searchcore
+    from webapp.searches.models import Search
     from webapp.searches.services import search_create
     from webapp.teams.services import user_create
     from webapp.transfers.models import Transfer
@@ -84,7 +73,7 @@ def test_train_a_found_cell_at_full_size_watch_it_and_download_it(page, live_ser
     page.click("button[type=submit]")
     page.wait_for_url(f"{base}/")
 
-    _wait_search_finished(search.pk, SEARCH_TIMEOUT_S)
+    assert wait_ended(Search, search.pk, SEARCH_TIMEOUT_S) == Search.Status.FINISHED
     trial = Trial.objects.get(search=search)
     assert trial.status == Trial.Status.FINISHED and trial.reward is not None
 
