@@ -104,6 +104,8 @@ def loads_json(text: str) -> Any:
         raise GenotypeError(f"genotype: not valid JSON ({exc})") from None
     except RecursionError:  # "[[[[..." nested deeper than the decoder's recursion limit
         raise GenotypeError("genotype: not valid JSON (nested too deeply)") from None
+    except ValueError:  # a number of more digits than int() converts (sys.get_int_max_str_digits())
+        raise GenotypeError("genotype: not valid JSON (a number has too many digits)") from None
 
 
 def sha256_of(data: Any) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from searchcore.errors import ConfigError, SearchcoreError
@@ -146,8 +146,20 @@ def test_parse_genotype_mutated_macro(data):
 
 @FUZZ
 @given(st.text(max_size=200) | json_values.map(json.dumps))
+# found by atheris (tests/faults/atheris_targets.py): json.loads raises a plain ValueError, not a
+# JSONDecodeError, for a number of more digits than int() converts (sys.get_int_max_str_digits())
+@example('{"format": "cellsearch.macro/1", "layers": [{"filter_height": ' + "4" * 4301 + "}]}")
+@example("9" * 5000)
 def test_parse_genotype_any_text(text):
     _parses_or_refuses(parse_genotype, text)
+    _parses_or_refuses(Genotype.from_json, text)
+    _parses_or_refuses(MacroGenotype.from_json, text)
+
+
+@pytest.mark.parametrize("text", ["9" * 5000, "[" * 100_000])
+def test_parse_genotype_refuses_json_past_the_decoder_limits(text):
+    with pytest.raises(SearchcoreError, match="not valid JSON"):
+        parse_genotype(text)
 
 
 darts_tokens = st.sampled_from(["Genotype(", ")", "(", "[", "]", ",", "=", "normal", "reduce", "normal_concat",
@@ -169,6 +181,14 @@ def darts_mutated(draw: st.DrawFn) -> str:
 @given(st.text(max_size=200) | st.lists(darts_tokens, max_size=30).map("".join) | darts_mutated())
 def test_from_darts(text):
     _parses_or_refuses(Genotype.from_darts, text)
+
+
+# found by atheris: ast.parse raises RecursionError (a few thousand operators deep) or MemoryError
+# (the parser's stack, deeper still) on a string well under MAX_DARTS_CHARS
+@pytest.mark.parametrize("value", ["-" * 3000 + "1", "-" * 9000 + "1", "not " * 4000 + "1", "1+" * 6000 + "1"])
+def test_from_darts_refuses_deep_nesting(value):
+    with pytest.raises(SearchcoreError, match="nested too deeply"):
+        Genotype.from_darts(VALID_DARTS.replace("reduce_concat=[2, 3]", f"reduce_concat={value}"))
 
 
 # -- configs --------------------------------------------------------------------------------------
@@ -223,6 +243,18 @@ def test_validate_search_config(changes):
         assert exc.message_dict
         assert set(exc.message_dict) <= {*SEARCH_FIELDS, "proxy"} | {k for k in exc.message_dict
                                                                        if k.startswith("proxy.")}
+
+
+# found by atheris: the new-search form's JSON option fields raised ValueError / RecursionError (a 500)
+@pytest.mark.parametrize(("text", "message"), [('{"num_blocks": ' + "1" * 5000 + "}", "too many digits"),
+                                               ("[" * 100_000 + "]" * 100_000, "nested too deeply")])
+def test_search_form_json_field_refuses_json_past_the_decoder_limits(text, message):
+    from webapp.searches.forms import SearchCreateForm
+
+    form = SearchCreateForm(data={**{k: v if isinstance(v, str) else json.dumps(v) for k, v in SEARCH_FIELDS.items()},
+                                  "epochs": 1, "cells": 2, "batch_size": 8, "space_options": text})
+    assert not form.is_valid()
+    assert message in " ".join(form.errors["space_options"])
 
 
 @pytest.fixture

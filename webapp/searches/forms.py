@@ -38,6 +38,10 @@ class JSONObjectField(forms.CharField):
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from None
+        except RecursionError:  # "[[[[..." nested deeper than the decoder's recursion limit
+            raise ValidationError("Not valid JSON: nested too deeply.") from None
+        except ValueError:  # a number of more digits than int() converts (sys.get_int_max_str_digits())
+            raise ValidationError("Not valid JSON: a number has too many digits.") from None
         if not isinstance(data, dict):
             raise ValidationError('Must be a JSON object such as {"batch_size": 10}.')
         return data

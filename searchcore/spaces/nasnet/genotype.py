@@ -288,6 +288,8 @@ def _parse_darts_call(text: str) -> dict[str, Any]:
         call = ast.parse(text.strip(), mode="eval").body
     except SyntaxError as exc:
         raise GenotypeError(f"DARTS genotype: not a Python expression ({exc.msg})") from None
+    except (RecursionError, MemoryError):  # "-----...1" or "not not ... 1" thousands deep: the parser's stack overflows
+        raise GenotypeError("DARTS genotype: not a Python expression (nested too deeply)") from None
     if not isinstance(call, ast.Call):
         raise GenotypeError("DARTS genotype: expected Genotype(normal=..., reduce=...)")
     fields: dict[str, Any] = {}
