@@ -156,5 +156,17 @@
     }), CONFIG);
   }
 
-  window.CellSearch = {rewardChart: rewardChart, epochCharts: epochCharts, compareChart: compareChart};
+  var CellSearch = window.CellSearch = window.CellSearch || {};
+  CellSearch.rewardChart = rewardChart;
+  CellSearch.epochCharts = epochCharts;
+  CellSearch.compareChart = compareChart;
+
+  /* The page says which charts it has with data-* attributes (no inline scripts under the
+     Content-Security-Policy); this file is loaded at the end of <body>, after them. */
+  function each(kind, draw) {
+    Array.prototype.forEach.call(document.querySelectorAll('[data-chart="' + kind + '"]'), draw);
+  }
+  each("reward", function (el) { rewardChart(el.id, el.dataset.poller); });
+  each("compare", function (el) { compareChart(el.dataset.source, el.id); });
+  each("epochs", function (el) { epochCharts(el.dataset.source, el.dataset.loss, el.dataset.acc, el.dataset.empty); });
 })();

@@ -46,4 +46,14 @@
     draw();
     document.body.addEventListener("htmx:afterSettle", draw);
   };
+
+  /* Wired by data-* attributes (no inline scripts under the Content-Security-Policy); this file
+     is loaded at the end of <body>, after charts.js where a page has both. */
+  Array.prototype.forEach.call(document.querySelectorAll("form[data-presets]"), function (form) {
+    // getAttribute: the form's `dataset` and `id` properties would be its fields of those names
+    CellSearch.presetForm(form.getAttribute("id"), form.getAttribute("data-presets"));
+  });
+  Array.prototype.forEach.call(document.querySelectorAll('[data-chart="speed"]'), function (el) {
+    CellSearch.speedChart(el.dataset.source, el.id);
+  });
 })();

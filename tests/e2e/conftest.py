@@ -32,16 +32,62 @@ def chromium_browser():
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        new_context = browser.new_context
+
+        def new_watched_context(*args, **kwargs):
+            context = new_context(*args, **kwargs)
+            _watch_csp(context)
+            return context
+
+        browser.new_context = new_watched_context  # every context a test opens reports CSP violations
         try:
             yield browser
         finally:
             browser.close()
 
 
+#: Runs in every document before its own scripts: reports each Content-Security-Policy
+#: violation (a blocked inline script, handler, eval, style or resource) to the test.
+CSP_LISTENER = """
+document.addEventListener("securitypolicyviolation", function (event) {
+  window.__cellsearchCspViolation([event.effectiveDirective, event.blockedURI || "inline",
+                                   event.sourceFile + ":" + event.lineNumber, event.sample].join(" "));
+});
+"""
+#: What Chromium and the libraries log when the policy blocks something.
+CSP_CONSOLE = ("Content Security Policy", "Content-Security-Policy", "strict CSP")
+#: The browser contexts the current test opened, each with its `csp_violations`.
+_CONTEXTS: list = []
+
+
+def _watch_csp(context) -> None:
+    """Collect the context's Content-Security-Policy violations, on every page it opens, in
+    `context.csp_violations`: the violation events and what the console reports."""
+    violations: list[str] = []
+    context.csp_violations = violations
+    context.expose_function("__cellsearchCspViolation", lambda violation: violations.append(violation))
+    context.add_init_script(CSP_LISTENER)
+    context.on("console", lambda msg: violations.append(f"{msg.page.url if msg.page else '?'}: console: {msg.text}")
+               if any(words in msg.text for words in CSP_CONSOLE) else None)
+    _CONTEXTS.append(context)
+
+
+@pytest.fixture(autouse=True)
+def _no_csp_violations():
+    """Every browser test fails on a Content-Security-Policy violation in any of its contexts
+    (the `page` fixture's, and those a test opens itself from `chromium_browser`)."""
+    _CONTEXTS.clear()
+    yield
+    found = [v for context in _CONTEXTS for v in context.csp_violations]
+    _CONTEXTS.clear()
+    assert not found, f"Content-Security-Policy violations: {found}"
+
+
 @pytest.fixture
 def page(chromium_browser):
     """A fresh browser context and page (its own cookies) with the JavaScript errors it meets
-    collected in `page.js_errors`."""
+    collected in `page.js_errors` (and, as in every context of `chromium_browser`, any
+    Content-Security-Policy violation failing the test)."""
     context = chromium_browser.new_context(viewport={"width": 1400, "height": 1000})
     context.set_default_timeout(20_000)
     page = context.new_page()

@@ -79,11 +79,11 @@ def test_launch_watch_inspect_and_compare(page, live_server, celery_worker_proce
     page.wait_for_selector("#trials-table .trial-row .badge-finished", timeout=TRAINING_TIMEOUT_MS)
     page.screenshot(path=str(SCREENSHOTS / "e2e-live.png"), full_page=True)  # most likely still running
     _wait_for_status(page, "finished", TRAINING_TIMEOUT_MS)
-    page.wait_for_function("document.querySelectorAll('#trials-table .trial-row .badge-finished').length === 3")
+    page.wait_for_function("() => document.querySelectorAll('#trials-table .trial-row .badge-finished').length === 3")
     assert page.locator("#progress-text").inner_text() == "3 / 3"
     assert page.locator("#best-reward").inner_text().endswith("%")
     assert page.get_attribute("#search-poller", "hx-get") is None  # ended: no more polling
-    page.wait_for_function("document.querySelectorAll('#reward-chart .scatterlayer .point').length >= 3")
+    page.wait_for_function("() => document.querySelectorAll('#reward-chart .scatterlayer .point').length >= 3")
     assert page.locator("#reward-chart.js-plotly-plot").count() == 1
     page.screenshot(path=str(SCREENSHOTS / "e2e-detail.png"), full_page=True)
 
@@ -133,7 +133,7 @@ def test_launch_watch_inspect_and_compare(page, live_server, celery_worker_proce
     # -- the best cells page lists them, with their diagrams from the API -------------------------
     page.click("nav >> text=Best cells")
     page.wait_for_selector("#cells-table img.thumb")
-    page.wait_for_function("[...document.querySelectorAll('#cells-table img.thumb')]"
+    page.wait_for_function("() => [...document.querySelectorAll('#cells-table img.thumb')]"
                            ".every(img => img.complete && img.naturalWidth > 0)")
     assert page.locator("#cells-table tbody tr").count() >= 2
     page.screenshot(path=str(SCREENSHOTS / "e2e-cells.png"), full_page=True)

@@ -142,7 +142,7 @@ def test_train_a_found_cell_at_full_size_watch_it_and_download_it(page, live_ser
     assert page.locator("#cell-diagram svg text", has_text="Reduction Cell").count() == 1
 
     # -- the page updates itself: epochs arrive, the charts draw, the status ends, polling stops ---
-    page.wait_for_function("document.querySelectorAll('#loss-chart .scatterlayer .point').length >= 2",
+    page.wait_for_function("() => document.querySelectorAll('#loss-chart .scatterlayer .point').length >= 2",
                            timeout=TRANSFER_TIMEOUT_MS)  # at least one epoch: train and val loss
     assert page.locator("#no-epochs").is_hidden()
     page.screenshot(path=str(SCREENSHOTS / "e2e-transfer-live.png"), full_page=True)
@@ -156,8 +156,8 @@ def test_train_a_found_cell_at_full_size_watch_it_and_download_it(page, live_ser
     assert page.get_attribute("#transfer-poller", "hx-get") is None
     assert page.locator("#transfer-status .live-dot").count() == 0
     assert page.locator("#transfer-epochs-done").inner_text() == "2 / 2"
-    page.wait_for_function("document.querySelectorAll('#loss-chart .scatterlayer .point').length === 4")
-    page.wait_for_function("document.querySelectorAll('#acc-chart .scatterlayer .point').length === 4")
+    page.wait_for_function("() => document.querySelectorAll('#loss-chart .scatterlayer .point').length === 4")
+    page.wait_for_function("() => document.querySelectorAll('#acc-chart .scatterlayer .point').length === 4")
     assert page.locator("#loss-chart.js-plotly-plot").count() == 1
     assert page.locator("#acc-chart.js-plotly-plot").count() == 1
     assert page.locator("#speed-chart.js-plotly-plot").count() == 1

@@ -49,6 +49,7 @@ AUTHENTICATION_BACKENDS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",  # the Content-Security-Policy header (CONTENT_SECURITY_POLICY below)
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -71,12 +72,31 @@ AXES_COOLOFF_TIME = float(env_str("AXES_COOLOFF_TIME", "1"))  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 # Security headers on every response (SecurityMiddleware, XFrameOptionsMiddleware); Django's
-# defaults, written out so that they are not lost. No Content-Security-Policy yet: the pages
-# have inline scripts and inline event handlers (onclick=, onchange=).
+# defaults, written out so that they are not lost.
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# The Content-Security-Policy of every response (django-csp's CSPMiddleware). Scripts only from our
+# own static files: the templates have no inline <script> (server data goes in json_script's
+# <script type="application/json">) and no on*= handlers (static/js/cellsearch.js wires data-*
+# attributes); htmx runs with allowEval off (templates/base.html), and Plotly's charts, scattergl
+# included, need no eval. Styles also allow 'unsafe-inline', for styles only: Plotly injects
+# its rules into a <style> element at runtime (its charts lose hover labels and modebar layout
+# without them), and the progress bars set their width with style="". tests/webapp/test_csp.py
+# checks the header and the templates, the browser tests fail on any violation.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    },
+}
 
 ROOT_URLCONF = "webapp.urls"
 WSGI_APPLICATION = "webapp.wsgi.application"
