@@ -99,26 +99,37 @@ def _database_url(settings_dict: dict) -> str:
 
 
 class WorkerProcess:
-    """A `celery worker` subprocess on the control and gpu queues, sharing the test database."""
+    """A `celery worker` subprocess (by default on the control and gpu queues, one process),
+    sharing the test database. `options` are more `celery worker` options (-Q, -B, ...)."""
 
-    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+    def __init__(self, env: dict[str, str], log_dir: Path, *, name: str = "worker", app: str = "webapp",
+                 options: tuple[str, ...] = ("-Q", "control,gpu")) -> None:
         self.env = env
         self.log_dir = log_dir
+        self.name, self.app, self.options = name, app, options
         self.proc: subprocess.Popen | None = None
         self.log_path: Path | None = None
         self.starts = 0
 
     def start(self, timeout: float = 60) -> None:
+        self.launch()
+        self.wait_ready(timeout)
+
+    def launch(self) -> None:
+        """Start the process without waiting for it to be ready (see `wait_ready`)."""
         self.starts += 1
-        self.log_path = self.log_dir / f"worker-{self.starts}.log"
+        self.log_path = self.log_dir / f"{self.name}-{self.starts}.log"
         log = open(self.log_path, "wb")  # noqa: SIM115 - the child writes it
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "webapp", "worker", "-Q", "control,gpu", "-c", "1",
+            [sys.executable, "-m", "celery", "-A", self.app, "worker", *self.options, "-c", "1",
              "--pool", "prefork", "--without-gossip", "--without-mingle", "--without-heartbeat",
-             "-n", f"test-{uuid.uuid4().hex[:8]}@%h", "-l", "info"],
+             "-n", f"{self.name}-{uuid.uuid4().hex[:8]}@%h", "-l", "info"],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         log.close()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        assert self.proc is not None, "launch() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -150,26 +161,32 @@ class WorkerProcess:
         self.proc = None
 
 
+def worker_env(*, broker_url: str, media: Path, **extra: str) -> dict[str, str]:
+    """The environment of a worker or server process started by a test: the test settings, this
+    test's database and broker, `media` as MEDIA_ROOT, and any `extra` variables."""
+    from django.db import connection
+
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "webapp.settings.test",
+        "DATABASE_URL": _database_url(connection.settings_dict),
+        "CELLSEARCH_TEST_BROKER_URL": broker_url,
+        "CELLSEARCH_MEDIA_ROOT": str(media),
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        **extra,
+    }
+
+
 @pytest.fixture
 def celery_worker_process(celery_broker, transactional_db, tmp_path, settings):
     """A started worker (see WorkerProcess) for a `django_db(transaction=True)` test; stopped
     after it. Rows the test commits are visible to the worker and the other way round.
     MEDIA_ROOT points at a temporary folder in both processes."""
-    from django.db import connection
-
     media = tmp_path / "media"
     media.mkdir()
     settings.MEDIA_ROOT = str(media)
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "webapp.settings.test",
-        "DATABASE_URL": _database_url(connection.settings_dict),
-        "CELLSEARCH_TEST_BROKER_URL": celery_broker,
-        "CELLSEARCH_MEDIA_ROOT": str(media),
-        "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
-    worker = WorkerProcess(env, tmp_path)
+    worker = WorkerProcess(worker_env(broker_url=celery_broker, media=media), tmp_path)
     worker.start()
     try:
         yield worker

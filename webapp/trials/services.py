@@ -13,6 +13,7 @@ one policy (`run_trial`), the CLI loop's too:
 - the cell's own failure (a diverged loss, out of memory) fails the trial; the search goes on;
 - a lost process (crashed, killed or hung: the machine's fault) puts the trial back in the
   queue with the reason, up to CELLSEARCH_MAX_ATTEMPTS attempts, and only then fails it;
+- a trained trial whose checkpoint cannot be stored (a full disk) fails; the search goes on;
 - anything else (bad settings, a dataset missing on the workers, a bug) would fail every trial
   alike: it fails the trial and, naming it, the search — the run is aborted, as the CLI's stops.
 
@@ -30,12 +31,12 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from webapp import dispatch
+from webapp.storage import StorageWriteError, store_file
 from webapp.trials.models import Trial
 
 if TYPE_CHECKING:  # a trial reaches its search through its foreign key; trials never import the searches app
@@ -181,8 +182,13 @@ def _train(trial: Trial) -> None:
             return
         checkpoint = ""
         if checkpoint_path is not None and os.path.exists(checkpoint_path) and _ours(trial).exists():
-            with open(checkpoint_path, "rb") as f:
-                checkpoint = default_storage.save(_checkpoint_name(trial), File(f))
+            try:
+                checkpoint = store_file(name=_checkpoint_name(trial), path=checkpoint_path)
+            except StorageWriteError as exc:  # a full disk: the trial fails, the search goes on
+                logger.error("trial %s (search %s): %s", trial.pk, search.pk, exc)
+                _ours(trial).update(status=Trial.Status.FAILED, finished_at=timezone.now(), epochs=epochs,
+                                    error=f"it trained, but its checkpoint was not kept: {exc}")
+                return
     _trial_finish(trial=trial, result=outcome.result, checkpoint=checkpoint)
 
 

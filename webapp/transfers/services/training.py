@@ -16,7 +16,9 @@ policy (the trials' one):
 - the cell's own failure (a diverged loss, out of memory): failed with the message;
 - a lost process (crashed, killed, hung): queued again, up to CELLSEARCH_MAX_ATTEMPTS attempts;
 - TrialAborted (bad settings, a dataset missing on the workers, a memory-fit refusal, a bug):
-  failed with the message.
+  failed with the message;
+- a checkpoint or export that cannot be stored (a full disk): paused at the last checkpoint
+  stored, with the reason; resuming carries on from there.
 
 This worker never imports torch: the runner's parent side is torch-free.
 """
@@ -34,12 +36,12 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from webapp import dispatch
+from webapp.storage import StorageWriteError, store_file
 from webapp.transfers.models import Transfer
 from webapp.transfers.services.lifecycle import dataset_root
 from webapp.trials.services import runner_policy, worker_name
@@ -117,9 +119,22 @@ def _download(file, path: str) -> bool:
 def _upload(transfer: Transfer, path: str, filename: str) -> str:
     """Save a file under the transfer's one name for it. When the previous file still holds that
     name, storage gives this one a suffix; the caller points the row at the new name and deletes
-    the old file after the commit, so a crash never leaves the row without a whole file."""
-    with open(path, "rb") as f:
-        return default_storage.save(_storage_name(transfer, filename), File(f, name=filename))
+    the old file after the commit, so a crash never leaves the row without a whole file.
+    Raises StorageWriteError (no partial file left) when the write fails."""
+    return store_file(name=_storage_name(transfer, filename), path=path)
+
+
+def _upload_all(transfer: Transfer, files: dict[str, str]) -> dict[str, str]:
+    """Upload {field: local path}; returns {field: stored name}. When one fails, the ones already
+    stored are removed and StorageWriteError propagates."""
+    uploads: dict[str, str] = {}
+    try:
+        for field, path in files.items():
+            uploads[field] = _upload(transfer, path, os.path.basename(path))
+    except StorageWriteError:
+        _drop(uploads.values())
+        raise
+    return uploads
 
 
 def _swap_files(transfer: Transfer, row: Transfer, new: dict[str, str]) -> dict[str, Any]:
@@ -149,6 +164,7 @@ def _train(transfer: Transfer, out_dir: str) -> None:
                     transfer.checkpoint_epoch)
     best_path = os.path.join(out_dir, "best.pt")
     best_seen = [_stamp(best_path)]
+    not_stored = [""]  # why a file could not be stored, once one could not
 
     def on_beat(progress) -> bool:
         now = timezone.now()
@@ -169,13 +185,19 @@ def _train(transfer: Transfer, out_dir: str) -> None:
         now = last_beat[0] = timezone.now()
         if not _ours(transfer).exists():
             return False
-        uploads: dict[str, str] = {}
+        files: dict[str, str] = {}
         last_path = os.path.join(out_dir, "last.pt")
         if os.path.exists(last_path):
-            uploads["last_checkpoint"] = _upload(transfer, last_path, "last.pt")
+            files["last_checkpoint"] = last_path
         stamp = _stamp(best_path)
         if stamp is not None and stamp != best_seen[0]:
-            uploads["best_checkpoint"] = _upload(transfer, best_path, "best.pt")
+            files["best_checkpoint"] = best_path
+        try:
+            uploads = _upload_all(transfer, files)
+        except StorageWriteError as exc:  # a full disk: stop here, keeping the last stored checkpoint
+            not_stored[0] = f"epoch {record['epoch']}'s checkpoint: {exc}"
+            return False
+        if "best_checkpoint" in uploads:
             best_seen[0] = stamp
         with transaction.atomic():
             row = _ours(transfer).select_for_update().first()
@@ -205,10 +227,16 @@ def _train(transfer: Transfer, out_dir: str) -> None:
         _ours(transfer).update(status=Transfer.Status.FAILED, error=outcome.message, finished_at=timezone.now(),
                                epochs=epochs)
         return
+    if not_stored[0]:
+        _paused_for_storage(transfer=transfer, reason=not_stored[0])
+        return
     if outcome.status == "stopped" or outcome.result is None or outcome.result.stopped:
         _stopped(transfer=transfer)
         return
-    _finish(transfer=transfer, result=outcome.result, out_dir=out_dir, recorded=epochs)
+    try:
+        _finish(transfer=transfer, result=outcome.result, out_dir=out_dir, recorded=epochs)
+    except StorageWriteError as exc:
+        _paused_for_storage(transfer=transfer, reason=f"the final files: {exc}")
 
 
 def _stamp(path: str) -> tuple[int, int] | None:
@@ -228,6 +256,17 @@ def _stopped(*, transfer: Transfer) -> None:
         logger.info("transfer %s: paused", transfer.pk)
     else:
         logger.info("transfer %s: stopped (cancelled, or another worker took it)", transfer.pk)
+
+
+@transaction.atomic
+def _paused_for_storage(*, transfer: Transfer, reason: str) -> None:
+    """A file could not be stored (a full disk): the transfer pauses at its last stored
+    checkpoint with the reason, and resumes from there once there is room. Retrying at once
+    would only fill the disk again."""
+    if _ours(transfer).update(status=Transfer.Status.PAUSED, pause_requested=False, worker="",
+                              heartbeat_at=timezone.now(),
+                              error=f"paused: could not store {reason}; free space and resume"):
+        logger.error("transfer %s: paused, could not store %s", transfer.pk, reason)
 
 
 @transaction.atomic
@@ -297,16 +336,17 @@ def _finish(*, transfer: Transfer, result, out_dir: str, recorded: list[dict]) -
 
     if not _ours(transfer).exists():
         return
-    uploads: dict[str, str] = {}
+    files: dict[str, str] = {}
     for field, filename in CHECKPOINT_FILES.items():
         path = os.path.join(out_dir, filename)
         if os.path.exists(path):
-            uploads[field] = _upload(transfer, path, filename)
+            files[field] = path
     for fmt, check in (result.exports or {}).items():
         export_field = EXPORT_FIELDS.get(fmt)
         path = os.path.join(out_dir, check.get("file") or "")
         if export_field and check.get("file") and os.path.exists(path):
-            uploads[export_field] = _upload(transfer, path, os.path.basename(path))
+            files[export_field] = path
+    uploads = _upload_all(transfer, files)
     device: str = str(getattr(result, "device", "") or "") or worker_device(transfer_config_for_worker(transfer))
     # The result's epochs span every attempt; what this worker recorded fills in any it leaves out.
     by_epoch = {e["epoch"]: e for e in recorded}
