@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from webapp.api.errors import ErrorSerializer, ValidationErrorSerializer
+from webapp.api.ids import id_or_404
 from webapp.api.pagination import LimitOffsetPagination, get_paginated_response
 from webapp.reviews import services
 from webapp.reviews.models import COMMENT_MAX_LENGTH, NOTE_MAX_LENGTH, TAG_MAX_LENGTH, Activity, Comment, ReviewStatus
@@ -46,6 +47,7 @@ TEAM_PARAMETER = OpenApiParameter("team", int, description="The team whose revie
 
 
 def _subject(request, cell_id: int) -> ReviewSubject:
+    id_or_404(cell_id, "No cell of your teams matches the given query.")
     team = request.query_params.get("team")
     team_id = int(team) if team and team.isdigit() else None
     return review_subject_get_for_user(user=request.user, cell_id=cell_id, team_id=team_id)

@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from webapp.api.errors import ErrorSerializer, ValidationErrorSerializer
+from webapp.api.ids import id_or_404
 from webapp.api.pagination import LimitOffsetPagination, get_paginated_response
 from webapp.teams import services
 from webapp.teams.models import Membership, Team
@@ -79,6 +80,11 @@ def _team(request, team_id: int) -> Team:
     return team
 
 
+def _membership(request, team_id: int, user_id: int) -> Membership:
+    team = _team(request, team_id)
+    return membership_get(team=team, user_id=id_or_404(user_id, "No such member of this team."))
+
+
 # -- operations ----------------------------------------------------------------------------------
 
 
@@ -135,12 +141,12 @@ class TeamMemberDetailApi(APIView):
 
     @extend_schema(operation_id="teams_members_retrieve", responses={200: MemberSerializer, 404: ErrorSerializer})
     def get(self, request, team_id: int, user_id: int):
-        return Response(MemberSerializer(membership_get(team=_team(request, team_id), user_id=user_id)).data)
+        return Response(MemberSerializer(_membership(request, team_id, user_id)).data)
 
     @extend_schema(operation_id="teams_members_partial_update", request=InputSerializer,
                    responses={200: MemberSerializer, **_WRITE_ERRORS})
     def patch(self, request, team_id: int, user_id: int):
-        membership = membership_get(team=_team(request, team_id), user_id=user_id)
+        membership = _membership(request, team_id, user_id)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         membership = services.member_role_set(actor=request.user, membership=membership,
@@ -149,7 +155,7 @@ class TeamMemberDetailApi(APIView):
 
     @extend_schema(operation_id="teams_members_destroy", responses={204: None, **_WRITE_ERRORS})
     def delete(self, request, team_id: int, user_id: int):
-        membership = membership_get(team=_team(request, team_id), user_id=user_id)
+        membership = _membership(request, team_id, user_id)
         services.member_remove(actor=request.user, membership=membership)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
