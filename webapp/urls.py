@@ -34,3 +34,6 @@ urlpatterns = [
     path("teams/", include(("webapp.teams.urls", "teams"))),
     path("", include(("webapp.searches.urls", "searches"))),
 ]
+
+# A URL under /api/ that no route matches answers JSON, as the API's own 404s do.
+handler404 = "webapp.api.errors.not_found"

@@ -182,3 +182,21 @@ def test_members_and_viewers_cannot_manage(role, user, team, member_of, carol, a
     client.force_login(user)
     owner_page = client.get(reverse("teams:detail", args=[team.pk])).content.decode()
     assert all(button in owner_page for button in ("Change role", "Remove", "Add member", "Make an invite link"))
+
+
+@pytest.mark.parametrize("user_field", [str(2**63), str(10**30), "0", "-1", "x"])
+def test_a_member_id_no_user_can_have_is_a_404_on_the_page_and_the_api(user, team, client, api, user_field):
+    """A number past 64 bits would overflow the database driver (a 500) in a lookup by user id."""
+    client.force_login(user)
+    response = client.post(reverse("teams:action", args=[team.pk, "remove"]), {"user": user_field})
+    assert response.status_code == 404
+    if user_field.isdigit():
+        assert api(user).get(f"/api/teams/{team.pk}/members/{user_field}/").status_code == 404
+
+
+def test_an_api_url_no_route_matches_is_a_json_404(user, api, client):
+    response = api(user).get("/api/cells/not-a-number/diagram.svg")
+    assert response.status_code == 404 and response.json() == {"detail": "Not found."}
+    client.force_login(user)
+    page = client.get("/no-such-page/")
+    assert page.status_code == 404 and page["Content-Type"].startswith("text/html")

@@ -12,6 +12,8 @@ from typing import Any
 
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.defaults import page_not_found
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.settings import api_settings
@@ -26,6 +28,14 @@ def exception_handler(exc: Exception, context: dict):
     if isinstance(exc, DjangoValidationError):
         exc = ValidationError(validation_error_detail(exc))
     return drf_exception_handler(exc, context)
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's 404 (settings' ROOT_URLCONF handler404), for a URL no route matches: under /api/
+    the API's own `{"detail"}` body, so a client reads every API error alike; the HTML page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return page_not_found(request, exception)
 
 
 def validation_error_detail(exc: DjangoValidationError) -> dict | list:

@@ -17,8 +17,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from webapp.api.errors import ErrorSerializer, ValidationErrorSerializer
-from webapp.api.ids import id_or_404
 from webapp.api.pagination import LimitOffsetPagination, get_paginated_response
+from webapp.ids import id_or_404
 from webapp.reviews import services
 from webapp.reviews.models import COMMENT_MAX_LENGTH, NOTE_MAX_LENGTH, TAG_MAX_LENGTH, Activity, Comment, ReviewStatus
 from webapp.reviews.selectors import (

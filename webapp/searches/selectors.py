@@ -6,11 +6,9 @@ from django.db.models import Count, Max, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 
+from webapp.ids import MAX_ID
 from webapp.searches.models import Search
 from webapp.trials.models import Trial
-
-#: The largest primary key the database stores (a 64-bit BigAutoField).
-MAX_ID = 2**63 - 1
 
 
 def _trial_count(**filters) -> Coalesce:

@@ -18,7 +18,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from webapp.api.errors import ErrorSerializer, ValidationErrorSerializer
-from webapp.api.ids import id_or_404
 from webapp.api.pagination import LimitOffsetPagination, get_paginated_response
 from webapp.teams import services
 from webapp.teams.models import Membership, Team
@@ -82,7 +81,7 @@ def _team(request, team_id: int) -> Team:
 
 def _membership(request, team_id: int, user_id: int) -> Membership:
     team = _team(request, team_id)
-    return membership_get(team=team, user_id=id_or_404(user_id, "No such member of this team."))
+    return membership_get(team=team, user_id=user_id)
 
 
 # -- operations ----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from django.db.models import Case, Count, IntegerField, OuterRef, QuerySet, Subq
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from webapp.ids import id_or_404
 from webapp.teams.models import Invite, Membership, Team
 
 
@@ -46,8 +47,9 @@ def membership_list(*, team: Team) -> QuerySet[Membership]:
 
 
 def membership_get(*, team: Team, user_id: int) -> Membership:
-    """A member of the team by user id; a user not in it is a 404."""
-    return get_object_or_404(Membership.objects.select_related("user", "team"), team=team, user_id=user_id)
+    """A member of the team by user id; a user not in it (or an id no user can have) is a 404."""
+    return get_object_or_404(Membership.objects.select_related("user", "team"), team=team,
+                             user_id=id_or_404(user_id, "No such member of this team."))
 
 
 def owner_count(*, team: Team) -> int:
