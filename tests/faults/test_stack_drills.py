@@ -313,9 +313,10 @@ def test_a_transfer_survives_every_drill_and_ends_with_the_uninterrupted_weights
     assert done.status == Transfer.Status.FINISHED, (done.error, stack.logs())
     assert [e["epoch"] for e in done.epochs] == list(range(1, 9)) and done.checkpoint_epoch == 8
     gpu_logs = "".join(p.read_text(errors="replace") for w in stack.gpu for p in w.log_dir.glob(f"{w.name}-*.log"))
-    resumed_after = [int(n) for n in re.findall(rf"transfer {transfer_id}, attempt \d+: resumes after epoch (\d+)",
-                                                gpu_logs)]
-    assert len(resumed_after) >= 2 and resumed_after == sorted(resumed_after), resumed_after
+    resumes = sorted((int(attempt), int(epoch)) for attempt, epoch in re.findall(
+        rf"transfer {transfer_id}, attempt (\d+): resumes after epoch (\d+)", gpu_logs))
+    resumed_after = [epoch for _, epoch in resumes]  # by attempt: never from an older checkpoint
+    assert len(resumed_after) >= 2 and resumed_after == sorted(resumed_after), resumes
 
     with default_storage.open(done.last_checkpoint.name) as f:
         resumed = torch.load(io.BytesIO(f.read()), weights_only=True)["model"]
