@@ -98,18 +98,36 @@ def _database_url(settings_dict: dict) -> str:
     pytest.fail(f"no worker database URL for {engine}")
 
 
-class WorkerProcess:
-    """A `celery worker` subprocess (by default on the control and gpu queues, one process),
-    sharing the test database. `options` are more `celery worker` options (-Q, -B, ...)."""
+def wait_until(condition, timeout: float, what: str, *, logs=lambda: "", every: float = 0.2):
+    """Poll `condition()` until it returns something truthy, and return that; on timeout fail
+    with `what` and the end of `logs()` (the processes' logs)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{logs()[-8000:]}")
 
-    def __init__(self, env: dict[str, str], log_dir: Path, *, name: str = "worker", app: str = "webapp",
-                 options: tuple[str, ...] = ("-Q", "control,gpu")) -> None:
-        self.env = env
-        self.log_dir = log_dir
-        self.name, self.app, self.options = name, app, options
+
+class ServerProcess:
+    """A process of the stack that a test starts, SIGKILLs and starts again: the command runs
+    from the repository root in a session of its own (so a SIGKILL of its group takes its
+    children too), each start writing `<name>-<n>.log` in `log_dir`."""
+
+    what = "the process"
+
+    def __init__(self, env: dict[str, str], log_dir: Path, *, name: str) -> None:
+        self.env, self.log_dir, self.name = env, log_dir, name
         self.proc: subprocess.Popen | None = None
         self.log_path: Path | None = None
         self.starts = 0
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        raise NotImplementedError
 
     def start(self, timeout: float = 60) -> None:
         self.launch()
@@ -119,31 +137,26 @@ class WorkerProcess:
         """Start the process without waiting for it to be ready (see `wait_ready`)."""
         self.starts += 1
         self.log_path = self.log_dir / f"{self.name}-{self.starts}.log"
-        log = open(self.log_path, "wb")  # noqa: SIM115 - the child writes it
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", self.app, "worker", *self.options, "-c", "1",
-             "--pool", "prefork", "--without-gossip", "--without-mingle", "--without-heartbeat",
-             "-n", f"{self.name}-{uuid.uuid4().hex[:8]}@%h", "-l", "info"],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        log.close()
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(self.command(), cwd=ROOT, env=self.env, stdout=log,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
 
     def wait_ready(self, timeout: float = 60) -> None:
         assert self.proc is not None, "launch() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"the celery worker exited with {self.proc.returncode}:\n{self.log()}")
-            if " ready." in self.log():
+                raise RuntimeError(f"{self.what} exited with {self.proc.returncode}:\n{self.log()}")
+            if self.ready():
                 return
             time.sleep(0.2)
-        raise RuntimeError(f"the celery worker was not ready within {timeout} s:\n{self.log()}")
+        raise RuntimeError(f"{self.what} was not ready within {timeout} s:\n{self.log()}")
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
 
     def kill(self) -> None:
-        """SIGKILL the worker and its pool processes at once, as a machine dying would."""
+        """SIGKILL the process and its children at once, as a machine dying would."""
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
@@ -153,12 +166,32 @@ class WorkerProcess:
         if self.proc is None or self.proc.poll() is not None:
             self.proc = None
             return
-        os.killpg(self.proc.pid, signal.SIGTERM)  # warm shutdown of the whole group
+        os.killpg(self.proc.pid, signal.SIGTERM)  # a warm shutdown of the whole group
         try:
             self.proc.wait(20)
         except subprocess.TimeoutExpired:
             self.kill()
         self.proc = None
+
+
+class WorkerProcess(ServerProcess):
+    """A `celery worker` subprocess (by default on the control and gpu queues, one process),
+    sharing the test database. `options` are more `celery worker` options (-Q, -B, ...)."""
+
+    what = "the celery worker"
+
+    def __init__(self, env: dict[str, str], log_dir: Path, *, name: str = "worker", app: str = "webapp",
+                 options: tuple[str, ...] = ("-Q", "control,gpu")) -> None:
+        super().__init__(env, log_dir, name=name)
+        self.app, self.options = app, options
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "celery", "-A", self.app, "worker", *self.options, "-c", "1",
+                "--pool", "prefork", "--without-gossip", "--without-mingle", "--without-heartbeat",
+                "-n", f"{self.name}-{uuid.uuid4().hex[:8]}@%h", "-l", "info"]
+
+    def ready(self) -> bool:
+        return " ready." in self.log()
 
 
 def worker_env(*, broker_url: str, media: Path, **extra: str) -> dict[str, str]:

@@ -6,17 +6,14 @@ two gpu workers, the control worker with beat (the reconciler every second), and
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.conftest import ROOT, WorkerProcess, _free_port, _wait_for_port, worker_env
+from tests.conftest import ServerProcess, WorkerProcess, _free_port, _wait_for_port, worker_env
 
 #: The control worker's Celery app: the project's, with the drills' hold hook (tests/faults/hooks.py).
 HOOKED_APP = "tests.faults.hooks"
@@ -44,45 +41,26 @@ class RedisProcess:
         self.proc = None
 
 
-class WebServer:
+class WebServer(ServerProcess):
     """gunicorn serving the web app (as docker/compose.yml runs it) on a free port."""
 
+    what = "gunicorn"
+
     def __init__(self, env: dict[str, str], log_dir: Path) -> None:
-        self.env, self.log_dir = env, log_dir
+        super().__init__(env, log_dir, name="web")
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen | None = None
-        self.starts = 0
 
-    def start(self, timeout: float = 60) -> None:
-        self.launch()
-        self.wait_ready(timeout)
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "gunicorn", "webapp.wsgi", "--bind", f"127.0.0.1:{self.port}",
+                "--workers", "2", "--timeout", "30"]
 
-    def launch(self) -> None:
-        self.starts += 1
-        log = open(self.log_dir / f"web-{self.starts}.log", "wb")  # noqa: SIM115 - the child writes it
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "webapp.wsgi", "--bind", f"127.0.0.1:{self.port}",
-             "--workers", "2", "--timeout", "30"],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        log.close()
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"{self.url}/accounts/login/", timeout=10).close()
-                return
-            except OSError:  # refused, or not answering yet
-                time.sleep(0.2)
-        raise RuntimeError(f"gunicorn did not answer within {timeout} s")
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-        self.proc = None
+    def ready(self) -> bool:
+        try:
+            urllib.request.urlopen(f"{self.url}/accounts/login/", timeout=10).close()
+        except OSError:  # refused, or not answering yet
+            return False
+        return True
 
 
 @dataclass
@@ -121,7 +99,7 @@ class Stack:
     def stop(self) -> None:
         for worker in (*self.gpu, self.control):
             worker.stop()
-        self.web.kill()
+        self.web.stop()
         self.redis.kill()
 
 
@@ -152,14 +130,3 @@ def start_stack(*, tmp_path: Path, media: Path, user, extra_env: dict[str, str] 
         stack.stop()
         raise
     return stack
-
-
-def wait_until(condition, timeout: float, what: str, stack: Stack, every: float = 0.2):
-    """Poll `condition()` until it returns something truthy; fail with the workers' logs."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{stack.logs()}")

@@ -20,9 +20,10 @@ from searchcore.errors import ConfigError, SearchcoreError
 from searchcore.opnames import ALL_OPS
 from searchcore.proxy import ProxyConfig
 from searchcore.spaces import parse_genotype
-from searchcore.spaces.macro.genotype import MACRO_FORMAT, MacroGenotype
+from searchcore.spaces.macro.genotype import MacroGenotype
 from searchcore.spaces.nasnet.genotype import NASNET_FORMAT, Genotype
 from searchcore.transfer import TransferConfig
+from tests.faults.valid_inputs import VALID_DARTS, VALID_MACRO, VALID_NASNET
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -35,23 +36,6 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5),
     max_leaves=25,
 )
-
-VALID_NASNET: dict[str, Any] = {
-    "format": NASNET_FORMAT,
-    "normal": [{"inputs": [0, 1], "ops": ["sep_conv_3x3", "identity"], "combine": "add"},
-               {"inputs": [1, 2], "ops": ["avg_pool_3x3", "sep_conv_5x5"], "combine": "concat"}],
-    "reduction": [{"inputs": [0, 1], "ops": ["max_pool_3x3", "sep_conv_7x7"]},
-                  {"inputs": [0, 2], "ops": ["identity", "avg_pool_3x3"]}],
-    "normal_concat": [2, 3],
-}
-VALID_MACRO: dict[str, Any] = {
-    "format": MACRO_FORMAT,
-    "layers": [{"filter_height": 3, "filter_width": 3, "num_filters": 36},
-               {"filter_height": 5, "filter_width": 1, "num_filters": 48, "stride": 1, "skips": [0]}],
-}
-VALID_DARTS = ("Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('skip_connect', 0), "
-               "('sep_conv_3x3', 1)], normal_concat=range(2, 4), reduce=[('max_pool_3x3', 0), "
-               "('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 0)], reduce_concat=[2, 3])")
 
 # Values that stress a field: wrong types, out-of-range numbers, unknown ops, huge lists.
 nasty = (json_values | st.integers(-(10**30), 10**30) | st.sampled_from(

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import WorkerProcess
-from tests.faults.stack import Stack, start_stack, wait_until
+from tests.conftest import WorkerProcess, wait_until
+from tests.faults.stack import Stack, start_stack
 from tests.webapp.conftest import TINY_PROXY
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -159,13 +159,13 @@ def test_a_search_survives_its_gpu_workers_killed_three_times(stack):
         victim = wait_until(
             lambda: Trial.objects.filter(search_id=search_id, status=Trial.Status.RUNNING, attempts=1)
             .exclude(epochs=[]).exclude(pk__in=victims).first(),
-            180, "a trial in training", stack)
+            180, "a trial in training", logs=stack.logs)
         worker = worker_of(stack, victim.worker)
         stack.kill(worker.name, worker)
         victims.append(victim.pk)
         worker.start()
 
-    wait_until(lambda: search_ended(search_id), 300, "the search to end", stack)
+    wait_until(lambda: search_ended(search_id), 300, "the search to end", logs=stack.logs)
     trials = assert_whole(stack, search_id, budget=5)
     killed = [t for t in trials if t.pk in victims]
     assert len(killed) == 3 and all(t.attempts == 2 and len(t.epochs) == 2 for t in killed)
@@ -181,10 +181,10 @@ def test_a_search_survives_its_control_worker_killed_inside_a_control_step(stack
 
     search_id = launch(stack, budget=3, parallelism=1)
     wait_until(lambda: Trial.objects.filter(search_id=search_id, status=Trial.Status.RUNNING).exists(), 120,
-               "the first trial to train", stack)
+               "the first trial to train", logs=stack.logs)
     stack.hold_flag.touch()  # the step after this trial ends holds
     held = stack.hold_flag.with_suffix(".held")
-    wait_until(held.exists, 120, "the control step to be held", stack)
+    wait_until(held.exists, 120, "the control step to be held", logs=stack.logs)
     stack.kill("control", stack.control)
     stack.hold_flag.unlink()
 
@@ -193,7 +193,7 @@ def test_a_search_survives_its_control_worker_killed_inside_a_control_step(stack
     assert search.trials.get().status == Trial.Status.FINISHED and not search.trials.get().told
     stack.control.start()
 
-    wait_until(lambda: search_ended(search_id), 240, "the search to end", stack)
+    wait_until(lambda: search_ended(search_id), 240, "the search to end", logs=stack.logs)
     assert_whole(stack, search_id, budget=3)
 
 
@@ -207,7 +207,7 @@ def test_a_search_survives_redis_and_the_web_server_restarted(stack):
     search_id = launch(stack, budget=4, parallelism=4)
     wait_until(lambda: Trial.objects.filter(search_id=search_id, status=Trial.Status.RUNNING).count() == 2
                and Trial.objects.filter(search_id=search_id, status=Trial.Status.PENDING).count() == 2,
-               120, "two trials training and two queued", stack)
+               120, "two trials training and two queued", logs=stack.logs)
     stack.kill("redis", stack.redis)
     stack.redis.start()
     stack.kill("web", stack.web)
@@ -215,7 +215,7 @@ def test_a_search_survives_redis_and_the_web_server_restarted(stack):
     status, answer = stack.api("GET", f"/api/searches/{search_id}/")
     assert status == 200 and answer["id"] == search_id
 
-    wait_until(lambda: search_ended(search_id), 300, "the search to end", stack)
+    wait_until(lambda: search_ended(search_id), 300, "the search to end", logs=stack.logs)
     assert_whole(stack, search_id, budget=4)
     status, answer = stack.api("GET", f"/api/searches/{search_id}/trials/")
     assert status == 200 and [t["index"] for t in answer["results"]] == list(range(4))
@@ -230,12 +230,12 @@ def test_a_full_disk_fails_the_trial_writing_its_checkpoint_and_the_search_goes_
     small_disk.fill()
     search_id = launch(stack, budget=3, parallelism=1, keep_checkpoints=True, proxy=TINY_PROXY)
     first = wait_until(lambda: Trial.objects.filter(search_id=search_id, index=0, status=Trial.Status.FAILED).first(),
-                       120, "the first trial to fail on the full disk", stack)
+                       120, "the first trial to fail on the full disk", logs=stack.logs)
     assert "its checkpoint was not kept" in first.error and "No space left on device" in first.error
     assert not first.checkpoint and not list((small_disk.path / "checkpoints").rglob("*.pt"))
     small_disk.free()
 
-    wait_until(lambda: search_ended(search_id), 240, "the search to end", stack)
+    wait_until(lambda: search_ended(search_id), 240, "the search to end", logs=stack.logs)
     trials = assert_whole(stack, search_id, budget=3, failed=1)
     stored = [t for t in trials if t.status == Trial.Status.FINISHED and t.reused_from_id is None]
     assert stored and all(t.checkpoint and (small_disk.path / t.checkpoint.name).stat().st_size > 0 for t in stored)
@@ -280,12 +280,12 @@ def test_a_transfer_survives_every_drill_and_ends_with_the_uninterrupted_weights
 
     # 1. its gpu worker dies after the first stored checkpoint
     first = wait_until(lambda: (t := row()).checkpoint_epoch >= 1 and t.status == Transfer.Status.RUNNING and t,
-                       120, "epoch 1's checkpoint", stack)
+                       120, "epoch 1's checkpoint", logs=stack.logs)
     worker = worker_of(stack, first.worker)
     stack.kill(worker.name, worker)
     worker.start()
     wait_until(lambda: (t := row()).attempts > first.attempts and t.status == Transfer.Status.RUNNING, 120,
-               "the transfer to be taken again", stack)
+               "the transfer to be taken again", logs=stack.logs)
 
     # 2. Redis, the control worker (the reconciler's home) and the web server restart
     stack.kill("redis", stack.redis)
@@ -298,9 +298,10 @@ def test_a_transfer_survives_every_drill_and_ends_with_the_uninterrupted_weights
 
     # 3. the disk fills: the transfer pauses at its last stored checkpoint, with the reason
     at_fill = wait_until(lambda: (t := row()).checkpoint_epoch >= first.checkpoint_epoch + 1 and t, 120,
-                         "a checkpoint after the restarts", stack)
+                         "a checkpoint after the restarts", logs=stack.logs)
     small_disk.fill()
-    paused = wait_until(lambda: (t := row()).status != Transfer.Status.RUNNING and t, 120, "the transfer to pause", stack)
+    paused = wait_until(lambda: (t := row()).status != Transfer.Status.RUNNING and t, 120, "the transfer to pause",
+                        logs=stack.logs)
     assert paused.status == Transfer.Status.PAUSED, (paused.status, paused.error)
     assert "No space left on device" in paused.error and "free space and resume" in paused.error
     assert paused.checkpoint_epoch >= at_fill.checkpoint_epoch
@@ -309,7 +310,7 @@ def test_a_transfer_survives_every_drill_and_ends_with_the_uninterrupted_weights
     status, answer = stack.api("POST", f"/api/transfers/{transfer_id}/resume/")
     assert status == 200, answer
 
-    done = wait_until(lambda: (t := row()).status in Transfer.ENDED and t, 240, "the transfer to end", stack)
+    done = wait_until(lambda: (t := row()).status in Transfer.ENDED and t, 240, "the transfer to end", logs=stack.logs)
     assert done.status == Transfer.Status.FINISHED, (done.error, stack.logs())
     assert [e["epoch"] for e in done.epochs] == list(range(1, 9)) and done.checkpoint_epoch == 8
     gpu_logs = "".join(p.read_text(errors="replace") for w in stack.gpu for p in w.log_dir.glob(f"{w.name}-*.log"))

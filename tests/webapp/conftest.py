@@ -132,3 +132,23 @@ def member_of(team):
         return user_create(username=f"{role}-{next(made)}", password="pw-123456789", team_name=team.name, role=role)
 
     return make
+
+
+@pytest.fixture
+def no_broker(monkeypatch):
+    """Messages to the broker go nowhere: for tests that look only at the database."""
+    from webapp.celery import app
+
+    monkeypatch.setattr(app, "send_task", lambda *args, **kwargs: None)
+    monkeypatch.setattr(app.control, "revoke", lambda *args, **kwargs: None)
+
+
+def join_team(team, username: str, role: str):
+    """A new user who belongs to `team` only, with `role`."""
+    from webapp.teams.models import Membership
+    from webapp.teams.services import membership_add, user_create
+
+    person = user_create(username=username, password=f"{username}-password-1", team_name=f"{username}-own")
+    Membership.objects.filter(user=person).delete()  # only in `team`
+    membership_add(team=team, user=person, role=role)
+    return person

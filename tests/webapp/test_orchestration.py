@@ -12,6 +12,7 @@ import torch
 from django.db import transaction
 from django.utils import timezone
 
+from tests.conftest import wait_until
 from webapp.cells.models import CellResult
 from webapp.searches.models import Search
 from webapp.searches.services import search_cancel, search_create
@@ -19,17 +20,6 @@ from webapp.searches.services.reconcile import searches_reconcile
 from webapp.trials.models import Trial
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-
-def wait_for(condition, timeout: float, worker, what: str, every: float = 0.2):
-    """Poll `condition()` until it returns something truthy; fail with the worker's log."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}; worker log:\n{worker.log()[-6000:]}")
 
 
 def in_flight(search: Search) -> int:
@@ -49,7 +39,7 @@ def test_a_search_runs_to_its_budget_on_a_real_worker(celery_worker_process, use
         search.refresh_from_db()
         return search.status in Search.ENDED
 
-    wait_for(ended, 180, celery_worker_process, "the search to end")
+    wait_until(ended, 180, "the search to end", logs=celery_worker_process.log)
     assert search.status == Search.Status.FINISHED, search.error
     assert search.started_at <= search.finished_at <= timezone.now()
     assert search.trials_issued == 4 and 1 <= most_in_flight <= 2
@@ -80,7 +70,7 @@ def test_a_trial_whose_worker_died_is_finished_by_another(celery_worker_process,
         search = search_create(user=user, space="nasnet", strategy="random", dataset="digits", budget=2,
                                parallelism=2, seed=2, proxy={**tiny_proxy, "epochs": 3})
 
-    victim = wait_for(lambda: training_trial(search), 120, celery_worker_process, "a trial to be training")
+    victim = wait_until(lambda: training_trial(search), 120, "a trial to be training", logs=celery_worker_process.log)
     celery_worker_process.kill()
     victim.refresh_from_db()
     assert victim.status == Trial.Status.RUNNING and victim.attempts == 1 and len(victim.epochs) < 3
@@ -97,7 +87,7 @@ def test_a_trial_whose_worker_died_is_finished_by_another(celery_worker_process,
         search.refresh_from_db()
         return search.status in Search.ENDED
 
-    wait_for(ended, 180, celery_worker_process, "the search to end after the crash")
+    wait_until(ended, 180, "the search to end after the crash", logs=celery_worker_process.log)
     assert search.status == Search.Status.FINISHED, search.error
     victim.refresh_from_db()
     assert victim.status == Trial.Status.FINISHED and victim.attempts == 2 and len(victim.epochs) == 3
@@ -109,11 +99,11 @@ def test_cancel_terminates_the_running_trial(celery_worker_process, user, tiny_p
         search = search_create(user=user, space="nasnet", strategy="random", dataset="digits", budget=2,
                                parallelism=1, seed=3, proxy={**tiny_proxy, "epochs": 50})
 
-    trial = wait_for(lambda: training_trial(search), 120, celery_worker_process, "a trial to be training")
+    trial = wait_until(lambda: training_trial(search), 120, "a trial to be training", logs=celery_worker_process.log)
     with transaction.atomic():
         search_cancel(search=search)
-    wait_for(lambda: f"Terminating {trial.task_id}" in celery_worker_process.log(), 30, celery_worker_process,
-             "the worker to terminate the task")
+    wait_until(lambda: f"Terminating {trial.task_id}" in celery_worker_process.log(), 30,
+               "the worker to terminate the task", logs=celery_worker_process.log)
     epochs = len(Trial.objects.get(pk=trial.pk).epochs)
     time.sleep(3)  # a terminated trial writes no more epochs
     trial.refresh_from_db()
@@ -129,5 +119,5 @@ def test_cancel_terminates_the_running_trial(celery_worker_process, user, tiny_p
         other.refresh_from_db()
         return other.status in Search.ENDED
 
-    wait_for(ended, 120, celery_worker_process, "the next search to end")
+    wait_until(ended, 120, "the next search to end", logs=celery_worker_process.log)
     assert other.status == Search.Status.FINISHED

@@ -26,6 +26,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from rest_framework.test import APIClient
 
+from tests.webapp.conftest import join_team
 from webapp.cells.services import cell_result_update
 from webapp.reviews import services as review_services
 from webapp.reviews.models import ReviewStatus
@@ -300,22 +301,13 @@ CASES = [pytest.param(name, case, who, id=f"{name}-{case.method}{'-' + case.labe
 
 
 @pytest.fixture
-def world(user, other_user, make_trial, make_cell, concat_genotype, settings, tmp_path, monkeypatch) -> World:
-    from webapp.celery import app
-    from webapp.teams.services import membership_add, user_create
+def world(user, other_user, make_trial, make_cell, concat_genotype, settings, tmp_path, no_broker) -> World:
+    from webapp.teams.services import user_create
 
     settings.MEDIA_ROOT = str(tmp_path / "media")
-    monkeypatch.setattr(app, "send_task", lambda *args, **kwargs: None)  # no broker
-    monkeypatch.setattr(app.control, "revoke", lambda *args, **kwargs: None)
     team = Team.objects.get(name="team-a")
-
-    def join(username: str, role: str):
-        person = user_create(username=username, password=f"{username}-password-1", team_name=f"{username}-own")
-        Membership.objects.filter(user=person).delete()  # only in team A
-        membership_add(team=team, user=person, role=role)
-        return person
-
-    viewer, member, target = join("vera", "viewer"), join("max", "member"), join("tara", "member")
+    viewer, member, target = (join_team(team, "vera", "viewer"), join_team(team, "max", "member"),
+                              join_team(team, "tara", "member"))
     stranger = user_create(username="carol", password="carol-password-1", team_name="team-c")
     search = Search.objects.create(team=team, owner=user, name=SEARCH_NAME, budget=10, proxy={"epochs": 1},
                                    proxy_key="p", strategy="random", status=Search.Status.RUNNING)

@@ -42,13 +42,14 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
+from tests.webapp.conftest import join_team
 from webapp import api_urls
 from webapp.cells.services import cell_result_update
 from webapp.reviews import services as review_services
 from webapp.reviews.models import ReviewStatus
 from webapp.reviews.selectors import ReviewSubject
 from webapp.searches.models import Search
-from webapp.teams.models import Membership, Team
+from webapp.teams.models import Team
 from webapp.transfers.models import Transfer
 
 pytestmark = pytest.mark.django_db
@@ -67,24 +68,14 @@ DETAIL_STATUSES = {401, 403, 404, 405, 406, 409, 413, 415, 429}
 
 
 @pytest.fixture
-def world(user, make_trial, make_cell, concat_genotype, settings, tmp_path, monkeypatch) -> dict[str, Any]:
+def world(user, make_trial, make_cell, concat_genotype, settings, tmp_path, no_broker) -> dict[str, Any]:
     from rest_framework.authtoken.models import Token
 
-    from webapp.celery import app
-    from webapp.teams.services import membership_add, user_create
 
     settings.MEDIA_ROOT = str(tmp_path / "media")
-    monkeypatch.setattr(app, "send_task", lambda *args, **kwargs: None)  # no broker
-    monkeypatch.setattr(app.control, "revoke", lambda *args, **kwargs: None)
     team = Team.objects.get(name="team-a")
-
-    def join(username: str, role: str):
-        person = user_create(username=username, password=f"{username}-password-1", team_name=f"{username}-own")
-        Membership.objects.filter(user=person).delete()  # only in team A
-        membership_add(team=team, user=person, role=role)
-        return person
-
-    viewer, member, target = join("vera", "viewer"), join("max", "member"), join("tara", "member")
+    viewer, member, target = (join_team(team, "vera", "viewer"), join_team(team, "max", "member"),
+                              join_team(team, "tara", "member"))
     search = Search.objects.create(team=team, owner=user, name="fuzzed", budget=10, proxy={"epochs": 1},
                                    proxy_key="p", strategy="random", status=Search.Status.RUNNING)
     other_search = Search.objects.create(team=team, owner=user, name="second", budget=10, proxy={"epochs": 1},
