@@ -163,7 +163,7 @@ def test_a_search_survives_its_gpu_workers_killed_three_times(stack):
         worker = worker_of(stack, victim.worker)
         stack.kill(worker.name, worker)
         victims.append(victim.pk)
-        worker.start()
+        worker.launch()  # back up in a few seconds, while the other worker trains on
 
     wait_until(lambda: search_ended(search_id), 300, "the search to end", logs=stack.logs)
     trials = assert_whole(stack, search_id, budget=5)
