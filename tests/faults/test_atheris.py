@@ -25,7 +25,7 @@ pytest.importorskip("atheris", reason="atheris installs on Linux x86_64 only")
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(__file__).with_name("atheris_targets.py")
-FUZZ_SECONDS = 8
+FUZZ_SECONDS = 5
 #: Inputs each target must run in FUZZ_SECONDS: a tenth of what a shared 2-core machine ran
 #: (genotype_json 258k, darts 123k, proxy_config 94k, search_create 3.7k in 10 s), so a slower
 #: CI runner passes while a harness that rejects every input, or never starts, fails.
