@@ -46,7 +46,10 @@ logger = logging.getLogger(__name__)
 
 
 def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """`host:pid`; the host is CELLSEARCH_WORKER_HOST when set (two workers in containers or on
+    one test machine that must read as different hosts), else the machine's name."""
+    host = os.environ.get("CELLSEARCH_WORKER_HOST", "").strip() or socket.gethostname()
+    return f"{host}:{os.getpid()}"
 
 
 def trial_claim(*, trial_id: int) -> Trial | None:
