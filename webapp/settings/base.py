@@ -8,6 +8,7 @@ from pathlib import Path
 import dj_database_url
 
 from webapp.env import env_bool, env_int, env_list, env_str
+from webapp.storage_settings import default_storage_from_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(env_str("CELLSEARCH_VAR_DIR", str(BASE_DIR / "var")))
@@ -148,7 +149,8 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env_str("CELLSEARCH_MEDIA_ROOT", str(VAR_DIR / "media")))
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Local files under MEDIA_ROOT, or an S3-compatible store shared by every host (webapp/storage_settings.py).
+    "default": default_storage_from_url(env_str("CELLSEARCH_STORAGE_URL", "")),
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
