@@ -39,6 +39,7 @@ from webapp.transfers.apis import (
     TransferResumeApi,
 )
 from webapp.trials.apis import TrialCheckpointApi, TrialDetailApi
+from webapp.workers.apis import WorkerListApi
 
 app_name = "api"
 
@@ -78,4 +79,5 @@ urlpatterns = [
     path("transfers/<int:transfer_id>/resume/", TransferResumeApi.as_view(), name="transfer-resume"),
     path("transfers/<int:transfer_id>/cancel/", TransferCancelApi.as_view(), name="transfer-cancel"),
     path("transfers/<int:transfer_id>/files/<str:kind>", TransferFileApi.as_view(), name="transfer-file"),
+    path("workers/", WorkerListApi.as_view(), name="worker-list"),
 ]

@@ -32,6 +32,7 @@ urlpatterns = [
     path("cells/", include(("webapp.cells.urls", "cells"))),
     path("transfers/", include(("webapp.transfers.urls", "transfers"))),
     path("teams/", include(("webapp.teams.urls", "teams"))),
+    path("workers/", include(("webapp.workers.urls", "workers"))),
     path("", include(("webapp.searches.urls", "searches"))),
 ]
 

@@ -187,6 +187,9 @@ MATRIX: dict[str, list[Case]] = {
     "trials:detail": [Case("GET", "viewer", _trial)],
     "trials:live": [Case("GET", "viewer", _trial)],
     "cells:list": [Case("GET", "user", outsider="hidden")],
+    # -- workers (pages): shared by every team; a trial's log as its page's
+    "workers:list": [Case("GET", "user", outsider="hidden")],
+    "workers:trial-log": [Case("GET", "viewer", _trial)],
     # -- reviews (pages)
     "reviews:detail": [Case("GET", "viewer", lambda w: {"cell_hash": w.cell.cell_hash})],
     "reviews:action": [
@@ -269,6 +272,7 @@ MATRIX: dict[str, list[Case]] = {
     "api:transfer-list": [Case("GET", "user", outsider="hidden"),
                           Case("POST", "member", data=lambda w: {"trial": w.trial.pk, "preset": "quick"})],
     "api:transfer-presets": [Case("GET", "user", outsider="hidden")],
+    "api:worker-list": [Case("GET", "user", outsider="hidden")],
     "api:transfer-detail": [Case("GET", "viewer", _api_transfer)],
     "api:transfer-pause": [Case("POST", "member", _api_transfer)],
     "api:transfer-resume": [Case("POST", "member", _api_transfer, setup=_pause_transfer)],

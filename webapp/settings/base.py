@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "webapp.trials",
     "webapp.transfers",
     "webapp.reviews",
+    "webapp.workers",
 ]
 
 # django-axes first: it refuses a locked-out username+IP before any password is checked. Then
