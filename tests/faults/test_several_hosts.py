@@ -22,7 +22,7 @@ from django.core.exceptions import ImproperlyConfigured, SuspiciousFileOperation
 
 from tests.conftest import ROOT, WorkerProcess, _free_port, wait_until
 from tests.faults.stack import HOOKED_APP, RedisProcess, WebServer
-from tests.webapp.conftest import TINY_PROXY
+from tests.webapp.conftest import TINY_PROXY, add_genotype, make_cell, make_trial  # noqa: F401
 from webapp.storage_settings import LOCAL_BACKEND, S3_BACKEND, default_storage_from_url
 
 BUCKET, PREFIX = "cellsearch-artifacts", "runs/ci"
@@ -114,6 +114,29 @@ def test_a_name_that_leaves_the_store_is_suspicious(mocked_s3, name):
         default_storage.exists(name)
     with pytest.raises(SuspiciousFileOperation):
         default_storage.open(name)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/passwd"])
+def test_a_checkpoint_named_outside_the_store_is_a_404_and_one_inside_downloads(
+        mocked_s3, user, make_search, make_trial, name):  # noqa: F811 (fixtures of tests/webapp)
+    from rest_framework.test import APIClient
+
+    from webapp.trials.models import Trial
+
+    search = make_search()
+    mocked_s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/checkpoints/good.pt", Body=b"weights")
+    mocked_s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/etc/passwd", Body=b"root:x:0:0")
+    good, bad = make_trial(search, 0), make_trial(search, 1)
+    Trial.objects.filter(pk=good.pk).update(checkpoint="checkpoints/good.pt")
+    Trial.objects.filter(pk=bad.pk).update(checkpoint=name)
+    api = APIClient()
+    api.force_authenticate(user)
+    refused = api.get(f"/api/trials/{bad.pk}/checkpoint")
+    assert refused.status_code == 404 and b"root:" not in refused.content
+    assert api.get(f"/api/trials/{bad.pk}/").json()["checkpoint_url"] is None
+    answer = api.get(f"/api/trials/{good.pk}/checkpoint")
+    assert answer.status_code == 200 and b"".join(answer.streaming_content) == b"weights"
 
 
 # -- two hosts, one store ------------------------------------------------------------------------
