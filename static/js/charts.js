@@ -156,10 +156,34 @@
     }), CONFIG);
   }
 
+  /* Cost: the best reward so far against the GPU-hours spent (device-hours), one step line per
+     search, from {searches: [{label, curve: {gpu_hours, best}}]} (selectors.search_cost_curve), or from
+     the compare data's `cost`. */
+  function costChart(dataId, chartId) {
+    var data = readJSON(dataId);
+    var chart = document.getElementById(chartId);
+    var rows = ((data && (data.cost || data)) || {}).searches || [];  // the compare page's data holds it as .cost
+    var traces = [];
+    rows.forEach(function (row, i) {
+      if (!row.curve || !row.curve.best.length) { return; }
+      traces.push({x: row.curve.gpu_hours, y: row.curve.best, mode: "lines+markers", type: "scatter", name: row.label,
+                   line: {color: COLORS[i % COLORS.length], width: 2, shape: "hv"}, marker: {size: 5},
+                   hovertemplate: row.label + "<br>%{x:.3g} GPU-hours: best %{y:.2%}<extra></extra>"});
+    });
+    if (!traces.length) { return; }  // the page's placeholder stays
+    chart.innerHTML = "";
+    Plotly.newPlot(chart, traces, layout({
+      xaxis: {title: {text: "GPU-hours spent (wall-clock hours × devices)"}, rangemode: "tozero"},
+      yaxis: {title: {text: "best reward so far"}, tickformat: ".1%"},
+      showlegend: traces.length > 1
+    }), CONFIG);
+  }
+
   var CellSearch = window.CellSearch = window.CellSearch || {};
   CellSearch.rewardChart = rewardChart;
   CellSearch.epochCharts = epochCharts;
   CellSearch.compareChart = compareChart;
+  CellSearch.costChart = costChart;
 
   /* The page says which charts it has with data-* attributes (no inline scripts under the
      Content-Security-Policy); this file is loaded at the end of <body>, after them. */
@@ -168,5 +192,6 @@
   }
   each("reward", function (el) { rewardChart(el.id, el.dataset.poller); });
   each("compare", function (el) { compareChart(el.dataset.source, el.id); });
+  each("cost", function (el) { costChart(el.dataset.source, el.id); });
   each("epochs", function (el) { epochCharts(el.dataset.source, el.dataset.loss, el.dataset.acc, el.dataset.empty); });
 })();

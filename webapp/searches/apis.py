@@ -30,6 +30,7 @@ from webapp.searches import services
 from webapp.searches.models import Search
 from webapp.searches.selectors import (
     compare_curves,
+    search_cost,
     search_get_for_user,
     search_list_for_user,
     search_progress,
@@ -69,6 +70,32 @@ class SearchWorkerSerializer(serializers.Serializer):
         ref_name = "SearchWorker"
 
 
+class SearchCostEstimateSerializer(serializers.Serializer):
+    seconds = serializers.FloatField(allow_null=True, help_text="Wall-clock seconds to finish the budget.")
+    gpu_hours = serializers.FloatField(allow_null=True, help_text="GPU-hours the remaining trials will take.")
+
+    class Meta:
+        ref_name = "SearchCostEstimate"
+
+
+class SearchCostSerializer(serializers.Serializer):
+    """GPU-hours are device-hours: wall-clock hours × devices (one per trial); on a CPU worker
+    they are its wall-clock hours, and `devices` says "cpu"."""
+
+    gpu_hours = serializers.FloatField(help_text="Spent: every attempt of every trial, lost ones and running ones "
+                                                 "included.")
+    trials_per_gpu_hour = serializers.FloatField(allow_null=True, help_text=(
+        "Finished-or-failed trials per GPU-hour recorded on them; null before any."))
+    trials_done = serializers.IntegerField()
+    remaining = serializers.IntegerField(help_text="Trials of the budget not yet finished or failed.")
+    devices = serializers.ListField(child=serializers.CharField(), help_text="What its trials trained on.")
+    estimate = SearchCostEstimateSerializer(help_text=(
+        "To finish the budget at the rate of the last 20 done trials; nulls before 2 are done, or once it ended."))
+
+    class Meta:
+        ref_name = "SearchCost"
+
+
 SEARCH_CONFIG_FIELDS = ("space", "space_options", "strategy", "strategy_options", "dataset", "proxy", "budget",
                         "parallelism", "seed", "keep_checkpoints")
 SEARCH_STATE_FIELDS = ("status", "trials_issued", "error", "created_at", "started_at", "finished_at", "updated_at")
@@ -81,11 +108,13 @@ class SearchDetailSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.get_username", read_only=True)
     progress = serializers.SerializerMethodField()
     workers = serializers.SerializerMethodField()
+    cost = serializers.SerializerMethodField()
 
     class Meta:
         model = Search
         ref_name = "SearchDetail"
-        fields = ("id", "name", "team", "owner", *SEARCH_CONFIG_FIELDS, *SEARCH_STATE_FIELDS, "progress", "workers")
+        fields = ("id", "name", "team", "owner", *SEARCH_CONFIG_FIELDS, *SEARCH_STATE_FIELDS, "progress", "workers",
+                  "cost")
 
     @extend_schema_field(SearchProgressSerializer)
     def get_progress(self, search: Search) -> dict:
@@ -94,6 +123,10 @@ class SearchDetailSerializer(serializers.ModelSerializer):
     @extend_schema_field(SearchWorkerSerializer(many=True))
     def get_workers(self, search: Search) -> list[dict]:
         return search_workers(search=search)
+
+    @extend_schema_field(SearchCostSerializer)
+    def get_cost(self, search: Search) -> dict:
+        return search_cost(search=search)
 
 
 def search_detail_response(search: Search, *, status_code: int = status.HTTP_200_OK) -> Response:
@@ -292,6 +325,49 @@ class SearchTrialListApi(APIView):
                                       queryset=trials, request=request, view=self)
 
 
+class CompareCostCurveSerializer(serializers.Serializer):
+    gpu_hours = serializers.ListField(child=serializers.FloatField())
+    best = serializers.ListField(child=serializers.FloatField())
+
+    class Meta:
+        ref_name = "CompareCostCurve"
+
+
+class CompareCostSearchSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    label = serializers.CharField()
+    strategy = serializers.CharField()
+    gpu_hours = serializers.FloatField()
+    best_reward = serializers.FloatField(allow_null=True)
+    best_per_gpu_hour = serializers.FloatField(allow_null=True, help_text=(
+        "The best reward reached / the GPU-hours spent up to the trial that reached it."))
+    curve = CompareCostCurveSerializer(help_text="Best reward so far (`best`) against GPU-hours (`gpu_hours`): "
+                                                 "a step at each improvement, and one at the total.")
+
+    class Meta:
+        ref_name = "CompareCostSearch"
+
+
+class CompareCostStrategySerializer(serializers.Serializer):
+    strategy = serializers.CharField()
+    searches = serializers.IntegerField()
+    best_reward = serializers.FloatField(allow_null=True)
+    gpu_hours = serializers.FloatField()
+    best_per_gpu_hour = serializers.FloatField(allow_null=True, help_text=(
+        "The mean over its searches of each one's best reward / GPU-hours spent to reach it."))
+
+    class Meta:
+        ref_name = "CompareCostStrategy"
+
+
+class CompareCostSerializer(serializers.Serializer):
+    searches = CompareCostSearchSerializer(many=True)
+    strategies = CompareCostStrategySerializer(many=True)
+
+    class Meta:
+        ref_name = "CompareCost"
+
+
 class CompareApi(APIView):
     """Figure 6 of the NASNet paper for several searches: the mean reward of the top-k unique
     cells against the number of cells sampled, per search and per strategy (mean, min, max)."""
@@ -363,6 +439,8 @@ class CompareApi(APIView):
         runs = RunSerializer(many=True)
         strategies = StrategySerializer(many=True)
         searches = SearchSerializer(many=True)
+        cost = CompareCostSerializer(
+            help_text="GPU-hours (device-hours) and best reward per GPU-hour, per search and per strategy.")
 
         class Meta:
             ref_name = "Comparison"

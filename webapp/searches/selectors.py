@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Max, OuterRef, QuerySet, Subquery
+from datetime import datetime
+
+from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
 from webapp.ids import MAX_ID
 from webapp.searches.models import Search
-from webapp.trials.models import Trial
+from webapp.trials.models import DEVICES_PER_RUN, Trial
 
 
 def _trial_count(**filters) -> Coalesce:
@@ -92,6 +95,7 @@ def compare_curves(*, searches: list[Search], ks: list[int]) -> dict:
     data = comparison_dict(runs, ks, max_points=COMPARE_MAX_POINTS)
     data["searches"] = [{"id": s.pk, "name": str(s), "strategy": s.strategy, "space": s.space,
                          "dataset": s.dataset} for s in searches]
+    data["cost"] = compare_cost(searches=searches)
     return data
 
 
@@ -99,3 +103,122 @@ def searches_comparable(*, searches: list[Search]) -> bool:
     """Whether the searches share one space and dataset: rewards of cells from different spaces
     or datasets are not on one scale, so Figure 6 never mixes them."""
     return len({(search.space, search.dataset) for search in searches}) <= 1
+
+
+# -- cost: device-seconds ("GPU-seconds") ----------------------------------------------------------
+#
+# A trial records its GPU-seconds (wall-clock seconds of every attempt × DEVICES_PER_RUN, lost
+# attempts included) and its device; a search's are the sum of its trials', never stored.
+
+#: The estimate reads the rate over the most recent finished-or-failed trials, so that a change
+#: of parallelism (or of workers) shows within this many trials.
+COST_RATE_WINDOW = 20
+#: Finished-or-failed trials needed before an estimate is given.
+COST_MIN_TRIALS = 2
+
+
+def _hours(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds / 3600
+
+
+def search_cost(*, search: Search, now: datetime | None = None) -> dict:
+    """What a search has cost and will cost, in device-hours ("GPU-hours"; a CPU worker's are
+    its wall-clock hours, and `devices` says which):
+
+    - `gpu_hours`: every trial's recorded GPU-seconds, plus the running attempts' so far;
+    - `trials_per_gpu_hour`: finished-or-failed trials ÷ the GPU-hours recorded on them;
+    - `estimate` to finish the budget at the current rate, {seconds, gpu_hours}, or nulls while
+      fewer than COST_MIN_TRIALS trials are done or once the search has ended: the remaining
+      trials (budget − done) ÷ the rate of the last COST_RATE_WINDOW done trials (their count ÷
+      wall-clock seconds from the first one's claim to the last one's end) → seconds; the
+      remaining trials × the mean GPU-seconds of a done trial → GPU-hours.
+
+    Two queries, whatever the size of the search: sums per device, and the running trials with
+    the last COST_RATE_WINDOW done ones.
+    """
+    now = now or timezone.now()
+    trials = search.trials.order_by()
+    is_done = Q(status__in=Trial.DONE)
+    per_device = list(trials.values("device").annotate(
+        recorded=Sum("gpu_seconds"), done=Count("id", filter=is_done),
+        done_seconds=Coalesce(Sum("gpu_seconds", filter=is_done), 0.0)))
+    recorded = sum(row["recorded"] or 0.0 for row in per_device)
+    done = sum(row["done"] for row in per_device)
+    done_seconds = sum(row["done_seconds"] for row in per_device)
+    last_done = trials.filter(is_done).order_by("-finished_at", "-index").values("pk")[:COST_RATE_WINDOW]
+    recent = list(trials.filter(Q(status=Trial.Status.RUNNING) | Q(pk__in=last_done))
+                  .values_list("status", "started_at", "finished_at"))
+    in_flight = sum(max(0.0, (now - started).total_seconds()) * DEVICES_PER_RUN
+                    for status, started, _ in recent if status == Trial.Status.RUNNING and started is not None)
+    window = [(started, finished) for status, started, finished in recent if status in Trial.DONE]
+    estimate: dict[str, float | None] = {"seconds": None, "gpu_hours": None}
+    remaining = max(0, search.budget - done)
+    if search.status not in Search.ENDED and done >= COST_MIN_TRIALS and window:
+        starts = [started for started, _ in window if started is not None]
+        ends = [finished for _, finished in window if finished is not None]
+        span = (max(ends) - min(starts)).total_seconds() if starts and ends else 0.0
+        if span > 0:
+            estimate = {"seconds": remaining * span / len(window), "gpu_hours": _hours(remaining * done_seconds / done)}
+    return {
+        "gpu_hours": _hours(recorded + in_flight),
+        "trials_per_gpu_hour": done / _hours(done_seconds) if done_seconds > 0 else None,
+        "trials_done": done,
+        "remaining": remaining,
+        "devices": sorted(row["device"] for row in per_device if row["device"]),
+        "estimate": estimate,
+    }
+
+
+def search_cost_curve(*, search: Search) -> dict:
+    """The best reward so far against the GPU-hours spent, in the order trials ended (finished
+    or failed): one point where the best improves, and one at the total (a step line: "hv").
+    Lists `gpu_hours`, `best`."""
+    rows = (search.trials.filter(status__in=Trial.DONE).order_by("finished_at", "index")
+            .values_list("status", "reward", "gpu_seconds"))
+    hours: list[float] = []
+    best: list[float] = []
+    spent, best_so_far = 0.0, None
+    for status, reward, seconds in rows.iterator():
+        spent += seconds
+        if status == Trial.Status.FINISHED and reward is not None and (best_so_far is None or reward > best_so_far):
+            best_so_far = reward
+            hours.append(round(spent / 3600, 6))
+            best.append(round(reward, 5))
+    if best_so_far is not None and hours[-1] != round(spent / 3600, 6):
+        hours.append(round(spent / 3600, 6))
+        best.append(round(best_so_far, 5))
+    return {"gpu_hours": hours, "best": best}
+
+
+def best_reward_per_gpu_hour(curve: dict) -> float | None:
+    """Best reward per GPU-hour: the best reward the search reached ÷ the GPU-hours it had spent
+    when it reached it (every trial that ended before it, and it, failed ones included).
+    None before any reward, or when reaching it cost nothing recorded."""
+    if not curve["best"]:
+        return None
+    top = max(curve["best"])
+    hours = curve["gpu_hours"][curve["best"].index(top)]
+    return top / hours if hours > 0 else None
+
+
+def compare_cost(*, searches: list[Search]) -> dict:
+    """Cost beside Figure 6: per search its best-reward-against-GPU-hours curve, best reward,
+    GPU-hours and best reward per GPU-hour (best_reward_per_gpu_hour); per strategy the best
+    reward of its searches, their GPU-hours summed, and the mean of their best reward per GPU-hour."""
+    rows = []
+    for search in searches:
+        curve = search_cost_curve(search=search)
+        rows.append({"id": search.pk, "label": f"#{search.pk} {search}", "strategy": search.strategy,
+                     "gpu_hours": search_cost(search=search)["gpu_hours"],
+                     "best_reward": max(curve["best"]) if curve["best"] else None,
+                     "best_per_gpu_hour": best_reward_per_gpu_hour(curve), "curve": curve})
+    strategies = []
+    for strategy in dict.fromkeys(row["strategy"] for row in rows):
+        group = [row for row in rows if row["strategy"] == strategy]
+        rewards = [row["best_reward"] for row in group if row["best_reward"] is not None]
+        ratios = [row["best_per_gpu_hour"] for row in group if row["best_per_gpu_hour"] is not None]
+        strategies.append({"strategy": strategy, "searches": len(group),
+                           "best_reward": max(rewards) if rewards else None,
+                           "gpu_hours": sum(row["gpu_hours"] or 0.0 for row in group),
+                           "best_per_gpu_hour": sum(ratios) / len(ratios) if ratios else None})
+    return {"searches": rows, "strategies": strategies}

@@ -69,7 +69,7 @@ class TransferNetworkSerializer(serializers.Serializer):
 TRANSFER_SUMMARY_FIELDS = ("id", "name", "team", "owner", "status", "pause_requested", "cell", "cell_hash",
                            "source_trial", "source_search", "preset", "dataset", "config", "best_val_acc",
                            "final_val_acc", "test_acc", "params", "mult_adds", "worker", "device", "attempts",
-                           "error", "created_at", "started_at", "finished_at", "updated_at")
+                           "gpu_seconds", "error", "created_at", "started_at", "finished_at", "updated_at")
 
 
 class TransferSummarySerializer(serializers.ModelSerializer):

@@ -52,6 +52,11 @@ class Transfer(models.Model):
     mult_adds = models.BigIntegerField(null=True, blank=True)
     #: Training time the runner reported (seconds), once finished.
     train_seconds = models.FloatField(null=True, blank=True)
+    #: Device-seconds spent on it: wall-clock seconds × devices (one per transfer) of every attempt,
+    #: from its claim to its end (paused, lost, failed or finished), a dead worker's attempt included.
+    gpu_seconds = models.FloatField(default=0)
+    #: When the current attempt was claimed (started_at is the first attempt's).
+    attempt_started_at = models.DateTimeField(null=True, blank=True)
     #: Per export format, its check: {"file", "max_abs_diff", "ok", "batch"} (TransferResult.exports).
     exports = models.JSONField(default=dict, blank=True)
     #: The last and best checkpoints as the worker uploads them after each epoch (state dicts,

@@ -2,6 +2,10 @@
 
 from django.db import models
 
+#: Devices one trial (or transfer) trains on: the runner's one child process, on one GPU or the CPU.
+#: Its device-seconds ("GPU-seconds") are its wall-clock seconds × this.
+DEVICES_PER_RUN = 1
+
 
 class Trial(models.Model):
     class Status(models.TextChoices):
@@ -37,6 +41,11 @@ class Trial(models.Model):
     task_id = models.CharField(max_length=255, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    #: Device-seconds spent on it: wall-clock seconds × devices (one per trial) of every attempt,
+    #: from its claim to its end, the attempts lost to a crash or a dead worker included.
+    gpu_seconds = models.FloatField(default=0)
+    #: What the last attempt trained on: the GPU's name as nvidia-smi gives it, or "cpu".
+    device = models.CharField(max_length=255, blank=True)
     error = models.TextField(blank=True)
     #: Whether advance_search has told the strategy this trial's result.
     told = models.BooleanField(default=False)

@@ -8,8 +8,8 @@ from rest_framework import serializers
 from webapp.trials.models import Trial
 
 TRIAL_SUMMARY_FIELDS = ("id", "index", "status", "reward", "val_acc", "params", "mult_adds", "cell_hash", "cell",
-                        "reused_from", "worker", "attempts", "epochs_done", "error", "created_at", "started_at",
-                        "finished_at", "seconds")
+                        "reused_from", "worker", "device", "attempts", "gpu_seconds", "epochs_done", "error",
+                        "created_at", "started_at", "finished_at", "seconds")
 
 
 class TrialSummarySerializer(serializers.ModelSerializer):
@@ -17,6 +17,9 @@ class TrialSummarySerializer(serializers.ModelSerializer):
 
     epochs_done = serializers.SerializerMethodField(help_text="Epochs trained so far.")
     seconds = serializers.FloatField(read_only=True, allow_null=True, help_text="Training time, once finished.")
+    gpu_seconds = serializers.FloatField(read_only=True, help_text=(
+        "Device-seconds spent: wall-clock seconds x devices (one) of every attempt, lost ones included."))
+    device = serializers.CharField(read_only=True, help_text="What its last attempt trained on: a GPU's name, or cpu.")
 
     def get_epochs_done(self, trial: Trial) -> int:
         return len(trial.epochs)

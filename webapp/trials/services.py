@@ -17,6 +17,11 @@ one policy (`run_trial`), the CLI loop's too:
 - anything else (bad settings, a dataset missing on the workers, a bug) would fail every trial
   alike: it fails the trial and, naming it, the search — the run is aborted, as the CLI's stops.
 
+Cost: every end of an attempt (finished, failed, lost, stopped) adds its device-seconds — the
+wall-clock seconds from its claim to its end × the devices it used (DEVICES_PER_RUN) — to
+`gpu_seconds`, and records the device (`run_device`). An attempt whose worker died is added by
+the claim that takes the trial over (claim → last heartbeat).
+
 This worker never imports torch.
 """
 
@@ -24,20 +29,24 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
+import subprocess
 import tempfile
 from dataclasses import asdict, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import DatabaseError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from webapp import dispatch
 from webapp.storage import StorageWriteError, store_file
-from webapp.trials.models import Trial
+from webapp.trials.models import DEVICES_PER_RUN, Trial
 
 if TYPE_CHECKING:  # a trial reaches its search through its foreign key; trials never import the searches app
     from webapp.searches.models import Search
@@ -50,6 +59,47 @@ def worker_name() -> str:
     one test machine that must read as different hosts), else the machine's name."""
     host = os.environ.get("CELLSEARCH_WORKER_HOST", "").strip() or socket.gethostname()
     return f"{host}:{os.getpid()}"
+
+
+def worker_device(config) -> str:
+    """The accelerator this worker trains on, asked torch-free: the first GPU nvidia-smi lists
+    among CUDA_VISIBLE_DEVICES, unless the config says cpu; "" when there is none (a CPU)."""
+    if config.device == "cpu" or not shutil.which("nvidia-smi"):
+        return ""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    index = config.device.partition(":")[2] or "0"
+    if visible is not None:
+        ids = [item.strip() for item in visible.split(",") if item.strip()]
+        if not ids or ids[0] in ("-1", ""):
+            return ""
+        index = ids[int(index)] if index.isdigit() and int(index) < len(ids) else ids[0]
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader", "-i", index],
+                             capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.strip().splitlines()[0] if out.strip() else ""
+
+
+@lru_cache(maxsize=16)
+def run_device(device_setting: str = "auto") -> str:
+    """What a run with this device setting ("auto", "cpu", "cuda:N") trains on here: the GPU's
+    name, or "cpu". Asked once per setting and process (nvidia-smi)."""
+    return worker_device(type("DeviceSetting", (), {"device": device_setting or "auto"})()) or "cpu"
+
+
+def attempt_seconds(started_at: datetime | None, ended_at: datetime | None = None) -> float:
+    """Device-seconds of one attempt: wall-clock seconds from its claim to its end (now) × devices."""
+    if started_at is None:
+        return 0.0
+    return max(0.0, ((ended_at or timezone.now()) - started_at).total_seconds()) * DEVICES_PER_RUN
+
+
+def _spent(trial: Trial) -> dict:
+    """Update fields adding this attempt's device-seconds (claim to now) and its device."""
+    proxy = trial.search.proxy if isinstance(trial.search.proxy, dict) else {}
+    return {"gpu_seconds": F("gpu_seconds") + attempt_seconds(trial.started_at),
+            "device": run_device(str(proxy.get("device") or "auto"))}
 
 
 def trial_claim(*, trial_id: int) -> Trial | None:
@@ -70,10 +120,13 @@ def trial_claim(*, trial_id: int) -> Trial | None:
             and trial.heartbeat_at < stale_before
         if trial.status != Trial.Status.PENDING and not stale:
             return None
+        if stale:  # its worker died: that attempt cost from its claim to its last heartbeat
+            trial.gpu_seconds += attempt_seconds(trial.started_at, trial.heartbeat_at)
         trial.status, trial.worker, trial.started_at, trial.heartbeat_at = Trial.Status.RUNNING, worker_name(), now, now
         trial.attempts += 1
         trial.epochs = []  # the error stays: why the attempt before this one ended, until this one ends
-        trial.save(update_fields=["status", "worker", "started_at", "heartbeat_at", "attempts", "epochs"])
+        trial.save(update_fields=["status", "worker", "started_at", "heartbeat_at", "attempts", "epochs",
+                                  "gpu_seconds"])
     return trial
 
 
@@ -166,12 +219,13 @@ def _train(trial: Trial) -> None:
             logger.error("trial %s (search %s) aborts its search: %s", trial.pk, search.pk, exc)
             with transaction.atomic():
                 if _ours(trial).update(status=Trial.Status.FAILED, error=str(exc), finished_at=timezone.now(),
-                                       epochs=epochs):
+                                       epochs=epochs, **_spent(trial)):
                     dispatch.queue_fail_search(search_id=search.pk,
                                                error=f"trial {trial.index} aborted the search: {exc}")
             return
         if outcome.status == "stopped":
             logger.info("trial %s: stopped (its search was cancelled, or another worker took it)", trial.pk)
+            _attempt_spent(trial)
             return
         if outcome.status == "lost":
             logger.warning("trial %s (search %s), attempt %s: %s", trial.pk, search.pk, trial.attempts,
@@ -181,7 +235,7 @@ def _train(trial: Trial) -> None:
         if outcome.status == "failed":
             logger.warning("trial %s (search %s) failed: %s", trial.pk, search.pk, outcome.message)
             _ours(trial).update(status=Trial.Status.FAILED, error=outcome.message, finished_at=timezone.now(),
-                                epochs=epochs)
+                                epochs=epochs, **_spent(trial))
             return
         checkpoint = ""
         if checkpoint_path is not None and os.path.exists(checkpoint_path) and _ours(trial).exists():
@@ -190,9 +244,17 @@ def _train(trial: Trial) -> None:
             except StorageWriteError as exc:  # a full disk: the trial fails, the search goes on
                 logger.error("trial %s (search %s): %s", trial.pk, search.pk, exc)
                 _ours(trial).update(status=Trial.Status.FAILED, finished_at=timezone.now(), epochs=epochs,
-                                    error=f"it trained, but its checkpoint was not kept: {exc}")
+                                    error=f"it trained, but its checkpoint was not kept: {exc}", **_spent(trial))
                 return
     _trial_finish(trial=trial, result=outcome.result, checkpoint=checkpoint)
+
+
+def _attempt_spent(trial: Trial) -> None:
+    """Add an attempt's cost when it ended without a write of its own: its search was cancelled
+    (the row is no longer running). Nothing when another worker took it over (a newer attempt):
+    that claim added this attempt's cost."""
+    Trial.objects.filter(pk=trial.pk, attempts=trial.attempts).exclude(status=Trial.Status.RUNNING) \
+        .update(**_spent(trial))
 
 
 @transaction.atomic
@@ -203,12 +265,12 @@ def _attempt_lost(*, trial: Trial, reason: str, epochs: list[dict]) -> None:
     now = timezone.now()
     if attempts >= limit:
         _ours(trial).update(status=Trial.Status.FAILED, finished_at=now, epochs=epochs,
-                            error=f"{reason} (attempt {attempts} of {limit})")
+                            error=f"{reason} (attempt {attempts} of {limit})", **_spent(trial))
         return
     task_id = dispatch.new_task_id()
     # heartbeat_at of a pending trial: when it was queued (the reconciler's clock).
     if _ours(trial).update(status=Trial.Status.PENDING, worker="", task_id=task_id, heartbeat_at=now, epochs=[],
-                           error=f"{reason} (attempt {attempts} of {limit}; queued again)"):
+                           error=f"{reason} (attempt {attempts} of {limit}; queued again)", **_spent(trial)):
         dispatch.queue_train_trials(trials=[(trial.pk, task_id)])
 
 
@@ -220,10 +282,11 @@ def _trial_finish(*, trial: Trial, result, checkpoint: str) -> None:
     done = _ours(trial).update(
         status=Trial.Status.FINISHED, reward=result.reward, val_acc=result.val_acc, params=result.params,
         mult_adds=result.mult_adds, epochs=[asdict(e) for e in result.epochs], finished_at=now,
-        heartbeat_at=now, checkpoint=checkpoint, error="",
+        heartbeat_at=now, checkpoint=checkpoint, error="", **_spent(trial),
     )
     if not done:  # cancelled while training (or taken over): keep its state, drop the file
         logger.info("trial %s: no longer ours when it finished; result dropped", trial.pk)
+        _attempt_spent(trial)
         if checkpoint:
             transaction.on_commit(lambda: default_storage.delete(checkpoint))
         return

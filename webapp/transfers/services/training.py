@@ -20,6 +20,10 @@ policy (the trials' one):
 - a checkpoint or export that cannot be stored (a full disk): paused at the last checkpoint
   stored, with the reason; resuming carries on from there.
 
+Cost, as a trial's: every end of an attempt adds its device-seconds (claim to end × devices,
+webapp.trials.services.attempt_seconds) to `gpu_seconds`; a dead worker's attempt is added by
+the claim that takes the transfer over (claim → last heartbeat).
+
 This worker never imports torch: the runner's parent side is torch-free.
 """
 
@@ -29,7 +33,6 @@ import logging
 import os
 import shutil
 import socket
-import subprocess
 import tempfile
 from dataclasses import asdict
 from datetime import timedelta
@@ -38,13 +41,14 @@ from typing import Any
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import DatabaseError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from webapp import dispatch
 from webapp.storage import StorageWriteError, store_file
 from webapp.transfers.models import Transfer
 from webapp.transfers.services.lifecycle import dataset_root
-from webapp.trials.services import runner_policy, worker_name
+from webapp.trials.services import attempt_seconds, runner_policy, worker_device, worker_name
 
 logger = logging.getLogger(__name__)
 
@@ -68,19 +72,34 @@ def transfer_claim(*, transfer_id: int) -> Transfer | None:
             and transfer.heartbeat_at < stale_before
         if transfer.status != Transfer.Status.PENDING and not stale:
             return None
+        if stale:  # its worker died: that attempt cost from its claim to its last heartbeat
+            transfer.gpu_seconds += attempt_seconds(transfer.attempt_started_at, transfer.heartbeat_at)
         transfer.status, transfer.worker, transfer.heartbeat_at = Transfer.Status.RUNNING, worker_name(), now
         transfer.started_at = transfer.started_at or now
+        transfer.attempt_started_at = now
         transfer.attempts += 1
         kept = transfer.checkpoint_epoch if transfer.last_checkpoint else 0
         transfer.epochs = [e for e in transfer.epochs if e.get("epoch", 0) <= kept]
         transfer.save(update_fields=["status", "worker", "started_at", "heartbeat_at", "attempts", "epochs",
-                                     "updated_at"])
+                                     "gpu_seconds", "attempt_started_at", "updated_at"])
     return transfer
 
 
 def _ours(transfer: Transfer):
     """The transfer's row while this attempt still owns it."""
     return Transfer.objects.filter(pk=transfer.pk, status=Transfer.Status.RUNNING, attempts=transfer.attempts)
+
+
+def _spent(transfer: Transfer) -> dict:
+    """Update fields adding this attempt's device-seconds, from its claim to now."""
+    return {"gpu_seconds": F("gpu_seconds") + attempt_seconds(transfer.attempt_started_at or transfer.started_at)}
+
+
+def _attempt_spent(transfer: Transfer) -> None:
+    """Add an attempt's cost when it ended without a write of its own (cancelled while it ran);
+    nothing when a newer attempt took it over (that claim added this one's cost)."""
+    Transfer.objects.filter(pk=transfer.pk, attempts=transfer.attempts).exclude(status=Transfer.Status.RUNNING) \
+        .update(**_spent(transfer))
 
 
 def transfer_run(*, transfer_id: int) -> Transfer | None:
@@ -216,7 +235,7 @@ def _train(transfer: Transfer, out_dir: str) -> None:
     except SearchcoreError as exc:  # TrialAborted, or stored settings this version refuses
         logger.error("transfer %s aborted: %s", transfer.pk, exc)
         _ours(transfer).update(status=Transfer.Status.FAILED, error=str(exc), finished_at=timezone.now(),
-                               epochs=epochs)
+                               epochs=epochs, **_spent(transfer))
         return
     if outcome.status == "lost":
         logger.warning("transfer %s, attempt %s: %s", transfer.pk, transfer.attempts, outcome.message)
@@ -225,7 +244,7 @@ def _train(transfer: Transfer, out_dir: str) -> None:
     if outcome.status == "failed":
         logger.warning("transfer %s failed: %s", transfer.pk, outcome.message)
         _ours(transfer).update(status=Transfer.Status.FAILED, error=outcome.message, finished_at=timezone.now(),
-                               epochs=epochs)
+                               epochs=epochs, **_spent(transfer))
         return
     if not_stored[0]:
         _paused_for_storage(transfer=transfer, reason=not_stored[0])
@@ -252,10 +271,12 @@ def _stopped(*, transfer: Transfer) -> None:
     """It stopped after an epoch: paused when a pause was asked; otherwise it is no longer ours
     (cancelled, or taken over) and nothing is written."""
     if _ours(transfer).filter(pause_requested=True).update(
-            status=Transfer.Status.PAUSED, pause_requested=False, worker="", heartbeat_at=timezone.now()):
+            status=Transfer.Status.PAUSED, pause_requested=False, worker="", heartbeat_at=timezone.now(),
+            **_spent(transfer)):
         logger.info("transfer %s: paused", transfer.pk)
     else:
         logger.info("transfer %s: stopped (cancelled, or another worker took it)", transfer.pk)
+        _attempt_spent(transfer)
 
 
 @transaction.atomic
@@ -264,7 +285,7 @@ def _paused_for_storage(*, transfer: Transfer, reason: str) -> None:
     checkpoint with the reason, and resumes from there once there is room. Retrying at once
     would only fill the disk again."""
     if _ours(transfer).update(status=Transfer.Status.PAUSED, pause_requested=False, worker="",
-                              heartbeat_at=timezone.now(),
+                              heartbeat_at=timezone.now(), **_spent(transfer),
                               error=f"paused: could not store {reason}; free space and resume"):
         logger.error("transfer %s: paused, could not store %s", transfer.pk, reason)
 
@@ -277,32 +298,13 @@ def _attempt_lost(*, transfer: Transfer, reason: str, epochs: list[dict]) -> Non
     now = timezone.now()
     if attempts >= limit:
         _ours(transfer).update(status=Transfer.Status.FAILED, finished_at=now, epochs=epochs,
-                               error=f"{reason} (attempt {attempts} of {limit})")
+                               error=f"{reason} (attempt {attempts} of {limit})", **_spent(transfer))
         return
     task_id = dispatch.new_task_id()
     if _ours(transfer).update(status=Transfer.Status.PENDING, worker="", task_id=task_id, heartbeat_at=now,
-                              epochs=epochs, error=f"{reason} (attempt {attempts} of {limit}; queued again)"):
+                              epochs=epochs, error=f"{reason} (attempt {attempts} of {limit}; queued again)",
+                              **_spent(transfer)):
         dispatch.queue_train_transfer(transfer_id=transfer.pk, task_id=task_id)
-
-
-def worker_device(config) -> str:
-    """The accelerator this worker trains on, asked torch-free: the first GPU nvidia-smi lists
-    among CUDA_VISIBLE_DEVICES, unless the config says cpu; "" when there is none (a CPU)."""
-    if config.device == "cpu" or not shutil.which("nvidia-smi"):
-        return ""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    index = config.device.partition(":")[2] or "0"
-    if visible is not None:
-        ids = [item.strip() for item in visible.split(",") if item.strip()]
-        if not ids or ids[0] in ("-1", ""):
-            return ""
-        index = ids[int(index)] if index.isdigit() and int(index) < len(ids) else ids[0]
-    try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader", "-i", index],
-                             capture_output=True, text=True, timeout=10, check=True).stdout
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return out.strip().splitlines()[0] if out.strip() else ""
 
 
 def transfer_card_facts(*, transfer: Transfer, result, device: str) -> dict[str, Any]:
@@ -335,6 +337,7 @@ def _finish(*, transfer: Transfer, result, out_dir: str, recorded: list[dict]) -
     from searchcore.transfer import model_card
 
     if not _ours(transfer).exists():
+        _attempt_spent(transfer)
         return
     files: dict[str, str] = {}
     for field, filename in CHECKPOINT_FILES.items():
@@ -364,6 +367,7 @@ def _finish(*, transfer: Transfer, result, out_dir: str, recorded: list[dict]) -
         if row is None:  # cancelled while exporting: keep its state, drop the new files
             logger.info("transfer %s: no longer ours when it finished; result dropped", transfer.pk)
             transaction.on_commit(lambda: _drop(uploads.values()))
+            _attempt_spent(transfer)
             return
         fields = _swap_files(transfer, row, uploads)
         _ours(transfer).update(
@@ -371,4 +375,4 @@ def _finish(*, transfer: Transfer, result, out_dir: str, recorded: list[dict]) -
             test_acc=result.test_acc, params=result.params, mult_adds=result.mult_adds, train_seconds=wall,
             exports=result.exports or {}, epochs=epochs, checkpoint_epoch=epochs[-1]["epoch"] if epochs else 0,
             model_card_md=card_md, model_card=card, device=device, finished_at=now, heartbeat_at=now,
-            pause_requested=False, error="", **fields)
+            pause_requested=False, error="", **_spent(transfer), **fields)
