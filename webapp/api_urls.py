@@ -27,6 +27,7 @@ from webapp.searches.apis import (
     SearchPauseApi,
     SearchResumeApi,
     SearchTrialListApi,
+    TrialCancelApi,
 )
 from webapp.teams.apis import TeamDetailApi, TeamInviteListApi, TeamListApi, TeamMemberDetailApi, TeamMemberListApi
 from webapp.transfers.apis import (
@@ -52,6 +53,7 @@ urlpatterns = [
     path("searches/<int:search_id>/trials/", SearchTrialListApi.as_view(), name="search-trials"),
     path("trials/<int:trial_id>/", TrialDetailApi.as_view(), name="trial-detail"),
     path("trials/<int:trial_id>/checkpoint", TrialCheckpointApi.as_view(), name="trial-checkpoint"),
+    path("trials/<int:trial_id>/cancel/", TrialCancelApi.as_view(), name="trial-cancel"),
     path("cells/", CellListApi.as_view(), name="cell-list"),
     path("cells/<int:cell_id>/diagram.svg", CellDiagramApi.as_view(), name="cell-diagram"),
     path("cells/<int:cell_id>/genotype.json", CellGenotypeJsonApi.as_view(), name="cell-genotype-json"),

@@ -1,5 +1,5 @@
-"""REST API for searches: list, create, read, pause/resume/cancel, their trials, and the Figure 6
-comparison.
+"""REST API for searches: list, create, read, steer (PATCH parallelism and budget),
+pause/resume/cancel, their trials (cancelling one), and the Figure 6 comparison.
 
 One view per operation with its serializers nested inside it; reads go through the
 selectors (scoped to the user's teams, so another team's search is a 404) and writes
@@ -40,7 +40,7 @@ from webapp.searches.selectors import (
 )
 from webapp.teams.permissions import require_perm
 from webapp.trials.models import Trial
-from webapp.trials.selectors import trial_list_for_search
+from webapp.trials.selectors import trial_get_for_user, trial_list_for_search
 from webapp.trials.serializers import TRIAL_SUMMARY_FIELDS, TrialSummarySerializer
 
 # -- output shapes shared by several search operations ----------------------------------------
@@ -249,8 +249,33 @@ class SearchListApi(APIView):
 
 
 class SearchDetailApi(APIView):
+    """GET reads a search; PATCH steers it (parallelism, budget)."""
+
+    class SteerInputSerializer(serializers.Serializer):
+        parallelism = serializers.IntegerField(
+            required=False, help_text="Trials training at the same time; a lower value lets running trials finish.")
+        budget = serializers.IntegerField(
+            required=False, help_text="Trials in all, never below `trials_issued`; extending a finished search's "
+                                      "budget runs it again.")
+
+        class Meta:
+            ref_name = "SearchSteer"
+
     @extend_schema(operation_id="searches_retrieve", responses={200: SearchDetailSerializer, 404: ErrorSerializer})
     def get(self, request, search_id: int):
+        return search_detail_response(search_get_for_user(user=request.user, search_id=search_id))
+
+    @extend_schema(operation_id="searches_partial_update", request=SteerInputSerializer,
+                   responses={200: SearchDetailSerializer, 400: ValidationErrorSerializer, 403: ErrorSerializer,
+                              404: ErrorSerializer},
+                   description="Change a running, paused, queued or finished search's parallelism and budget; "
+                               "each change is recorded in its steering log.")
+    def patch(self, request, search_id: int):
+        search = search_get_for_user(user=request.user, search_id=search_id)
+        require_perm(request.user, "searches.steer", search)
+        serializer = self.SteerInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.search_steer(user=request.user, search=search, **serializer.validated_data)
         return search_detail_response(search_get_for_user(user=request.user, search_id=search_id))
 
 
@@ -286,6 +311,30 @@ class SearchResumeApi(_SearchActionApi):
                                      description="End the search for good; running trials are stopped."))
 class SearchCancelApi(_SearchActionApi):
     service = staticmethod(services.search_cancel)
+
+
+class TrialCancelApi(APIView):
+    """Cancelling one trial steers its search, so it lives with the searches' operations (the
+    trials app never imports the searches app)."""
+
+    class OutputSerializer(TrialSummarySerializer):
+        search = serializers.PrimaryKeyRelatedField(read_only=True)
+
+        class Meta:
+            model = Trial
+            ref_name = "TrialCancelled"
+            fields = ("search", *TRIAL_SUMMARY_FIELDS)
+
+    @extend_schema(operation_id="trials_cancel", request=None,
+                   responses={200: OutputSerializer, 400: ValidationErrorSerializer, 403: ErrorSerializer,
+                              404: ErrorSerializer},
+                   description="Stop one pending, running or waiting trial: its search's strategy is told it "
+                               "failed, and the search goes on. Recorded in the search's steering log.")
+    def post(self, request, trial_id: int):
+        trial = trial_get_for_user(user=request.user, trial_id=trial_id)
+        require_perm(request.user, "searches.steer", trial.search)
+        services.trial_cancel(user=request.user, trial=trial)
+        return Response(self.OutputSerializer(trial_get_for_user(user=request.user, trial_id=trial_id)).data)
 
 
 class SearchTrialListApi(APIView):

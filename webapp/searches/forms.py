@@ -134,3 +134,20 @@ class SearchCreateForm(forms.Form):
         name = key.split(".", 1)[1] if key.startswith("proxy.") else key
         name = name.split(".", 1)[0]  # "strategy_options.batch_size" → strategy_options
         return name if name in self.fields else None
+
+
+class SearchSteerForm(forms.Form):
+    """A running search's parallelism and budget, as the search page changes them; the steering
+    service checks the bounds (never below the trials issued) and the state."""
+
+    parallelism = forms.IntegerField(min_value=1, help_text="Trials training at the same time.")
+    budget = forms.IntegerField(min_value=1, help_text="Trials in all; extending a finished search runs it again.")
+
+    def add_service_errors(self, error: ValidationError) -> None:
+        """A service's ValidationError next to the field it names; others (status) above the form."""
+        if not hasattr(error, "error_dict"):
+            self.add_error(None, error)
+            return
+        for key, errors in error.error_dict.items():
+            for item in errors:
+                self.add_error(key if key in self.fields else None, " ".join(item.messages))

@@ -12,4 +12,6 @@ urlpatterns = [
     path("searches/<int:pk>/pause/", views.search_pause, name="pause"),
     path("searches/<int:pk>/resume/", views.search_resume, name="resume"),
     path("searches/<int:pk>/cancel/", views.search_cancel, name="cancel"),
+    path("searches/<int:pk>/steer/", views.search_steer, name="steer"),
+    path("searches/<int:pk>/trials/<int:trial_pk>/cancel/", views.search_trial_cancel, name="trial-cancel"),
 ]

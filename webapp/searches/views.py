@@ -10,13 +10,13 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from searchcore.compare import DEFAULT_TOP_K, parse_int_list, parse_top_k
 from searchcore.errors import ConfigError
 from webapp.searches import services
-from webapp.searches.forms import SearchCreateForm
+from webapp.searches.forms import SearchCreateForm, SearchSteerForm
 from webapp.searches.models import Search
 from webapp.searches.selectors import (
     compare_curves,
@@ -108,10 +108,26 @@ def _trials_context(request: HttpRequest, search: Search) -> dict:
     }
 
 
+#: Steering log lines the search page shows.
+STEERING_LOG_LINES = 20
+
+
+def _detail_context(request: HttpRequest, search: Search, steer_form: SearchSteerForm | None = None) -> dict:
+    """The search page's context: the live block's, and the steering card's (templates/searches/_steer.html)."""
+    context = _trials_context(request, search)
+    context["steer_form"] = steer_form or SearchSteerForm(
+        initial={"parallelism": search.parallelism, "budget": search.budget}, auto_id="steer_%s")
+    progress = context["progress"]  # no query for the trials in flight when there are none
+    context["steer_trials"] = (search.trials.filter(status__in=Trial.IN_FLIGHT).order_by("index")[:100]
+                               if progress["running"] + progress["pending"] else [])
+    context["steering_log"] = services.search_steering_log(search=search)[:STEERING_LOG_LINES]
+    return context
+
+
 @require_GET
 def search_detail(request: HttpRequest, pk: int) -> HttpResponse:
     search = search_get_for_user(user=request.user, search_id=pk)
-    return render(request, "searches/detail.html", _trials_context(request, search))
+    return render(request, "searches/detail.html", _detail_context(request, search))
 
 
 @require_GET
@@ -164,6 +180,43 @@ def search_resume(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def search_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     return _steer(request, pk, services.search_cancel, "cancel", "cancelled")
+
+
+@require_POST
+def search_steer(request: HttpRequest, pk: int) -> HttpResponse:
+    """The steering card's form: a new parallelism and budget. Errors come back as form errors
+    on the search page (status 400); a role that may not steer is refused as pause is."""
+    search = search_get_for_user(user=request.user, search_id=pk)
+    try:
+        require_perm(request.user, "searches.steer", search)
+    except PermissionDenied as error:
+        return refuse(request, error, verb="steer", noun="search", to="searches:detail", pk=search.pk)
+    form = SearchSteerForm(request.POST, auto_id="steer_%s")
+    if form.is_valid():
+        try:
+            services.search_steer(user=request.user, search=search, **form.cleaned_data)
+        except ValidationError as error:
+            form.add_service_errors(error)
+        except PermissionDenied as error:
+            return refuse(request, error, verb="steer", noun="search", to="searches:detail", pk=search.pk)
+        else:
+            messages.success(request, f"Search steered: parallelism {search.parallelism}, budget {search.budget}.")
+            return redirect("searches:detail", pk=search.pk)
+    return render(request, "searches/detail.html", _detail_context(request, search, form), status=400)
+
+
+@require_POST
+def search_trial_cancel(request: HttpRequest, pk: int, trial_pk: int) -> HttpResponse:
+    """A trial row's "Cancel trial" button: the strategy is told it failed; the search goes on."""
+    search = search_get_for_user(user=request.user, search_id=pk)
+    trial = get_object_or_404(search.trials.select_related("search"), pk=trial_pk)
+
+    def act() -> None:
+        require_perm(request.user, "searches.steer", search)
+        services.trial_cancel(user=request.user, trial=trial)
+
+    return steer(request, act, noun=f"trial {trial.index}", verb="cancel", done="cancelled",
+                 detail="searches:detail", pk=search.pk)
 
 
 def _int_list(request: HttpRequest, key: str, parse, errors: list[str], default: list[int]) -> list[int]:

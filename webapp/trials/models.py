@@ -19,7 +19,7 @@ class Trial(models.Model):
         CANCELLED = "cancelled"
 
     IN_FLIGHT = (Status.PENDING, Status.RUNNING, Status.WAITING)
-    DONE = (Status.FINISHED, Status.FAILED)
+    DONE = (Status.FINISHED, Status.FAILED, Status.CANCELLED)  # told to the strategy (cancelled: as failed)
 
     search = models.ForeignKey("searches.Search", on_delete=models.CASCADE, related_name="trials")
     #: The strategy's trial id: 0, 1, 2... in the order the cells were sampled.

@@ -1,9 +1,9 @@
-"""Writes for searches, in three modules: `lifecycle` (create, pause, resume, cancel), `control`
-(the control step) and `reconcile` (repairs after dead workers and lost messages); Celery
-messages go through webapp.dispatch.
+"""Writes for searches, in four modules: `lifecycle` (create, pause, resume, cancel), `steering`
+(parallelism, budget, cancelling one trial), `control` (the control step) and `reconcile`
+(repairs after dead workers and lost messages); Celery messages go through webapp.dispatch.
 
-The package re-exports what the web process calls, the lifecycle. The control step loads
-torch, so only the workers' tasks import `control`, and `reconcile` with it.
+The package re-exports what the web process calls, the lifecycle and the steering. The control
+step loads torch, so only the workers' tasks import `control`, and `reconcile` with it.
 """
 
 from webapp.searches.services.lifecycle import (
@@ -14,6 +14,7 @@ from webapp.searches.services.lifecycle import (
     search_resume,
     validate_search_config,
 )
+from webapp.searches.services.steering import search_steer, search_steering_log, trial_cancel
 
 __all__ = [
     "search_cancel",
@@ -21,5 +22,8 @@ __all__ = [
     "search_launch_team",
     "search_pause",
     "search_resume",
+    "search_steer",
+    "search_steering_log",
+    "trial_cancel",
     "validate_search_config",
 ]
