@@ -179,11 +179,39 @@
     }), CONFIG);
   }
 
+  /* The search page's cost panel is rendered by the server (templates/searches/_cost.html); while
+     the search runs it is fetched again (the page itself, throttled as the reward chart is) when the
+     live poller reports more trials done, and its chart redrawn. */
+  function costPanel(panelId, pollerId) {
+    var lastFetch = 0, fetching = false;
+    function refresh() {
+      var panel = document.getElementById(panelId), poller = document.getElementById(pollerId);
+      if (!panel || !poller || fetching) { return; }
+      if (poller.dataset.done === panel.dataset.done && poller.dataset.status === panel.dataset.status) { return; }
+      if (Date.now() - lastFetch < 5000) { return; }
+      fetching = true;
+      lastFetch = Date.now();
+      fetch(window.location.pathname, {credentials: "same-origin", headers: {"Accept": "text/html"}})
+        .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.text(); })
+        .then(function (html) {
+          var fresh = new DOMParser().parseFromString(html, "text/html").getElementById(panelId);
+          if (!fresh) { return; }
+          panel.replaceWith(document.importNode(fresh, true));
+          var chart = document.querySelector("#" + panelId + ' [data-chart="cost"]');
+          if (chart) { costChart(chart.dataset.source, chart.id); }
+        })
+        .catch(function () { /* keep the panel; the next poll tries again */ })
+        .then(function () { fetching = false; });
+    }
+    document.body.addEventListener("htmx:afterSettle", refresh);
+  }
+
   var CellSearch = window.CellSearch = window.CellSearch || {};
   CellSearch.rewardChart = rewardChart;
   CellSearch.epochCharts = epochCharts;
   CellSearch.compareChart = compareChart;
   CellSearch.costChart = costChart;
+  CellSearch.costPanel = costPanel;
 
   /* The page says which charts it has with data-* attributes (no inline scripts under the
      Content-Security-Policy); this file is loaded at the end of <body>, after them. */
@@ -193,5 +221,8 @@
   each("reward", function (el) { rewardChart(el.id, el.dataset.poller); });
   each("compare", function (el) { compareChart(el.dataset.source, el.id); });
   each("cost", function (el) { costChart(el.dataset.source, el.id); });
+  Array.prototype.forEach.call(document.querySelectorAll("[data-cost-panel]"), function (el) {
+    costPanel(el.id, el.dataset.costPanel);
+  });
   each("epochs", function (el) { epochCharts(el.dataset.source, el.dataset.loss, el.dataset.acc, el.dataset.empty); });
 })();

@@ -232,6 +232,9 @@ def test_a_new_search_page_shows_dashes(client, user, make_search):
     client.force_login(user)
     html = client.get(f"/searches/{search.pk}/").content.decode()
     assert re.search(r'id="cost-gpu-hours">0<', html) and re.search(r'id="cost-estimate-time">—<', html)
+    assert 'id="cost-chart-empty"' in html and 'id="cost-chart-data"' not in html
+    # charts.js fetches the page again when the live poller's count or status moves past these
+    assert f'data-cost-panel="search-poller" data-done="0" data-status="{search.status}"' in html
 
 
 @pytest.mark.django_db
