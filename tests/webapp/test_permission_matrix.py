@@ -35,6 +35,7 @@ from webapp.searches.models import Search
 from webapp.teams import services as team_services
 from webapp.teams.models import Membership, Team
 from webapp.transfers.models import Transfer
+from webapp.trials.models import Trial
 
 pytestmark = pytest.mark.django_db
 
@@ -124,6 +125,11 @@ def _api_trial(w):
     return {"trial_id": w.trial.pk}
 
 
+def _trial_in_flight(w):
+    """Put team A's trial back in training, so a cancel has something to stop."""
+    Trial.objects.filter(pk=w.trial.pk).update(status=Trial.Status.RUNNING, task_id="task-of-trial-0")
+
+
 def _transfer(w):
     return {"pk": w.transfer.pk}
 
@@ -183,6 +189,9 @@ MATRIX: dict[str, list[Case]] = {
     "searches:pause": [Case("POST", "member", _search)],
     "searches:resume": [Case("POST", "member", _search, setup=_pause_search)],
     "searches:cancel": [Case("POST", "member", _search)],
+    "searches:steer": [Case("POST", "member", _search, data=lambda w: {"parallelism": 2, "budget": 12})],
+    "searches:trial-cancel": [Case("POST", "member", lambda w: {"pk": w.search.pk, "trial_pk": w.trial.pk},
+                                   setup=_trial_in_flight)],
     # -- trials, cells (pages)
     "trials:detail": [Case("GET", "viewer", _trial)],
     "trials:live": [Case("GET", "viewer", _trial)],
@@ -233,7 +242,8 @@ MATRIX: dict[str, list[Case]] = {
     # -- the API: searches, trials
     "api:search-list": [Case("GET", "user", outsider="hidden"),
                         Case("POST", "member", data=lambda w: SEARCH_API, outsider="hidden")],
-    "api:search-detail": [Case("GET", "viewer", _api_search)],
+    "api:search-detail": [Case("GET", "viewer", _api_search),
+                          Case("PATCH", "member", _api_search, data=lambda w: {"parallelism": 2, "budget": 12})],
     "api:search-pause": [Case("POST", "member", _api_search)],
     "api:search-resume": [Case("POST", "member", _api_search, setup=_pause_search)],
     "api:search-cancel": [Case("POST", "member", _api_search)],
@@ -242,6 +252,7 @@ MATRIX: dict[str, list[Case]] = {
                          outsider="400")],
     "api:trial-detail": [Case("GET", "viewer", _api_trial)],
     "api:trial-checkpoint": [Case("GET", "viewer", _api_trial)],
+    "api:trial-cancel": [Case("POST", "member", _api_trial, setup=_trial_in_flight)],
     # -- the API: cells, reviews
     "api:cell-list": [Case("GET", "user", outsider="hidden")],
     "api:cell-diagram": [Case("GET", "viewer", _api_cell)],
@@ -339,7 +350,8 @@ def _state() -> dict:
     states that the steering and the reviews change."""
     state = {model._meta.label: model.objects.count() for model in apps.get_models()
              if model.__module__.startswith("webapp.")}
-    state["searches"] = sorted(Search.objects.values_list("id", "status"))
+    state["searches"] = sorted(Search.objects.values_list("id", "status", "budget", "parallelism"))
+    state["trials"] = sorted(Trial.objects.values_list("id", "status"))
     state["transfers"] = sorted(Transfer.objects.values_list("id", "status", "pause_requested"))
     state["reviews"] = sorted(ReviewStatus.objects.values_list("id", "status"))
     state["memberships"] = sorted(Membership.objects.values_list("team_id", "user_id", "role"))
