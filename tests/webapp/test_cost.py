@@ -68,11 +68,15 @@ def test_a_lost_attempt_then_a_finished_one_add_up(make_search, make_trial, cloc
     trial = make_trial(make_search(), 0, status=Trial.Status.PENDING)
     attempts = iter([(30, "lost"), (45, "finished")])
 
-    def train(genotype, config, **kwargs):
+    def train(genotype, config, *, on_epoch=None, **kwargs):
         seconds, how = next(attempts)
-        clock[0] += timedelta(seconds=seconds)
         if how == "lost":
+            clock[0] += timedelta(seconds=seconds)
             raise TrainingProcessError("training process crashed: signal 9 (SIGKILL)")
+        clock[0] += timedelta(seconds=20)
+        assert on_epoch(_result(0.75).epochs[0]) is not False  # a beat adds the seconds since the claim
+        assert Trial.objects.get(pk=trial.pk).gpu_seconds == 30.0 + 20.0
+        clock[0] += timedelta(seconds=seconds - 20)
         return _result(0.75)
 
     monkeypatch.setattr(searchcore.runner, "train_in_subprocess", train)
@@ -86,27 +90,47 @@ def test_a_lost_attempt_then_a_finished_one_add_up(make_search, make_trial, cloc
     assert trial.gpu_seconds == 75.0 and trial.device == "cpu"
 
 
+class WorkerDied(BaseException):
+    """The worker process ends here, mid-training: nothing after it runs."""
+
+
 @pytest.mark.django_db
-def test_a_failed_attempt_costs_and_a_dead_workers_attempt_is_added_by_the_takeover(
+def test_a_dead_workers_attempt_counts_up_to_its_last_beat_and_a_failed_one_counts(
         make_search, make_trial, clock, cpu_only, sent, settings, monkeypatch):
+    from webapp.searches.services.reconcile import searches_reconcile
+
     trial = make_trial(make_search(), 0, status=Trial.Status.PENDING)
-    assert trial_claim(trial_id=trial.pk) is not None
-    clock[0] += timedelta(seconds=20)
-    Trial.objects.filter(pk=trial.pk).update(heartbeat_at=clock[0])  # its last beat, then the worker died
-    clock[0] += timedelta(seconds=settings.CELLSEARCH_HEARTBEAT_TIMEOUT + 1)
-    assert trial_claim(trial_id=trial.pk) is not None  # taken over: the dead attempt cost claim → last beat
+
+    def beat_then_die(genotype, config, *, on_epoch=None, **kwargs):
+        clock[0] += timedelta(seconds=20)
+        on_epoch(_result(0.5).epochs[0])
+        clock[0] += timedelta(seconds=7)  # trained on, then died before the next beat
+        raise WorkerDied
+
+    monkeypatch.setattr(searchcore.runner, "train_in_subprocess", beat_then_die)
+    with pytest.raises(WorkerDied):
+        trial_run(trial_id=trial.pk)
     assert Trial.objects.get(pk=trial.pk).gpu_seconds == 20.0
+    clock[0] += timedelta(seconds=settings.CELLSEARCH_HEARTBEAT_TIMEOUT + 1)
+    assert trial.pk in searches_reconcile()["requeued"]
 
     def diverge(genotype, config, **kwargs):
         clock[0] += timedelta(seconds=12)
         raise searchcore.runner.TrialFailedError("the loss diverged")
 
     monkeypatch.setattr(searchcore.runner, "train_in_subprocess", diverge)
-    trial_run(trial_id=trial.pk)  # not claimable: running with a fresh heartbeat (ours, from the takeover)
-    Trial.objects.filter(pk=trial.pk).update(status=Trial.Status.PENDING)
     trial_run(trial_id=trial.pk)
     trial.refresh_from_db()
-    assert trial.status == Trial.Status.FAILED and trial.gpu_seconds == 32.0 and trial.device == "cpu"
+    assert trial.status == Trial.Status.FAILED and trial.attempts == 2
+    assert trial.gpu_seconds == 32.0 and trial.device == "cpu"
+
+
+@pytest.mark.django_db
+def test_a_stale_claim_adds_nothing_twice(make_search, make_trial, clock, settings):
+    trial = make_trial(make_search(), 0, status=Trial.Status.RUNNING, attempts=1, started_at=_at(-100),
+                       heartbeat_at=_at(-60), gpu_seconds=40.0)
+    assert trial_claim(trial_id=trial.pk) is not None  # its worker is presumed dead: counted up to its last beat
+    assert Trial.objects.get(pk=trial.pk).gpu_seconds == 40.0
 
 
 @pytest.mark.django_db
@@ -120,9 +144,12 @@ def test_a_transfers_attempts_add_up(transfer_source, user, clock, cpu_only, sen
     attempts = iter([(20, TrialOutcome("lost", message="training process killed by SIGKILL")),
                      (40, TrialOutcome("failed", message="the loss diverged"))])
 
-    def run_transfer(genotype, config, **kwargs):
+    def run_transfer(genotype, config, *, on_beat=None, **kwargs):
         seconds, outcome = next(attempts)
-        clock[0] += timedelta(seconds=seconds)
+        clock[0] += timedelta(seconds=seconds / 2)
+        assert on_beat(None) is not False  # a beat adds the seconds since the claim
+        assert Transfer.objects.get(pk=transfer.pk).gpu_seconds == transfer.gpu_seconds + seconds / 2
+        clock[0] += timedelta(seconds=seconds / 2)
         return outcome
 
     monkeypatch.setattr(searchcore.runner, "run_transfer", run_transfer)
@@ -158,18 +185,23 @@ def costed_search(make_search, make_trial):
                    gpu_seconds=300 * scale, device="cpu")
         make_trial(search, 2, reward=0.7, started_at=_at(100), finished_at=_at(300), gpu_seconds=200 * scale,
                    device="cpu")
+        # running: 50 s lost earlier, and 140 s of this attempt recorded at its last beat (second 390)
         make_trial(search, 3, status=Trial.Status.RUNNING if running else Trial.Status.PENDING,
-                   started_at=_at(250), gpu_seconds=50 * scale)
+                   started_at=_at(250), heartbeat_at=_at(390) if running else None,
+                   gpu_seconds=(190 if running else 50) * scale)
         return search
 
     return make
 
 
 @pytest.mark.django_db
-def test_totals_rate_and_estimate(costed_search):
+def test_totals_rate_and_estimate(costed_search, settings):
+    settings.CELLSEARCH_HEARTBEAT_TIMEOUT = 60
     search = costed_search(running=True)
     cost = search_cost(search=search, now=_at(400))
-    assert cost["gpu_hours"] == pytest.approx((650 + 150) / 3600)  # recorded + the running attempt so far
+    assert cost["gpu_hours"] == pytest.approx((790 + 10) / 3600)  # recorded + the running attempt since its beat
+    # a silent worker's trial counts until it is presumed dead, no longer
+    assert search_cost(search=search, now=_at(1000))["gpu_hours"] == pytest.approx((790 + 60) / 3600)
     assert cost["trials_per_gpu_hour"] == pytest.approx(3 / (600 / 3600))  # 18: done trials ÷ their GPU-hours
     assert cost["trials_done"] == 3 and cost["remaining"] == 7 and cost["devices"] == ["cpu"]
     # 3 done in the 300 s from the first one's claim to the last one's end: 7 more take 700 s;

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.conf import settings
 from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
@@ -125,7 +126,9 @@ def search_cost(*, search: Search, now: datetime | None = None) -> dict:
     """What a search has cost and will cost, in device-hours ("GPU-hours"; a CPU worker's are
     its wall-clock hours, and `devices` says which):
 
-    - `gpu_hours`: every trial's recorded GPU-seconds, plus the running attempts' so far;
+    - `gpu_hours`: every trial's recorded GPU-seconds (a running attempt's up to its last
+      heartbeat), plus the running attempts' since their last heartbeat (at most
+      CELLSEARCH_HEARTBEAT_TIMEOUT: a silent worker is presumed dead after that);
     - `trials_per_gpu_hour`: finished-or-failed trials ÷ the GPU-hours recorded on them;
     - `estimate` to finish the budget at the current rate, {seconds, gpu_hours}, or nulls while
       fewer than COST_MIN_TRIALS trials are done or once the search has ended: the remaining
@@ -147,10 +150,11 @@ def search_cost(*, search: Search, now: datetime | None = None) -> dict:
     done_seconds = sum(row["done_seconds"] for row in per_device)
     last_done = trials.filter(is_done).order_by("-finished_at", "-index").values("pk")[:COST_RATE_WINDOW]
     recent = list(trials.filter(Q(status=Trial.Status.RUNNING) | Q(pk__in=last_done))
-                  .values_list("status", "started_at", "finished_at"))
-    in_flight = sum(max(0.0, (now - started).total_seconds()) * DEVICES_PER_RUN
-                    for status, started, _ in recent if status == Trial.Status.RUNNING and started is not None)
-    window = [(started, finished) for status, started, finished in recent if status in Trial.DONE]
+                  .values_list("status", "started_at", "finished_at", "heartbeat_at"))
+    beat_limit = float(settings.CELLSEARCH_HEARTBEAT_TIMEOUT)
+    in_flight = sum(min(beat_limit, max(0.0, (now - beat).total_seconds())) * DEVICES_PER_RUN
+                    for status, _, _, beat in recent if status == Trial.Status.RUNNING and beat is not None)
+    window = [(started, finished) for status, started, finished, _ in recent if status in Trial.DONE]
     estimate: dict[str, float | None] = {"seconds": None, "gpu_hours": None}
     remaining = max(0, search.budget - done)
     if search.status not in Search.ENDED and done >= COST_MIN_TRIALS and window:

@@ -1,6 +1,8 @@
 """A transfer: one found cell trained at full size (N@F, a long schedule) on a dataset, from
 scratch, on a gpu worker; its checkpoints, exports and model card are kept for download."""
 
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
 
@@ -55,6 +57,9 @@ class Transfer(models.Model):
     #: Device-seconds spent on it: wall-clock seconds × devices (one per transfer) of every attempt,
     #: from its claim to its end (paused, lost, failed or finished), a dead worker's attempt included.
     gpu_seconds = models.FloatField(default=0)
+    #: Not a column: on a worker's in-memory row, the time up to which the current attempt's
+    #: gpu_seconds are recorded (its last heartbeat); None before the first.
+    charged_until: datetime | None = None
     #: When the current attempt was claimed (started_at is the first attempt's).
     attempt_started_at = models.DateTimeField(null=True, blank=True)
     #: Per export format, its check: {"file", "max_abs_diff", "ok", "batch"} (TransferResult.exports).

@@ -1,5 +1,7 @@
 """A trial: one cell proposed by a search's strategy, trained once under the search's proxy."""
 
+from datetime import datetime
+
 from django.db import models
 
 #: Devices one trial (or transfer) trains on: the runner's one child process, on one GPU or the CPU.
@@ -44,6 +46,9 @@ class Trial(models.Model):
     #: Device-seconds spent on it: wall-clock seconds × devices (one per trial) of every attempt,
     #: from its claim to its end, the attempts lost to a crash or a dead worker included.
     gpu_seconds = models.FloatField(default=0)
+    #: Not a column: on a worker's in-memory row, the time up to which the current attempt's
+    #: gpu_seconds are recorded (its last heartbeat); None before the first.
+    charged_until: datetime | None = None
     #: What the last attempt trained on: the GPU's name as nvidia-smi gives it, or "cpu".
     device = models.CharField(max_length=255, blank=True)
     error = models.TextField(blank=True)

@@ -17,10 +17,11 @@ one policy (`run_trial`), the CLI loop's too:
 - anything else (bad settings, a dataset missing on the workers, a bug) would fail every trial
   alike: it fails the trial and, naming it, the search — the run is aborted, as the CLI's stops.
 
-Cost: every end of an attempt (finished, failed, lost, stopped) adds its device-seconds — the
-wall-clock seconds from its claim to its end × the devices it used (DEVICES_PER_RUN) — to
-`gpu_seconds`, and records the device (`run_device`). An attempt whose worker died is added by
-the claim that takes the trial over (claim → last heartbeat).
+Cost: an attempt's device-seconds — wall-clock seconds × the devices it uses (DEVICES_PER_RUN) —
+are added to `gpu_seconds` as it goes: at each heartbeat, the seconds since the last one (or the
+claim), and at its end (finished, failed, lost, stopped) the rest; the end records the device
+(`run_device`). So an attempt whose worker died has cost up to its last heartbeat, whoever
+queues the trial again, and lost and failed attempts count like the others.
 
 This worker never imports torch.
 """
@@ -95,11 +96,18 @@ def attempt_seconds(started_at: datetime | None, ended_at: datetime | None = Non
     return max(0.0, ((ended_at or timezone.now()) - started_at).total_seconds()) * DEVICES_PER_RUN
 
 
+def gpu_charge(row, *, start: datetime | None, now: datetime | None = None) -> dict:
+    """Update fields adding the device-seconds of a trial's or transfer's current attempt not yet
+    added: since its last recorded heartbeat (`row.charged_until`, which the worker sets once
+    that update succeeded), or else since `start`, its claim."""
+    since = getattr(row, "charged_until", None) or start
+    return {"gpu_seconds": F("gpu_seconds") + attempt_seconds(since, now)}
+
+
 def _spent(trial: Trial) -> dict:
-    """Update fields adding this attempt's device-seconds (claim to now) and its device."""
+    """Update fields ending an attempt: the rest of its device-seconds, and its device."""
     proxy = trial.search.proxy if isinstance(trial.search.proxy, dict) else {}
-    return {"gpu_seconds": F("gpu_seconds") + attempt_seconds(trial.started_at),
-            "device": run_device(str(proxy.get("device") or "auto"))}
+    return {**gpu_charge(trial, start=trial.started_at), "device": run_device(str(proxy.get("device") or "auto"))}
 
 
 def trial_claim(*, trial_id: int) -> Trial | None:
@@ -120,13 +128,10 @@ def trial_claim(*, trial_id: int) -> Trial | None:
             and trial.heartbeat_at < stale_before
         if trial.status != Trial.Status.PENDING and not stale:
             return None
-        if stale:  # its worker died: that attempt cost from its claim to its last heartbeat
-            trial.gpu_seconds += attempt_seconds(trial.started_at, trial.heartbeat_at)
         trial.status, trial.worker, trial.started_at, trial.heartbeat_at = Trial.Status.RUNNING, worker_name(), now, now
         trial.attempts += 1
         trial.epochs = []  # the error stays: why the attempt before this one ended, until this one ends
-        trial.save(update_fields=["status", "worker", "started_at", "heartbeat_at", "attempts", "epochs",
-                                  "gpu_seconds"])
+        trial.save(update_fields=["status", "worker", "started_at", "heartbeat_at", "attempts", "epochs"])
     return trial
 
 
@@ -190,14 +195,19 @@ def _train(trial: Trial) -> None:
     last_beat = [timezone.now()]
 
     def still_wanted() -> bool:
-        """Beat; False once the trial is no longer ours (cancelling a search cancels its trials)."""
+        """Beat, adding the device-seconds since the last beat; False once the trial is no longer
+        ours (cancelling a search cancels its trials)."""
         now = timezone.now()
         last_beat[0] = now
         try:
-            return bool(_ours(trial).update(epochs=epochs, heartbeat_at=now))
+            ours = bool(_ours(trial).update(epochs=epochs, heartbeat_at=now,
+                                            **gpu_charge(trial, start=trial.started_at, now=now)))
         except DatabaseError:  # a busy database: keep training, the next beat tries again
             logger.warning("trial %s: could not beat", trial.pk, exc_info=True)
             return True
+        if ours:
+            trial.charged_until = now
+        return ours
 
     def on_beat(progress) -> bool:
         if (timezone.now() - last_beat[0]).total_seconds() < settings.CELLSEARCH_HEARTBEAT_SECONDS:
@@ -250,9 +260,9 @@ def _train(trial: Trial) -> None:
 
 
 def _attempt_spent(trial: Trial) -> None:
-    """Add an attempt's cost when it ended without a write of its own: its search was cancelled
-    (the row is no longer running). Nothing when another worker took it over (a newer attempt):
-    that claim added this attempt's cost."""
+    """Add the rest of an attempt's cost when it ended without a write of its own: its search was
+    cancelled (the row is no longer running). Nothing when another worker took it over (a newer
+    attempt): it was presumed dead, and its cost counted up to its last heartbeat."""
     Trial.objects.filter(pk=trial.pk, attempts=trial.attempts).exclude(status=Trial.Status.RUNNING) \
         .update(**_spent(trial))
 

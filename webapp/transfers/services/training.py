@@ -20,9 +20,9 @@ policy (the trials' one):
 - a checkpoint or export that cannot be stored (a full disk): paused at the last checkpoint
   stored, with the reason; resuming carries on from there.
 
-Cost, as a trial's: every end of an attempt adds its device-seconds (claim to end × devices,
-webapp.trials.services.attempt_seconds) to `gpu_seconds`; a dead worker's attempt is added by
-the claim that takes the transfer over (claim → last heartbeat).
+Cost, as a trial's: an attempt's device-seconds (wall-clock × devices) are added to
+`gpu_seconds` at each heartbeat (since the last one, or the claim) and at its end (the rest), so
+a dead worker's attempt has cost up to its last heartbeat.
 
 This worker never imports torch: the runner's parent side is torch-free.
 """
@@ -41,14 +41,13 @@ from typing import Any
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import DatabaseError, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from webapp import dispatch
 from webapp.storage import StorageWriteError, store_file
 from webapp.transfers.models import Transfer
 from webapp.transfers.services.lifecycle import dataset_root
-from webapp.trials.services import attempt_seconds, runner_policy, worker_device, worker_name
+from webapp.trials.services import gpu_charge, runner_policy, worker_device, worker_name
 
 logger = logging.getLogger(__name__)
 
@@ -72,8 +71,6 @@ def transfer_claim(*, transfer_id: int) -> Transfer | None:
             and transfer.heartbeat_at < stale_before
         if transfer.status != Transfer.Status.PENDING and not stale:
             return None
-        if stale:  # its worker died: that attempt cost from its claim to its last heartbeat
-            transfer.gpu_seconds += attempt_seconds(transfer.attempt_started_at, transfer.heartbeat_at)
         transfer.status, transfer.worker, transfer.heartbeat_at = Transfer.Status.RUNNING, worker_name(), now
         transfer.started_at = transfer.started_at or now
         transfer.attempt_started_at = now
@@ -81,7 +78,7 @@ def transfer_claim(*, transfer_id: int) -> Transfer | None:
         kept = transfer.checkpoint_epoch if transfer.last_checkpoint else 0
         transfer.epochs = [e for e in transfer.epochs if e.get("epoch", 0) <= kept]
         transfer.save(update_fields=["status", "worker", "started_at", "heartbeat_at", "attempts", "epochs",
-                                     "gpu_seconds", "attempt_started_at", "updated_at"])
+                                     "attempt_started_at", "updated_at"])
     return transfer
 
 
@@ -90,14 +87,14 @@ def _ours(transfer: Transfer):
     return Transfer.objects.filter(pk=transfer.pk, status=Transfer.Status.RUNNING, attempts=transfer.attempts)
 
 
-def _spent(transfer: Transfer) -> dict:
-    """Update fields adding this attempt's device-seconds, from its claim to now."""
-    return {"gpu_seconds": F("gpu_seconds") + attempt_seconds(transfer.attempt_started_at or transfer.started_at)}
+def _spent(transfer: Transfer, now=None) -> dict:
+    """Update fields adding this attempt's device-seconds not yet added (since its last beat, or its claim)."""
+    return gpu_charge(transfer, start=transfer.attempt_started_at or transfer.started_at, now=now)
 
 
 def _attempt_spent(transfer: Transfer) -> None:
-    """Add an attempt's cost when it ended without a write of its own (cancelled while it ran);
-    nothing when a newer attempt took it over (that claim added this one's cost)."""
+    """Add the rest of an attempt's cost when it ended without a write of its own (cancelled while
+    it ran); nothing when a newer attempt took it over (this one counted up to its last beat)."""
     Transfer.objects.filter(pk=transfer.pk, attempts=transfer.attempts).exclude(status=Transfer.Status.RUNNING) \
         .update(**_spent(transfer))
 
@@ -191,10 +188,13 @@ def _train(transfer: Transfer, out_dir: str) -> None:
             return True
         last_beat[0] = now
         try:
-            return bool(_ours(transfer).update(heartbeat_at=now))
+            ours = bool(_ours(transfer).update(heartbeat_at=now, **_spent(transfer, now)))
         except DatabaseError:  # a busy database: keep training, the next beat tries again
             logger.warning("transfer %s: could not beat", transfer.pk, exc_info=True)
             return True
+        if ours:
+            transfer.charged_until = now
+        return ours
 
     def on_epoch(metrics) -> bool:
         """Upload last.pt (and best.pt when it changed), record the epoch; False to stop after it:
@@ -226,7 +226,8 @@ def _train(transfer: Transfer, out_dir: str) -> None:
             fields = _swap_files(transfer, row, uploads)
             if "last_checkpoint" in uploads:
                 fields["checkpoint_epoch"] = record["epoch"]
-            _ours(transfer).update(epochs=epochs, heartbeat_at=now, **fields)
+            _ours(transfer).update(epochs=epochs, heartbeat_at=now, **_spent(transfer, now), **fields)
+            transfer.charged_until = now
             return not row.pause_requested
 
     try:
