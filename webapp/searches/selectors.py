@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.conf import settings
-from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import Count, F, Max, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -148,7 +148,8 @@ def search_cost(*, search: Search, now: datetime | None = None) -> dict:
     recorded = sum(row["recorded"] or 0.0 for row in per_device)
     done = sum(row["done"] for row in per_device)
     done_seconds = sum(row["done_seconds"] for row in per_device)
-    last_done = trials.filter(is_done).order_by("-finished_at", "-index").values("pk")[:COST_RATE_WINDOW]
+    last_done = (trials.filter(is_done).order_by(F("finished_at").desc(nulls_last=True), "-index")
+                 .values("pk")[:COST_RATE_WINDOW])
     recent = list(trials.filter(Q(status=Trial.Status.RUNNING) | Q(pk__in=last_done))
                   .values_list("status", "started_at", "finished_at", "heartbeat_at"))
     beat_limit = float(settings.CELLSEARCH_HEARTBEAT_TIMEOUT)
@@ -177,7 +178,7 @@ def search_cost_curve(*, search: Search) -> dict:
     """The best reward so far against the GPU-hours spent, in the order trials ended (finished
     or failed): one point where the best improves, and one at the total (a step line: "hv").
     Lists `gpu_hours`, `best`."""
-    rows = (search.trials.filter(status__in=Trial.DONE).order_by("finished_at", "index")
+    rows = (search.trials.filter(status__in=Trial.DONE).order_by(F("finished_at").asc(nulls_first=True), "index")
             .values_list("status", "reward", "gpu_seconds"))
     hours: list[float] = []
     best: list[float] = []
