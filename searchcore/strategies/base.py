@@ -26,7 +26,7 @@ from typing import Any, ClassVar, get_type_hints
 
 import numpy as np
 
-from searchcore.errors import ConfigError, SearchcoreError, SpaceExhaustedError
+from searchcore.errors import ConfigError, GenotypeError, SearchcoreError, SpaceExhaustedError
 from searchcore.spaces.base import GenotypeLike, SearchSpace
 
 #: Version tag of `Strategy.state_dict`; bump it when the layout changes.
@@ -109,6 +109,10 @@ class Strategy(ABC):
     name: ClassVar[str] = ""
     #: The hyperparameter dataclass of this strategy.
     config_class: ClassVar[type[StrategyConfig]] = StrategyConfig
+    #: Whether a cell given by hand (`enqueue`) is learned from as if the strategy had drawn it.
+    #: Evolution may: a told cell simply joins its population. A controller may not: its policy
+    #: did not sample the cell, so its reward is an outside evaluation, recorded and not learned.
+    learns_from_given_cells: ClassVar[bool] = False
 
     def __init__(self, space: SearchSpace, *, seed: int = 0, **hparams: Any) -> None:
         self.space = space
@@ -117,11 +121,18 @@ class Strategy(ABC):
         self._next_trial_id = 0
         self._seen_hashes: set[str] = set()
         self._pending: dict[int, dict[str, Any]] = {}
+        # Cells given by hand, as genotype dicts, asked before anything the algorithm draws.
+        self._enqueued: list[dict[str, Any]] = []
 
     # -- the ask/tell interface -------------------------------------------------------------
     def ask(self) -> Proposal:
         """Propose the cell the algorithm draws; with `reject_duplicates`, one no earlier ask
-        (pending, told or failed) has proposed, drawn again up to `max_attempts` times."""
+        (pending, told or failed) has proposed, drawn again up to `max_attempts` times.
+
+        A cell given with `enqueue` comes first, whatever was asked before: it takes the next
+        trial id, and its record says `outside` unless the strategy `learns_from_given_cells`."""
+        if self._enqueued:
+            return self._ask_enqueued()
         reject = self.config.reject_duplicates
         for _ in range(self.config.max_attempts if reject else 1):
             genotype, record = self._draw()
@@ -157,8 +168,49 @@ class Strategy(ABC):
         if reward is not None and not (is_number and math.isfinite(reward)):
             raise ConfigError(f"reward of trial {trial_id} must be a finite number or None, got {reward!r}")
         record = self._pending.pop(trial_id)
-        if reward is not None:
+        if reward is not None and not record.get("outside"):
             self._learn(record, float(reward))
+
+    def enqueue(self, genotype: GenotypeLike) -> str:
+        """Queue a cell given by hand: the next `ask` proposes it (before anything drawn), and
+        its reward is learned from if the strategy `learns_from_given_cells`, else only recorded
+        as an outside evaluation. The queue is part of `state_dict`. Returns the cell's hash;
+        raises `GenotypeError` when the cell is not one of this strategy's space."""
+        checked = self._checked_genotype(genotype)
+        self._enqueued.append(checked.to_dict())
+        return checked.canonical_hash()
+
+    @property
+    def enqueued(self) -> list[str]:
+        """Canonical hashes of the cells queued by `enqueue` and not asked yet, in queue order."""
+        return [self.space.genotype_from_dict(data).canonical_hash() for data in self._enqueued]
+
+    def _checked_genotype(self, genotype: GenotypeLike) -> GenotypeLike:
+        """`genotype` as this space's own genotype; `GenotypeError` if it does not fit the space."""
+        to_dict = getattr(genotype, "to_dict", None)
+        if not callable(to_dict):
+            raise GenotypeError(f"enqueue: expected a genotype, got {type(genotype).__name__}")
+        checked = self.space.genotype_from_dict(to_dict())
+        # every choice within the space's decisions, and the cell in the form `_draw` gives
+        return self.space.decode(self.space.encode(checked))
+
+    def _ask_enqueued(self) -> Proposal:
+        genotype = self.space.genotype_from_dict(self._enqueued[0])
+        record = self._given_record(genotype)
+        cell_hash = genotype.canonical_hash()
+        if not self.learns_from_given_cells:
+            record = {**record, "outside": True}
+        self._enqueued.pop(0)
+        trial_id = self._next_trial_id
+        self._next_trial_id += 1
+        if self.config.reject_duplicates:
+            self._seen_hashes.add(cell_hash)
+        self._pending[trial_id] = {**record, "cell_hash": cell_hash}
+        return Proposal(trial_id=trial_id, genotype=genotype, cell_hash=cell_hash)
+
+    def _given_record(self, genotype: GenotypeLike) -> dict[str, Any]:
+        """The `_learn` record of a cell given by hand, as `_draw` would have made it."""
+        return {"actions": self.space.encode(genotype)}
 
     @property
     def pending(self) -> list[int]:
@@ -177,6 +229,7 @@ class Strategy(ABC):
             "next_trial_id": self._next_trial_id,
             "seen_hashes": sorted(self._seen_hashes),
             "pending": self._pending,
+            "enqueued": self._enqueued,
             "algorithm": self._algorithm_state(),
         }
         return copy.deepcopy(state)
@@ -202,6 +255,7 @@ class Strategy(ABC):
         self._next_trial_id = state["next_trial_id"]
         self._seen_hashes = set(state["seen_hashes"])
         self._pending = dict(state["pending"])
+        self._enqueued = list(state.get("enqueued", []))  # absent from states saved before enqueue existed
         self._load_algorithm_state(state["algorithm"])
 
     # -- what subclasses implement ----------------------------------------------------------

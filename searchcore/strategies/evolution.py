@@ -24,6 +24,8 @@ class RegularizedEvolution(Strategy):
     name = "evolution"
     config: EvolutionConfig
     config_class = EvolutionConfig
+    #: A cell given by hand joins the population when told, as a drawn child does.
+    learns_from_given_cells = True
 
     def __init__(self, space: SearchSpace, *, seed: int = 0, **hparams: Any) -> None:
         super().__init__(space, seed=seed, **hparams)
