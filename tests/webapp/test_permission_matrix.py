@@ -16,6 +16,7 @@ objects, and the least role that may use it ("user": any signed-in user). Then, 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -146,6 +147,15 @@ def _team(w):
     return {"team_id": w.team.pk}
 
 
+def _hand_cell() -> dict:
+    """A cell of the default nasnet space, to enqueue by hand."""
+    import numpy as np
+
+    from searchcore.spaces import create_space
+
+    return create_space("nasnet").sample(np.random.default_rng(0)).to_dict()
+
+
 def _pause_search(w):
     Search.objects.filter(pk=w.search.pk).update(status=Search.Status.PAUSED)
 
@@ -190,6 +200,7 @@ MATRIX: dict[str, list[Case]] = {
     "searches:resume": [Case("POST", "member", _search, setup=_pause_search)],
     "searches:cancel": [Case("POST", "member", _search)],
     "searches:steer": [Case("POST", "member", _search, data=lambda w: {"parallelism": 2, "budget": 12})],
+    "searches:enqueue": [Case("POST", "member", _search, data=lambda w: {"genotype": json.dumps(_hand_cell())})],
     "searches:trial-cancel": [Case("POST", "member", lambda w: {"pk": w.search.pk, "trial_pk": w.trial.pk},
                                    setup=_trial_in_flight)],
     # -- trials, cells (pages)
@@ -247,6 +258,7 @@ MATRIX: dict[str, list[Case]] = {
     "api:search-pause": [Case("POST", "member", _api_search)],
     "api:search-resume": [Case("POST", "member", _api_search, setup=_pause_search)],
     "api:search-cancel": [Case("POST", "member", _api_search)],
+    "api:search-enqueue": [Case("POST", "member", _api_search, data=lambda w: {"genotype": _hand_cell()})],
     "api:search-trials": [Case("GET", "viewer", _api_search)],
     "api:compare": [Case("GET", "viewer", data=lambda w: {"searches": f"{w.search.pk},{w.other_search.pk}"},
                          outsider="400")],
@@ -350,7 +362,8 @@ def _state() -> dict:
     states that the steering and the reviews change."""
     state = {model._meta.label: model.objects.count() for model in apps.get_models()
              if model.__module__.startswith("webapp.")}
-    state["searches"] = sorted(Search.objects.values_list("id", "status", "budget", "parallelism"))
+    state["searches"] = sorted(Search.objects.values_list("id", "status", "budget", "parallelism",
+                                                              "enqueued_cells"))
     state["trials"] = sorted(Trial.objects.values_list("id", "status"))
     state["transfers"] = sorted(Transfer.objects.values_list("id", "status", "pause_requested"))
     state["reviews"] = sorted(ReviewStatus.objects.values_list("id", "status"))

@@ -1,5 +1,5 @@
 """REST API for searches: list, create, read, steer (PATCH parallelism and budget),
-pause/resume/cancel, their trials (cancelling one), and the Figure 6 comparison.
+pause/resume/cancel, enqueue a cell by hand, their trials (cancelling one), and the Figure 6 comparison.
 
 One view per operation with its serializers nested inside it; reads go through the
 selectors (scoped to the user's teams, so another team's search is a 404) and writes
@@ -311,6 +311,49 @@ class SearchResumeApi(_SearchActionApi):
                                      description="End the search for good; running trials are stopped."))
 class SearchCancelApi(_SearchActionApi):
     service = staticmethod(services.search_cancel)
+
+
+class SearchEnqueueApi(APIView):
+    """POST queues a cell given by hand: the search's next trial trains it."""
+
+    class InputSerializer(serializers.Serializer):
+        genotype = serializers.JSONField(
+            required=False, help_text="The cell as a genotype JSON object (or its text; text that is not a JSON "
+                                      "object is read as a DARTS string).")
+        darts = serializers.CharField(required=False, trim_whitespace=True,
+                                      help_text="The cell as a DARTS `Genotype(normal=..., reduce=...)` string.")
+        cell_hash = serializers.CharField(required=False, trim_whitespace=True,
+                                          help_text="A cell one of your teams has trained.")
+
+        class Meta:
+            ref_name = "SearchEnqueue"
+
+        def validate(self, attrs):
+            if len(attrs) != 1:
+                raise ValidationError({"genotype": ["give exactly one of genotype, darts or cell_hash"]})
+            return attrs
+
+    class OutputSerializer(serializers.Serializer):
+        cell_hash = serializers.CharField(help_text="The cell's canonical hash.")
+        enqueued = serializers.IntegerField(help_text="Cells waiting to be handed to the strategy, this one included.")
+
+        class Meta:
+            ref_name = "SearchEnqueued"
+
+    @extend_schema(operation_id="searches_enqueue", request=InputSerializer,
+                   responses={202: OutputSerializer, 400: ValidationErrorSerializer, 403: ErrorSerializer,
+                              404: ErrorSerializer},
+                   description="Queue a cell given by hand (exactly one of genotype, darts, cell_hash): the "
+                               "search's next trial trains it before anything its strategy draws. Only a "
+                               "queued, running or paused search with budget left takes one. Recorded in the "
+                               "search's steering log.")
+    def post(self, request, search_id: int):
+        search = search_get_for_user(user=request.user, search_id=search_id)
+        require_perm(request.user, "searches.steer", search)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = services.search_enqueue(user=request.user, search=search, **serializer.validated_data)
+        return Response(self.OutputSerializer(result).data, status=status.HTTP_202_ACCEPTED)
 
 
 class TrialCancelApi(APIView):

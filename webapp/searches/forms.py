@@ -151,3 +151,23 @@ class SearchSteerForm(forms.Form):
         for key, errors in error.error_dict.items():
             for item in errors:
                 self.add_error(key if key in self.fields else None, " ".join(item.messages))
+
+
+class SearchEnqueueForm(forms.Form):
+    """A cell given by hand, as the search page's steering card takes it: the steering service
+    parses it (JSON or DARTS) and checks it against the search's space."""
+
+    genotype = forms.CharField(
+        label="Genotype JSON or DARTS string", max_length=20_000, strip=True,
+        widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
+        help_text="The search's next trial trains this cell, before anything its strategy draws.")
+
+    def add_service_errors(self, error: ValidationError) -> None:
+        """The service's errors on the textarea (whatever input it names), `status` above the form."""
+        if not hasattr(error, "error_dict"):
+            self.add_error(None, error)
+            return
+        for key, errors in error.error_dict.items():
+            for item in errors:
+                self.add_error("genotype" if key in ("genotype", "darts", "cell_hash") else None,
+                               " ".join(item.messages))

@@ -38,6 +38,9 @@ class Search(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
     #: torch.save bytes of the strategy's state_dict; changes only inside advance_search's lock.
     strategy_state = models.BinaryField(null=True, blank=True)
+    #: Cells given by hand (canonical genotype dicts), waiting for the next control step to hand
+    #: them to the strategy (`Strategy.enqueue`): the web process never touches strategy_state.
+    enqueued_cells = models.JSONField(default=list, blank=True)
     #: Trials asked of the strategy so far (the next trial's index).
     trials_issued = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)

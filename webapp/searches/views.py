@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from searchcore.compare import DEFAULT_TOP_K, parse_int_list, parse_top_k
 from searchcore.errors import ConfigError
 from webapp.searches import services
-from webapp.searches.forms import SearchCreateForm, SearchSteerForm
+from webapp.searches.forms import SearchCreateForm, SearchEnqueueForm, SearchSteerForm
 from webapp.searches.models import Search
 from webapp.searches.selectors import (
     compare_curves,
@@ -112,11 +112,13 @@ def _trials_context(request: HttpRequest, search: Search) -> dict:
 STEERING_LOG_LINES = 20
 
 
-def _detail_context(request: HttpRequest, search: Search, steer_form: SearchSteerForm | None = None) -> dict:
+def _detail_context(request: HttpRequest, search: Search, steer_form: SearchSteerForm | None = None,
+                    enqueue_form: SearchEnqueueForm | None = None) -> dict:
     """The search page's context: the live block's, and the steering card's (templates/searches/_steer.html)."""
     context = _trials_context(request, search)
     context["steer_form"] = steer_form or SearchSteerForm(
         initial={"parallelism": search.parallelism, "budget": search.budget}, auto_id="steer_%s")
+    context["enqueue_form"] = enqueue_form or SearchEnqueueForm(auto_id="enqueue_%s")
     progress = context["progress"]  # no query for the trials in flight when there are none
     context["steer_trials"] = (search.trials.filter(status__in=Trial.IN_FLIGHT).order_by("index")[:100]
                                if progress["running"] + progress["pending"] else [])
@@ -203,6 +205,31 @@ def search_steer(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, f"Search steered: parallelism {search.parallelism}, budget {search.budget}.")
             return redirect("searches:detail", pk=search.pk)
     return render(request, "searches/detail.html", _detail_context(request, search, form), status=400)
+
+
+@require_POST
+def search_enqueue(request: HttpRequest, pk: int) -> HttpResponse:
+    """The steering card's "Enqueue cell" form: a genotype JSON or DARTS string that the search's
+    next trial trains. Errors come back as form errors on the search page (status 400); a role
+    that may not steer is refused as pause is."""
+    search = search_get_for_user(user=request.user, search_id=pk)
+    try:
+        require_perm(request.user, "searches.steer", search)
+    except PermissionDenied as error:
+        return refuse(request, error, verb="enqueue a cell in", noun="search", to="searches:detail", pk=search.pk)
+    form = SearchEnqueueForm(request.POST, auto_id="enqueue_%s")
+    if form.is_valid():
+        try:
+            result = services.search_enqueue(user=request.user, search=search, genotype=form.cleaned_data["genotype"])
+        except ValidationError as error:
+            form.add_service_errors(error)
+        except PermissionDenied as error:
+            return refuse(request, error, verb="enqueue a cell in", noun="search", to="searches:detail",
+                          pk=search.pk)
+        else:
+            messages.success(request, f"Cell {result['cell_hash'][:8]} enqueued: the search's next trial trains it.")
+            return redirect("searches:detail", pk=search.pk)
+    return render(request, "searches/detail.html", _detail_context(request, search, enqueue_form=form), status=400)
 
 
 @require_POST

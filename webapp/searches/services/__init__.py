@@ -1,6 +1,7 @@
 """Writes for searches, in four modules: `lifecycle` (create, pause, resume, cancel), `steering`
-(parallelism, budget, cancelling one trial), `control` (the control step) and `reconcile`
-(repairs after dead workers and lost messages); Celery messages go through webapp.dispatch.
+(parallelism, budget, cancelling one trial, enqueueing a cell by hand), `control` (the control
+step) and `reconcile` (repairs after dead workers and lost messages); Celery messages go through
+webapp.dispatch.
 
 The package re-exports what the web process calls, the lifecycle and the steering. The control
 step loads torch, so only the workers' tasks import `control`, and `reconcile` with it.
@@ -14,11 +15,12 @@ from webapp.searches.services.lifecycle import (
     search_resume,
     validate_search_config,
 )
-from webapp.searches.services.steering import search_steer, search_steering_log, trial_cancel
+from webapp.searches.services.steering import search_enqueue, search_steer, search_steering_log, trial_cancel
 
 __all__ = [
     "search_cancel",
     "search_create",
+    "search_enqueue",
     "search_launch_team",
     "search_pause",
     "search_resume",

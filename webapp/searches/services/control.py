@@ -63,14 +63,16 @@ def _advance(search_id: int) -> list[int]:
         return []
     now = timezone.now()
     strategy = _call(_load_strategy, search, failure="could not load the strategy: ")
+    handed = _hand_over_enqueued(search, strategy)
     sends = _settle_waiting(search, now)
     told = _tell_results(search, strategy)
     issued_before = search.trials_issued
-    changed: set[str] = set()
+    changed: set[str] = {"enqueued_cells"} if handed else set()
     if search.status != Search.Status.PAUSED:
-        issued, changed = _issue_trials(search, strategy, now)
+        issued, issue_changed = _issue_trials(search, strategy, now)
         sends += issued
-    if search.trials_issued != issued_before or told:
+        changed |= issue_changed
+    if search.trials_issued != issued_before or told or handed:
         search.strategy_state = _dump_strategy(strategy)
         changed |= {"strategy_state", "trials_issued"}
     _settle_search(search, now, changed)
@@ -79,6 +81,19 @@ def _advance(search_id: int) -> list[int]:
 
 
 # -- the steps ----------------------------------------------------------------------------------
+
+
+def _hand_over_enqueued(search: Search, strategy) -> bool:
+    """Hand the cells given by hand (`Search.enqueued_cells`, see steering.search_enqueue) to the
+    strategy, in order, and empty the list; the caller saves both in this transaction, so a
+    crash loses none. Whether there was any."""
+    if not search.enqueued_cells:
+        return False
+    for data in search.enqueued_cells:
+        genotype = _call(strategy.space.genotype_from_dict, data, failure="a cell given by hand: ")
+        _call(strategy.enqueue, genotype, failure="a cell given by hand: ")
+    search.enqueued_cells = []
+    return True
 
 
 def _settle_waiting(search: Search, now) -> list[tuple[int, str]]:

@@ -1,4 +1,5 @@
-"""Steering a search while it runs: change its parallelism and budget, cancel one of its trials.
+"""Steering a search while it runs: change its parallelism and budget, cancel one of its trials,
+enqueue a cell given by hand.
 
 Every change is checked against the team's permission table (searches.steer), validated
 (ValidationError `{field: [reason]}`, a 400 from the API, a form error on the page), and recorded
@@ -21,7 +22,9 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from searchcore.errors import SearchcoreError
 from webapp import dispatch
+from webapp.cells.models import Cell
 from webapp.searches.models import Search
 from webapp.searches.services.lifecycle import MAX_BUDGET, MAX_PARALLELISM
 from webapp.teams.permissions import require_perm
@@ -30,6 +33,10 @@ from webapp.trials.models import Trial
 #: Searches whose settings may change: those not ended, and a finished one whose budget is
 #: extended (see `search_steer`).
 STEERABLE = (Search.Status.QUEUED, Search.Status.RUNNING, Search.Status.PAUSED, Search.Status.FINISHED)
+#: Searches that take a cell by hand: those whose strategy still asks.
+ENQUEUEABLE = (Search.Status.QUEUED, Search.Status.RUNNING, Search.Status.PAUSED)
+#: Cells waiting for the control step at most (it hands them all over at its next run).
+MAX_ENQUEUED = 100
 
 
 def _log(*, user, search: Search, message: str) -> LogEntry:
@@ -140,3 +147,93 @@ def trial_cancel(*, user, trial: Trial) -> Trial:
     for field in ("status", "finished_at", "error"):
         setattr(trial, field, getattr(locked, field))
     return trial
+
+
+def _genotype_from_input(*, user, genotype: Any, darts: Any, cell_hash: Any) -> tuple[str, Any]:
+    """(the input's field name, the parsed genotype) of exactly one of the three inputs. A
+    `genotype` string that is not a JSON object is read as a DARTS string (the page's textarea
+    takes both). Torch-free."""
+    from searchcore.spaces import parse_genotype
+    from searchcore.spaces.nasnet.genotype import Genotype
+
+    given = {name: value for name, value in (("genotype", genotype), ("darts", darts), ("cell_hash", cell_hash))
+             if value is not None}
+    if len(given) != 1:
+        raise ValidationError({"genotype": ["give exactly one of genotype (a JSON object), darts (a DARTS "
+                                            "Genotype(...) string) or cell_hash (a cell of your teams)"]})
+    (field, value), = given.items()
+    try:
+        if field == "cell_hash":
+            if not isinstance(value, str) or not value.strip():
+                raise ValidationError({field: ["must be a cell's hash"]})
+            cell = (Cell.objects.filter(cell_hash=value.strip().lower(), results__team__members=user)
+                    .distinct().first())
+            if cell is None:
+                raise ValidationError({field: [f"no cell {value.strip()[:16]!r} among your teams' cells"]})
+            return field, parse_genotype(cell.genotype)
+        if field == "darts" or (isinstance(value, str) and not value.lstrip().startswith("{")):
+            if not isinstance(value, str) or not value.strip():
+                raise ValidationError({field: ["must be a DARTS Genotype(...) string"]})
+            return field, Genotype.from_darts(value.strip())
+        if not isinstance(value, dict | str):
+            raise ValidationError({field: ["must be a JSON object or a DARTS Genotype(...) string"]})
+        return field, parse_genotype(value)
+    except SearchcoreError as exc:
+        raise ValidationError({field: [str(exc)]}) from exc
+    except (TypeError, ValueError) as exc:  # a reader's own slip on odd input: still the input's fault
+        raise ValidationError({field: [f"not a genotype: {exc}"]}) from exc
+
+
+def _fit_to_space(search: Search, field: str, genotype: Any) -> Any:
+    """`genotype` as the search's space's own genotype, in the form its strategy keeps
+    (`Strategy.enqueue` checks the same way); ValidationError on `field` when it does not fit."""
+    from searchcore.spaces import create_space
+
+    try:
+        space = create_space(search.space, **search.space_options)
+        checked = space.genotype_from_dict(genotype.to_dict())
+        return space.decode(space.encode(checked))
+    except (SearchcoreError, TypeError, ValueError) as exc:
+        raise ValidationError({field: [f"this cell is not one of the search's space ({search.space}): {exc}"]}) \
+            from exc
+
+
+@transaction.atomic
+def search_enqueue(*, user, search: Search, genotype: dict | str | None = None, darts: str | None = None,
+                   cell_hash: str | None = None) -> dict[str, Any]:
+    """Queue a cell given by hand: the search's next trial trains it, before anything its
+    strategy draws (evolution learns from its result, the other strategies record it as an
+    outside evaluation).
+
+    Exactly one of `genotype` (a JSON object, as a dict or text; text that is not a JSON object
+    is read as a DARTS string), `darts` (a DARTS `Genotype(...)` string) or `cell_hash` (a cell
+    one of the user's teams has trained). The cell is checked against the search's space here,
+    without torch, and kept in `Search.enqueued_cells`; the next control step (queued once this
+    commits) hands it to the strategy, which only that step changes. Only a queued, running or
+    paused search with budget left takes one; a paused one trains it when resumed.
+
+    Returns {"cell_hash", "enqueued": cells waiting for the control step}. PermissionDenied
+    unless the user's role holds searches.steer; ValidationError naming the field otherwise."""
+    require_perm(user, "searches.steer", search)
+    field, parsed = _genotype_from_input(user=user, genotype=genotype, darts=darts, cell_hash=cell_hash)
+    locked = Search.objects.select_for_update().get(pk=search.pk)
+    if locked.status not in ENQUEUEABLE:
+        raise ValidationError({"status": [f"this search is {locked.status}; only a queued, running or paused one "
+                                          "takes a cell"]})
+    checked = _fit_to_space(locked, field, parsed)
+    queue = list(locked.enqueued_cells or [])
+    if len(queue) >= MAX_ENQUEUED:
+        raise ValidationError({"status": [f"{MAX_ENQUEUED} cells already wait to be handed to the strategy; "
+                                          "try again after its next step"]})
+    if locked.trials_issued + len(queue) >= locked.budget:
+        raise ValidationError({"status": [f"no budget left for this cell: {locked.trials_issued} of "
+                                          f"{locked.budget} trials issued and {len(queue)} cells waiting; "
+                                          "extend the budget first"]})
+    digest = checked.canonical_hash()
+    queue.append(checked.to_dict())
+    locked.enqueued_cells = queue
+    locked.save(update_fields=["enqueued_cells", "updated_at"])
+    _log(user=user, search=locked, message=f"cell {digest[:8]} enqueued")
+    dispatch.queue_advance_search(search_id=locked.pk)  # a paused search hands it over without training it
+    search.enqueued_cells = queue
+    return {"cell_hash": digest, "enqueued": len(queue)}
