@@ -177,6 +177,7 @@ def _files(folder: Path) -> list[Path]:
 
 
 @pytest.mark.slow
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_search_spreads_over_two_hosts_and_its_checkpoints_download_from_the_store(
         tmp_path, user, settings, s3_server):

@@ -172,6 +172,7 @@ def test_a_search_survives_its_gpu_workers_killed_three_times(stack):
     assert sum(stack.kills.values()) == 3
 
 
+@pytest.mark.postgres
 def test_a_search_survives_its_control_worker_killed_inside_a_control_step(stack):
     """Hold the control worker inside a control step (after it told a result, issued a trial and
     wrote the strategy state, before the commit) and SIGKILL it there: the step's writes roll
@@ -197,6 +198,7 @@ def test_a_search_survives_its_control_worker_killed_inside_a_control_step(stack
     assert_whole(stack, search_id, budget=3)
 
 
+@pytest.mark.postgres
 @pytest.mark.parametrize("stack", [{"CELLSEARCH_PENDING_TIMEOUT": "4"}], indirect=True)
 def test_a_search_survives_redis_and_the_web_server_restarted(stack):
     """Restart Redis (no persistence: the queued trials' messages are gone) and the web server

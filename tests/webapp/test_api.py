@@ -461,6 +461,15 @@ def test_compare(api, alice, compare_search):
     assert default["top"] == [1, 5, 25]
 
 
+def test_figure_6_counts_evaluated_models_only(api, alice, compare_search, make_trial, make_cell, add_genotype):
+    """A cancelled trial is told to the strategy as failed, but it was never evaluated: it is not
+    a model sampled on Figure 6's x axis (a failed one is)."""
+    search = compare_search(alice, [0.2, None], strategy="random")
+    make_trial(search, 2, cell=make_cell(add_genotype), cell_hash="hash-2", status=Trial.Status.CANCELLED)
+    run = api.get(f"/api/compare/?searches={search.pk}&top=1").json()["runs"][0]
+    assert run["curves"]["1"] == [0.2, 0.2]
+
+
 @pytest.mark.parametrize("query", [
     "searches={unknown}", "searches={theirs}", "searches={first},{theirs}", "searches=", "", "searches=a,b",
     "searches={first},{cifar}", "searches={first},{macro}", "searches={first}&top=x", "searches={first}&top=0",

@@ -88,8 +88,9 @@ def compare_curves(*, searches: list[Search], ks: list[int]) -> dict:
     runs = []
     for search in searches:
         # Models sampled = trials evaluated (finished or failed), in the order they were asked;
-        # trials still waiting or cancelled were never evaluated.
-        trials = search.trials.filter(status__in=Trial.DONE).order_by("index").values_list("cell_hash", "reward", "status")
+        # trials still waiting or cancelled (told as failed, but never evaluated) are not samples.
+        evaluated = (Trial.Status.FINISHED, Trial.Status.FAILED)
+        trials = search.trials.filter(status__in=evaluated).order_by("index").values_list("cell_hash", "reward", "status")
         points = ((h, r if status == Trial.Status.FINISHED else None) for h, r, status in trials.iterator())
         runs.append(RunCurves(label=f"#{search.pk} {search}", strategy=search.strategy,
                               curves=topk_curves(points, ks)))
