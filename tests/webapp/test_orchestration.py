@@ -16,7 +16,6 @@ from tests.conftest import wait_until
 from webapp.cells.models import CellResult
 from webapp.searches.models import Search
 from webapp.searches.services import search_cancel, search_create
-from webapp.searches.services.reconcile import searches_reconcile
 from webapp.trials.models import Trial
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -63,35 +62,6 @@ def test_a_search_runs_to_its_budget_on_a_real_worker(celery_worker_process, use
 def training_trial(search: Search) -> Trial | None:
     """A trial of the search that a worker is training and has finished an epoch of."""
     return search.trials.filter(status=Trial.Status.RUNNING).exclude(epochs=[]).first()
-
-
-def test_a_trial_whose_worker_died_is_finished_by_another(celery_worker_process, user, settings, tiny_proxy):
-    with transaction.atomic():
-        search = search_create(user=user, space="nasnet", strategy="random", dataset="digits", budget=2,
-                               parallelism=2, seed=2, proxy={**tiny_proxy, "epochs": 3})
-
-    victim = wait_until(lambda: training_trial(search), 120, "a trial to be training", logs=celery_worker_process.log)
-    celery_worker_process.kill()
-    victim.refresh_from_db()
-    assert victim.status == Trial.Status.RUNNING and victim.attempts == 1 and len(victim.epochs) < 3
-
-    # Nothing beats for the dead worker; once its heartbeat is stale the reconciler takes over.
-    if timezone.now() - victim.heartbeat_at < timezone.timedelta(seconds=settings.CELLSEARCH_HEARTBEAT_TIMEOUT - 1):
-        assert victim.pk not in searches_reconcile()["requeued"]  # still presumed alive
-    stale_after = victim.heartbeat_at + timezone.timedelta(seconds=settings.CELLSEARCH_HEARTBEAT_TIMEOUT + 0.5)
-    time.sleep(max(0.0, (stale_after - timezone.now()).total_seconds()))
-    celery_worker_process.start()
-    assert victim.pk in searches_reconcile()["requeued"]
-
-    def ended():
-        search.refresh_from_db()
-        return search.status in Search.ENDED
-
-    wait_until(ended, 180, "the search to end after the crash", logs=celery_worker_process.log)
-    assert search.status == Search.Status.FINISHED, search.error
-    victim.refresh_from_db()
-    assert victim.status == Trial.Status.FINISHED and victim.attempts == 2 and len(victim.epochs) == 3
-    assert search.trials.filter(status=Trial.Status.FINISHED, told=True).count() == 2
 
 
 def test_cancel_terminates_the_running_trial(celery_worker_process, user, tiny_proxy):
