@@ -184,52 +184,52 @@ def search_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     return _steer(request, pk, services.search_cancel, "cancel", "cancelled")
 
 
-@require_POST
-def search_steer(request: HttpRequest, pk: int) -> HttpResponse:
-    """The steering card's form: a new parallelism and budget. Errors come back as form errors
-    on the search page (status 400); a role that may not steer is refused as pause is."""
+def _steering_form(request: HttpRequest, pk: int, *, form_class, form_key: str, verb: str, apply) -> HttpResponse:
+    """One form of the steering card, posted: `apply(search, cleaned_data)` makes the change and
+    returns the message to show. Errors come back as form errors on the search page (status
+    400); a role that may not steer is refused as pause is."""
     search = search_get_for_user(user=request.user, search_id=pk)
     try:
         require_perm(request.user, "searches.steer", search)
     except PermissionDenied as error:
-        return refuse(request, error, verb="steer", noun="search", to="searches:detail", pk=search.pk)
-    form = SearchSteerForm(request.POST, auto_id="steer_%s")
+        return refuse(request, error, verb=verb, noun="search", to="searches:detail", pk=search.pk)
+    form = form_class(request.POST, auto_id=f"{form_key}_%s")
     if form.is_valid():
         try:
-            services.search_steer(user=request.user, search=search, **form.cleaned_data)
+            message = apply(search, form.cleaned_data)
         except ValidationError as error:
             form.add_service_errors(error)
         except PermissionDenied as error:
-            return refuse(request, error, verb="steer", noun="search", to="searches:detail", pk=search.pk)
+            return refuse(request, error, verb=verb, noun="search", to="searches:detail", pk=search.pk)
         else:
-            messages.success(request, f"Search steered: parallelism {search.parallelism}, budget {search.budget}.")
+            messages.success(request, message)
             return redirect("searches:detail", pk=search.pk)
-    return render(request, "searches/detail.html", _detail_context(request, search, form), status=400)
+    return render(request, "searches/detail.html", _detail_context(request, search, **{f"{form_key}_form": form}),
+                  status=400)
+
+
+@require_POST
+def search_steer(request: HttpRequest, pk: int) -> HttpResponse:
+    """The steering card's form: a new parallelism and budget."""
+
+    def apply(search: Search, data: dict) -> str:
+        services.search_steer(user=request.user, search=search, **data)
+        return f"Search steered: parallelism {search.parallelism}, budget {search.budget}."
+
+    return _steering_form(request, pk, form_class=SearchSteerForm, form_key="steer", verb="steer", apply=apply)
 
 
 @require_POST
 def search_enqueue(request: HttpRequest, pk: int) -> HttpResponse:
     """The steering card's "Enqueue cell" form: a genotype JSON or DARTS string that the search's
-    next trial trains. Errors come back as form errors on the search page (status 400); a role
-    that may not steer is refused as pause is."""
-    search = search_get_for_user(user=request.user, search_id=pk)
-    try:
-        require_perm(request.user, "searches.steer", search)
-    except PermissionDenied as error:
-        return refuse(request, error, verb="enqueue a cell in", noun="search", to="searches:detail", pk=search.pk)
-    form = SearchEnqueueForm(request.POST, auto_id="enqueue_%s")
-    if form.is_valid():
-        try:
-            result = services.search_enqueue(user=request.user, search=search, genotype=form.cleaned_data["genotype"])
-        except ValidationError as error:
-            form.add_service_errors(error)
-        except PermissionDenied as error:
-            return refuse(request, error, verb="enqueue a cell in", noun="search", to="searches:detail",
-                          pk=search.pk)
-        else:
-            messages.success(request, f"Cell {result['cell_hash'][:8]} enqueued: the search's next trial trains it.")
-            return redirect("searches:detail", pk=search.pk)
-    return render(request, "searches/detail.html", _detail_context(request, search, enqueue_form=form), status=400)
+    next trial trains."""
+
+    def apply(search: Search, data: dict) -> str:
+        result = services.search_enqueue(user=request.user, search=search, genotype=data["genotype"])
+        return f"Cell {result['cell_hash'][:8]} enqueued: the search's next trial trains it."
+
+    return _steering_form(request, pk, form_class=SearchEnqueueForm, form_key="enqueue", verb="enqueue a cell in",
+                          apply=apply)
 
 
 @require_POST
