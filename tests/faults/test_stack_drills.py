@@ -198,7 +198,6 @@ def test_a_search_survives_its_control_worker_killed_inside_a_control_step(stack
     assert_whole(stack, search_id, budget=3)
 
 
-@pytest.mark.postgres
 @pytest.mark.parametrize("stack", [{"CELLSEARCH_PENDING_TIMEOUT": "4"}], indirect=True)
 def test_a_search_survives_redis_and_the_web_server_restarted(stack):
     """Restart Redis (no persistence: the queued trials' messages are gone) and the web server
