@@ -334,3 +334,23 @@ def test_a_real_trial_records_its_gpu_seconds_and_device(celery_worker_process, 
     assert trial.gpu_seconds > 0 and trial.device == "cpu"
     assert trial.gpu_seconds >= (trial.finished_at - trial.started_at).total_seconds() * 0.99
     assert search_cost(search=search)["gpu_hours"] == pytest.approx(trial.gpu_seconds / 3600)
+
+
+@pytest.mark.django_db
+def test_the_trial_and_transfer_pages_show_their_gpu_time(client, user, make_search, make_trial):
+    from webapp.transfers.models import Transfer
+
+    search = make_search()
+    trial = make_trial(search, 0, started_at=_at(0), finished_at=_at(200), gpu_seconds=250.0, device="cpu",
+                       attempts=2)
+    client.force_login(user)
+    html = client.get(f"/trials/{trial.pk}/").content.decode()
+    assert re.search(r'id="trial-gpu-time">4 min 10 s on cpu <span class="muted">\(every attempt\)', html)
+    fresh = make_trial(search, 1)
+    assert re.search(r'id="trial-gpu-time">—<', client.get(f"/trials/{fresh.pk}/").content.decode())
+
+    transfer = Transfer.objects.create(team=search.team, owner=user, cell=trial.cell, source_trial=trial,
+                                       genotype=trial.genotype, cell_hash=trial.cell_hash, dataset="digits",
+                                       config={}, gpu_seconds=42.0)
+    html = client.get(f"/transfers/{transfer.pk}/").content.decode()
+    assert re.search(r'id="transfer-gpu-time">42\.0 s on cpu<', html)
