@@ -65,10 +65,19 @@ class StrategyConfig:
     #: What a state saved in LEGACY_STATE_FORMAT ran with, for the fields it predates.
     LEGACY_HPARAMS: ClassVar[dict[str, Any]] = {"reject_duplicates": True}
 
+    #: Hyperparameters a fork must keep from its parent: what shapes the learned state.
+    FORK_FIXED: ClassVar[tuple[str, ...]] = ()
+
     def validate(self) -> None:
         """Raise `ConfigError` naming the first out-of-range field."""
         if not 1 <= self.max_attempts <= 1_000_000:
             raise ConfigError(f"max_attempts must be in 1..1000000, got {self.max_attempts}")
+
+    def fork_conflicts(self, parent: StrategyConfig) -> list[str]:
+        """Why a fork with these hyperparameters cannot start from `parent`'s learned state:
+        one message per `FORK_FIXED` field that differs (none: it can)."""
+        return [f"{name} must stay {getattr(parent, name)!r} (the parent's), got {getattr(self, name)!r}"
+                for name in self.FORK_FIXED if getattr(self, name) != getattr(parent, name)]
 
     @classmethod
     def from_hparams(cls, strategy: str, hparams: dict[str, Any]) -> StrategyConfig:
@@ -236,16 +245,7 @@ class Strategy(ABC):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Resume from `state_dict()`; raises `ConfigError` if it belongs to another setup."""
-        state = copy.deepcopy(state)
-        if state.get("format") == LEGACY_STATE_FORMAT:
-            state["hparams"] = {**self.config_class.LEGACY_HPARAMS, **state["hparams"]}
-        elif state.get("format") != STATE_FORMAT:
-            raise ConfigError(f"strategy state: format must be {STATE_FORMAT!r}, got {state.get('format')!r}")
-        if state["strategy"] != self.name:
-            raise ConfigError(f"strategy state: saved by {state['strategy']!r}, cannot load into {self.name!r}")
-        space = {"name": self.space.name, "config": self.space.config()}
-        if state["space"] != space:
-            raise ConfigError(f"strategy state: saved for space {state['space']}, this strategy searches {space}")
+        state = self._checked_state(state)
         current = asdict(self.config)
         for key in sorted(set(current) | set(state["hparams"])):
             saved, now = state["hparams"].get(key), current.get(key)
@@ -257,6 +257,40 @@ class Strategy(ABC):
         self._pending = dict(state["pending"])
         self._enqueued = list(state.get("enqueued", []))  # absent from states saved before enqueue existed
         self._load_algorithm_state(state["algorithm"])
+
+    def load_fork(self, parent_state: dict[str, Any]) -> None:
+        """Start as a fork of the strategy that saved `parent_state` (its `state_dict()`).
+
+        What the parent learned carries over (`_load_fork_state`: a controller's policy and
+        baseline; evolution starts a new population), its trials do not: the fork counts its own
+        from 0, with none pending or queued, and draws from its own seed's stream, so parent and
+        fork propose different cells. The cells the parent proposed stay seen, for
+        `reject_duplicates`. Hyperparameters may differ from the parent's, except those
+        `StrategyConfig.fork_conflicts` names; the strategy and the space may not."""
+        state = self._checked_state(parent_state)
+        for conflict in self.config.fork_conflicts(self.config_class(**{
+                key: value for key, value in state["hparams"].items() if key in asdict(self.config)})):
+            raise ConfigError(f"strategy state: cannot fork: {conflict}")
+        self._next_trial_id = 0
+        self._pending = {}
+        self._enqueued = []
+        self._seen_hashes = set(state["seen_hashes"])
+        self._load_fork_state(state["algorithm"])
+
+    def _checked_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        """A copy of a `state_dict()` this strategy's class and space saved (a legacy one with the
+        hyperparameters it ran with); `ConfigError` naming what differs otherwise."""
+        state = copy.deepcopy(state)
+        if state.get("format") == LEGACY_STATE_FORMAT:
+            state["hparams"] = {**self.config_class.LEGACY_HPARAMS, **state["hparams"]}
+        elif state.get("format") != STATE_FORMAT:
+            raise ConfigError(f"strategy state: format must be {STATE_FORMAT!r}, got {state.get('format')!r}")
+        if state["strategy"] != self.name:
+            raise ConfigError(f"strategy state: saved by {state['strategy']!r}, cannot load into {self.name!r}")
+        space = {"name": self.space.name, "config": self.space.config()}
+        if state["space"] != space:
+            raise ConfigError(f"strategy state: saved for space {state['space']}, this strategy searches {space}")
+        return state
 
     # -- what subclasses implement ----------------------------------------------------------
     @abstractmethod
@@ -276,3 +310,8 @@ class Strategy(ABC):
 
     def _load_algorithm_state(self, state: dict[str, Any]) -> None:
         """Restore what `_algorithm_state` returned."""
+
+    def _load_fork_state(self, state: dict[str, Any]) -> None:
+        """Take over what a parent's `_algorithm_state` says it learned (see `load_fork`); by
+        default all of it."""
+        self._load_algorithm_state(state)

@@ -23,6 +23,9 @@ class ControllerConfig(StrategyConfig):
     #: Rewards collected per controller update.
     batch_size: int = 5
 
+    #: The policy's shape: a fork loads its parent's weights.
+    FORK_FIXED: ClassVar[tuple[str, ...]] = ("hidden_size", "num_layers")
+
     def validate(self) -> None:
         super().validate()
         for field, most in (("hidden_size", 4096), ("num_layers", 8), ("batch_size", 10_000)):

@@ -156,3 +156,10 @@ class ControllerStrategy(Strategy):
         self.optimizer.load_state_dict(state["optimizer"])
         self._baseline = state["baseline"]
         self._buffer = list(state["buffer"])
+
+    def _load_fork_state(self, state: dict[str, Any]) -> None:
+        """The parent's policy, Adam moments, baseline and unspent rewards, at the fork's own
+        learning rate (the optimizer's saved state would bring back the parent's)."""
+        self._load_algorithm_state(state)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config.lr

@@ -58,3 +58,9 @@ class RegularizedEvolution(Strategy):
 
     def _load_algorithm_state(self, state: dict[str, Any]) -> None:
         self._population = deque(state["population"])
+
+    def _load_fork_state(self, state: dict[str, Any]) -> None:
+        """A fork restarts evolution from chosen cells: its population starts empty, and the
+        cells given to it (`enqueue`) join as they are told, as the paper's initial population
+        does, and random draws fill what is left of `population_size`."""
+        self._population = deque()
