@@ -21,9 +21,11 @@ from webapp.reviews.apis import (
 )
 from webapp.searches.apis import (
     CompareApi,
+    SearchActivityApi,
     SearchCancelApi,
     SearchDetailApi,
     SearchEnqueueApi,
+    SearchForkApi,
     SearchListApi,
     SearchPauseApi,
     SearchResumeApi,
@@ -52,6 +54,8 @@ urlpatterns = [
     path("searches/<int:search_id>/resume/", SearchResumeApi.as_view(), name="search-resume"),
     path("searches/<int:search_id>/cancel/", SearchCancelApi.as_view(), name="search-cancel"),
     path("searches/<int:search_id>/enqueue/", SearchEnqueueApi.as_view(), name="search-enqueue"),
+    path("searches/<int:search_id>/fork/", SearchForkApi.as_view(), name="search-fork"),
+    path("searches/<int:search_id>/activity/", SearchActivityApi.as_view(), name="search-activity"),
     path("searches/<int:search_id>/trials/", SearchTrialListApi.as_view(), name="search-trials"),
     path("trials/<int:trial_id>/", TrialDetailApi.as_view(), name="trial-detail"),
     path("trials/<int:trial_id>/checkpoint", TrialCheckpointApi.as_view(), name="trial-checkpoint"),

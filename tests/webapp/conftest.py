@@ -52,6 +52,24 @@ def queued_steps(monkeypatch):
     return calls
 
 
+@pytest.fixture
+def sent(monkeypatch):
+    """What the services queue, recorded instead of sent: ("advance", search_id),
+    ("train", trial_id), ("revoke", task_id, terminate)."""
+    from webapp import dispatch
+    from webapp.celery import app as celery_app
+
+    calls = []
+
+    def send_task(name, args, task_id=None):
+        calls.append(("advance", args[0]) if name == dispatch.ADVANCE_SEARCH else ("train", args[0]))
+
+    monkeypatch.setattr(celery_app, "send_task", send_task)
+    monkeypatch.setattr(dispatch, "revoke_tasks",
+                        lambda task_ids, terminate: calls.extend(("revoke", t, terminate) for t in task_ids))
+    return calls
+
+
 # -- genotypes, cells and trials as rows, for the pages and the API ------------------------------
 
 

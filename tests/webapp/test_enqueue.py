@@ -19,25 +19,12 @@ from rest_framework.test import APIClient
 from searchcore.spaces import create_space
 from tests.conftest import wait_until
 from tests.webapp.conftest import join_team
-from webapp import dispatch
-from webapp.celery import app as celery_app
 from webapp.cells.services import cell_result_update
 from webapp.searches.models import Search
-from webapp.searches.services import search_create, search_enqueue, search_steering_log
+from webapp.searches.selectors import search_activity
+from webapp.searches.services import search_create, search_enqueue, search_fork
 from webapp.searches.services.control import search_advance
 from webapp.trials.models import Trial
-
-
-@pytest.fixture
-def sent(monkeypatch):
-    """The control steps and trainings the services queue, recorded instead of sent."""
-    calls = []
-
-    def send_task(name, args, task_id=None):
-        calls.append(("advance", args[0]) if name == dispatch.ADVANCE_SEARCH else ("train", args[0]))
-
-    monkeypatch.setattr(celery_app, "send_task", send_task)
-    return calls
 
 
 @pytest.fixture
@@ -63,7 +50,7 @@ def hash_of(data: dict) -> str:
 
 
 def log_of(search: Search) -> list[str]:
-    return [entry.change_message for entry in search_steering_log(search=search)][::-1]
+    return [entry.change_message for entry in search_activity(search=search)][::-1]
 
 
 def strategy_state(search: Search) -> dict:
@@ -303,7 +290,10 @@ def test_page_form_errors_and_success(client, user, make_search, team, sent):
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.slow
-def test_an_enqueued_cell_is_trained_on_a_real_worker(celery_worker_process, user, tiny_proxy):
+def test_an_enqueued_cell_is_trained_and_a_fork_grows_from_it_on_a_real_worker(
+        celery_worker_process, user, tiny_proxy):
+    """The enqueued cell trains; a fork from its trial copies its result, and evolution's
+    first child in the fork, trained on the worker too, is one mutation of it."""
     with transaction.atomic():
         search = search_create(user=user, space="nasnet", strategy="evolution", dataset="digits", budget=3,
                                parallelism=1, seed=5, proxy={**tiny_proxy, "epochs": 1},
@@ -323,3 +313,16 @@ def test_an_enqueued_cell_is_trained_on_a_real_worker(celery_worker_process, use
     assert hash_of(cell) in hashes[:2] and search.enqueued_cells == []
     trial = search.trials.get(cell_hash=hash_of(cell), reused_from__isnull=True)
     assert trial.status == Trial.Status.FINISHED and trial.reward is not None
+
+    with transaction.atomic():
+        fork = search_fork(user=user, search=search, trials=[trial.index], budget=2, parallelism=1,
+                           strategy_options={"population_size": 1, "sample_size": 1, "identity_probability": 0.0})
+    wait_until(lambda: Search.objects.get(pk=fork.pk).status in Search.ENDED, 240, "the fork to end", logs=log)
+    fork.refresh_from_db()
+    assert fork.status == Search.Status.FINISHED, fork.error
+    copied, child = fork.trials.order_by("index")
+    assert copied.reused_from == trial and copied.reward == trial.reward
+    assert child.status == Trial.Status.FINISHED and child.reused_from is None and child.epochs
+    space = create_space("nasnet")
+    before, after = (space.encode(space.genotype_from_dict(data)) for data in (cell, child.genotype))
+    assert sum(a != b for a, b in zip(before, after, strict=True)) == 1

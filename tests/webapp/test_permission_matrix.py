@@ -131,6 +131,11 @@ def _trial_in_flight(w):
     Trial.objects.filter(pk=w.trial.pk).update(status=Trial.Status.RUNNING, task_id="task-of-trial-0")
 
 
+def _started_search(w):
+    """Give team A's search a strategy state, so that it can be forked (the bytes are copied, not read)."""
+    Search.objects.filter(pk=w.search.pk).update(strategy_state=b"strategy state")
+
+
 def _transfer(w):
     return {"pk": w.transfer.pk}
 
@@ -201,6 +206,8 @@ MATRIX: dict[str, list[Case]] = {
     "searches:cancel": [Case("POST", "member", _search)],
     "searches:steer": [Case("POST", "member", _search, data=lambda w: {"parallelism": 2, "budget": 12})],
     "searches:enqueue": [Case("POST", "member", _search, data=lambda w: {"genotype": json.dumps(_hand_cell())})],
+    "searches:fork": [Case("GET", "member", _search),
+                      Case("POST", "member", _search, data=lambda w: {"trials": "0"}, setup=_started_search)],
     "searches:trial-cancel": [Case("POST", "member", lambda w: {"pk": w.search.pk, "trial_pk": w.trial.pk},
                                    setup=_trial_in_flight)],
     # -- trials, cells (pages)
@@ -260,6 +267,8 @@ MATRIX: dict[str, list[Case]] = {
     "api:search-cancel": [Case("POST", "member", _api_search)],
     "api:search-enqueue": [Case("POST", "member", _api_search, data=lambda w: {"genotype": _hand_cell()})],
     "api:search-trials": [Case("GET", "viewer", _api_search)],
+    "api:search-fork": [Case("POST", "member", _api_search, data=lambda w: {"trials": [0]}, setup=_started_search)],
+    "api:search-activity": [Case("GET", "viewer", _api_search)],
     "api:compare": [Case("GET", "viewer", data=lambda w: {"searches": f"{w.search.pk},{w.other_search.pk}"},
                          outsider="400")],
     "api:trial-detail": [Case("GET", "viewer", _api_trial)],

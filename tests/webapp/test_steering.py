@@ -1,6 +1,6 @@
 """Steering a running search (issue 18): its parallelism and budget, and cancelling one trial,
 through the services, the API and the search page, and against a real worker. Each change is
-in the search's steering log with its actor."""
+in the search's activity with its actor."""
 
 from __future__ import annotations
 
@@ -15,32 +15,16 @@ from rest_framework.test import APIClient
 
 from tests.conftest import wait_until
 from tests.webapp.conftest import join_team
-from webapp import dispatch
-from webapp.celery import app as celery_app
 from webapp.searches.models import Search
-from webapp.searches.services import search_cancel, search_create, search_steer, search_steering_log, trial_cancel
+from webapp.searches.selectors import search_activity
+from webapp.searches.services import search_cancel, search_create, search_steer, trial_cancel
 from webapp.searches.services.control import search_advance
 from webapp.searches.services.lifecycle import MAX_PARALLELISM
 from webapp.trials.models import Trial
 
 
-@pytest.fixture
-def sent(monkeypatch):
-    """What the services queue, recorded instead of sent: ("advance", search_id),
-    ("train", trial_id), ("revoke", task_id, terminate)."""
-    calls = []
-
-    def send_task(name, args, task_id=None):
-        calls.append(("advance", args[0]) if name == dispatch.ADVANCE_SEARCH else ("train", args[0]))
-
-    monkeypatch.setattr(celery_app, "send_task", send_task)
-    monkeypatch.setattr(dispatch, "revoke_tasks",
-                        lambda task_ids, terminate: calls.extend(("revoke", t, terminate) for t in task_ids))
-    return calls
-
-
 def log_of(search: Search) -> list[tuple[str, str]]:
-    return [(e.user.get_username(), e.change_message) for e in search_steering_log(search=search)][::-1]
+    return [(e.user.get_username(), e.change_message) for e in search_activity(search=search)][::-1]
 
 
 def in_flight(search: Search) -> list[int]:

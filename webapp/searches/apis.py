@@ -1,4 +1,4 @@
-"""REST API for searches: list, create, read, steer (PATCH parallelism and budget),
+"""REST API for searches: list, create, read, steer (PATCH parallelism and budget), fork, activity,
 pause/resume/cancel, enqueue a cell by hand, their trials (cancelling one), and the Figure 6 comparison.
 
 One view per operation with its serializers nested inside it; reads go through the
@@ -30,6 +30,7 @@ from webapp.searches import services
 from webapp.searches.models import Search
 from webapp.searches.selectors import (
     compare_curves,
+    search_activity,
     search_cost,
     search_get_for_user,
     search_list_for_user,
@@ -98,7 +99,8 @@ class SearchCostSerializer(serializers.Serializer):
 
 SEARCH_CONFIG_FIELDS = ("space", "space_options", "strategy", "strategy_options", "dataset", "proxy", "budget",
                         "parallelism", "seed", "keep_checkpoints")
-SEARCH_STATE_FIELDS = ("status", "trials_issued", "error", "created_at", "started_at", "finished_at", "updated_at")
+SEARCH_STATE_FIELDS = ("status", "trials_issued", "error", "created_at", "started_at", "finished_at", "updated_at",
+                       "forked_from", "forked_trials")
 
 
 class SearchDetailSerializer(serializers.ModelSerializer):
@@ -269,7 +271,7 @@ class SearchDetailApi(APIView):
                    responses={200: SearchDetailSerializer, 400: ValidationErrorSerializer, 403: ErrorSerializer,
                               404: ErrorSerializer},
                    description="Change a running, paused, queued or finished search's parallelism and budget; "
-                               "each change is recorded in its steering log.")
+                               "each change is recorded in its activity.")
     def patch(self, request, search_id: int):
         search = search_get_for_user(user=request.user, search_id=search_id)
         require_perm(request.user, "searches.steer", search)
@@ -287,7 +289,7 @@ class _SearchActionApi(APIView):
     def post(self, request, search_id: int):
         search = search_get_for_user(user=request.user, search_id=search_id)
         require_perm(request.user, "searches.steer", search)
-        type(self).service(search=search)
+        type(self).service(search=search, user=request.user)
         return search_detail_response(search_get_for_user(user=request.user, search_id=search_id))
 
 
@@ -346,7 +348,7 @@ class SearchEnqueueApi(APIView):
                    description="Queue a cell given by hand (exactly one of genotype, darts, cell_hash): the "
                                "search's next trial trains it before anything its strategy draws. Only a "
                                "queued, running or paused search with budget left takes one. Recorded in the "
-                               "search's steering log.")
+                               "search's activity.")
     def post(self, request, search_id: int):
         search = search_get_for_user(user=request.user, search_id=search_id)
         require_perm(request.user, "searches.steer", search)
@@ -354,6 +356,62 @@ class SearchEnqueueApi(APIView):
         serializer.is_valid(raise_exception=True)
         result = services.search_enqueue(user=request.user, search=search, **serializer.validated_data)
         return Response(self.OutputSerializer(result).data, status=status.HTTP_202_ACCEPTED)
+
+
+class SearchForkApi(APIView):
+    """POST forks the search from chosen trials: a new search whose strategy goes on from this one's."""
+
+    class InputSerializer(serializers.Serializer):
+        trials = serializers.ListField(
+            child=serializers.IntegerField(), allow_empty=False,
+            help_text="Indices of this search's finished trials whose cells the fork starts from: its first "
+                      "trials (their results are copied), evolution's first population.")
+        name = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+        budget = serializers.IntegerField(required=False, help_text="Trials in all (default: the parent's).")
+        parallelism = serializers.IntegerField(required=False, help_text="Default: the parent's.")
+        seed = serializers.IntegerField(required=False, help_text="Default: the parent's plus one per fork.")
+        strategy_options = serializers.DictField(
+            required=False, help_text="Over the parent's; not the controller's hidden_size or num_layers.")
+
+        class Meta:
+            ref_name = "SearchFork"
+
+    @extend_schema(operation_id="searches_fork", request=InputSerializer,
+                   responses={201: SearchDetailSerializer, 400: ValidationErrorSerializer, 403: ErrorSerializer,
+                              404: ErrorSerializer},
+                   description="A new search of the same team, space, dataset and proxy config whose strategy "
+                               "starts from this search's state (a controller keeps its policy; evolution's "
+                               "population is seeded with the chosen cells). Recorded in both searches' "
+                               "activity.")
+    def post(self, request, search_id: int):
+        search = search_get_for_user(user=request.user, search_id=search_id)
+        require_perm(request.user, "searches.launch", search.team)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        fork = services.search_fork(user=request.user, search=search, **serializer.validated_data)
+        return search_detail_response(search_get_for_user(user=request.user, search_id=fork.pk),
+                                      status_code=status.HTTP_201_CREATED)
+
+
+class SearchActivityApi(APIView):
+    """The search's activity, newest first: every change a user made to it."""
+
+    pagination_class = LimitOffsetPagination
+
+    class OutputSerializer(serializers.Serializer):
+        user = serializers.CharField(source="user.get_username")
+        message = serializers.CharField(source="change_message")
+        at = serializers.DateTimeField(source="action_time")
+
+        class Meta:
+            ref_name = "SearchActivity"
+
+    @extend_schema(operation_id="searches_activity_list",
+                   responses={200: OutputSerializer(many=True), 404: ErrorSerializer})
+    def get(self, request, search_id: int):
+        search = search_get_for_user(user=request.user, search_id=search_id)
+        return get_paginated_response(pagination_class=self.pagination_class, serializer_class=self.OutputSerializer,
+                                      queryset=search_activity(search=search), request=request, view=self)
 
 
 class TrialCancelApi(APIView):
@@ -372,7 +430,7 @@ class TrialCancelApi(APIView):
                    responses={200: OutputSerializer, 400: ValidationErrorSerializer, 403: ErrorSerializer,
                               404: ErrorSerializer},
                    description="Stop one pending, running or waiting trial: its search's strategy is told it "
-                               "failed, and the search goes on. Recorded in the search's steering log.")
+                               "failed, and the search goes on. Recorded in the search's activity.")
     def post(self, request, trial_id: int):
         trial = trial_get_for_user(user=request.user, trial_id=trial_id)
         require_perm(request.user, "searches.steer", trial.search)

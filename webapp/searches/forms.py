@@ -136,38 +136,65 @@ class SearchCreateForm(forms.Form):
         return name if name in self.fields else None
 
 
-class SearchSteerForm(forms.Form):
+class _SteeringForm(forms.Form):
+    """A form of the steering card: a service's ValidationError goes next to the field it names
+    (through `SERVICE_FIELDS` for the service's names the form spells otherwise); the others
+    (`status`) above the form."""
+
+    SERVICE_FIELDS: dict[str, str] = {}
+
+    def add_service_errors(self, error: ValidationError) -> None:
+        if not hasattr(error, "error_dict"):
+            self.add_error(None, error)
+            return
+        for key, errors in error.error_dict.items():
+            field = self.SERVICE_FIELDS.get(key, key)
+            for item in errors:
+                self.add_error(field if field in self.fields else None, " ".join(item.messages))
+
+
+class SearchSteerForm(_SteeringForm):
     """A running search's parallelism and budget, as the search page changes them; the steering
     service checks the bounds (never below the trials issued) and the state."""
 
     parallelism = forms.IntegerField(min_value=1, help_text="Trials training at the same time.")
     budget = forms.IntegerField(min_value=1, help_text="Trials in all; extending a finished search runs it again.")
 
-    def add_service_errors(self, error: ValidationError) -> None:
-        """A service's ValidationError next to the field it names; others (status) above the form."""
-        if not hasattr(error, "error_dict"):
-            self.add_error(None, error)
-            return
-        for key, errors in error.error_dict.items():
-            for item in errors:
-                self.add_error(key if key in self.fields else None, " ".join(item.messages))
 
-
-class SearchEnqueueForm(forms.Form):
+class SearchEnqueueForm(_SteeringForm):
     """A cell given by hand, as the search page's steering card takes it: the steering service
     parses it (JSON or DARTS) and checks it against the search's space."""
+
+    SERVICE_FIELDS = {"darts": "genotype", "cell_hash": "genotype"}
 
     genotype = forms.CharField(
         label="Genotype JSON or DARTS string", max_length=20_000, strip=True,
         widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
         help_text="The search's next trial trains this cell, before anything its strategy draws.")
 
-    def add_service_errors(self, error: ValidationError) -> None:
-        """The service's errors on the textarea (whatever input it names), `status` above the form."""
-        if not hasattr(error, "error_dict"):
-            self.add_error(None, error)
-            return
-        for key, errors in error.error_dict.items():
-            for item in errors:
-                self.add_error("genotype" if key in ("genotype", "darts", "cell_hash") else None,
-                               " ".join(item.messages))
+
+class SearchForkForm(_SteeringForm):
+    """A fork of a search from chosen trials (the fork page); blanks take the parent's values."""
+
+    trials = forms.CharField(
+        label="Start from trials", max_length=2000,
+        help_text="Indices of finished trials, separated by commas: the fork's first trials (their results "
+                  "are copied) and, for evolution, its first population.")
+    name = forms.CharField(max_length=200, required=False)
+    budget = forms.IntegerField(min_value=1, required=False, help_text="Trials in all; blank: the parent's.")
+    parallelism = forms.IntegerField(min_value=1, required=False, help_text="Blank: the parent's.")
+    seed = forms.IntegerField(min_value=0, required=False, help_text="Blank: a seed of its own.")
+    strategy_options = JSONObjectField(
+        required=False, label="Strategy options",
+        help_text="Over the parent's; evolution's population_size, say. Not a controller's hidden_size or num_layers.")
+
+    def clean_trials(self) -> list[int]:
+        text = self.cleaned_data["trials"]
+        try:
+            return [int(part) for part in text.replace(" ", ",").split(",") if part]
+        except ValueError:
+            raise ValidationError("Give trial indices separated by commas, e.g. 3, 7.") from None
+
+    def service_kwargs(self) -> dict:
+        """The filled fields, for `search_fork`: a blank one takes the parent's value."""
+        return {key: value for key, value in self.cleaned_data.items() if value not in (None, "", {})}

@@ -41,6 +41,12 @@ class Search(models.Model):
     #: Cells given by hand (canonical genotype dicts), waiting for the next control step to hand
     #: them to the strategy (`Strategy.enqueue`): the web process never touches strategy_state.
     enqueued_cells = models.JSONField(default=list, blank=True)
+    #: The search this one was forked from (`search_fork`), the indices of the parent's trials
+    #: whose cells it starts from, and the parent's strategy state at the fork, which the first
+    #: control step starts the strategy from (`Strategy.load_fork`).
+    forked_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="forks")
+    forked_trials = models.JSONField(default=list, blank=True)
+    forked_state = models.BinaryField(null=True, blank=True)
     #: Trials asked of the strategy so far (the next trial's index).
     trials_issued = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.conf import settings
+from django.contrib.admin.models import LogEntry
 from django.db.models import Count, F, Max, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
@@ -228,3 +229,12 @@ def compare_cost(*, searches: list[Search]) -> dict:
                            "gpu_hours": sum(row["gpu_hours"] or 0.0 for row in group),
                            "best_per_gpu_hour": sum(ratios) / len(ratios) if ratios else None})
     return {"searches": rows, "strategies": strategies}
+
+
+def search_activity(*, search: Search) -> QuerySet[LogEntry]:
+    """The search's activity (services.activity), newest first: `user`, `change_message` and
+    `action_time` for each line."""
+    meta = Search._meta
+    return (LogEntry.objects.filter(content_type__app_label=meta.app_label, content_type__model=meta.model_name,
+                                    object_id=str(search.pk))
+            .select_related("user").order_by("-action_time", "-id"))

@@ -14,5 +14,6 @@ urlpatterns = [
     path("searches/<int:pk>/cancel/", views.search_cancel, name="cancel"),
     path("searches/<int:pk>/steer/", views.search_steer, name="steer"),
     path("searches/<int:pk>/enqueue/", views.search_enqueue, name="enqueue"),
+    path("searches/<int:pk>/fork/", views.search_fork, name="fork"),
     path("searches/<int:pk>/trials/<int:trial_pk>/cancel/", views.search_trial_cancel, name="trial-cancel"),
 ]

@@ -16,10 +16,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from searchcore.compare import DEFAULT_TOP_K, parse_int_list, parse_top_k
 from searchcore.errors import ConfigError
 from webapp.searches import services
-from webapp.searches.forms import SearchCreateForm, SearchEnqueueForm, SearchSteerForm
+from webapp.searches.forms import SearchCreateForm, SearchEnqueueForm, SearchForkForm, SearchSteerForm
 from webapp.searches.models import Search
 from webapp.searches.selectors import (
     compare_curves,
+    search_activity,
     search_get_for_user,
     search_list_for_user,
     search_progress,
@@ -108,8 +109,8 @@ def _trials_context(request: HttpRequest, search: Search) -> dict:
     }
 
 
-#: Steering log lines the search page shows.
-STEERING_LOG_LINES = 20
+#: Activity lines the search page shows.
+ACTIVITY_LINES = 20
 
 
 def _detail_context(request: HttpRequest, search: Search, steer_form: SearchSteerForm | None = None,
@@ -122,7 +123,8 @@ def _detail_context(request: HttpRequest, search: Search, steer_form: SearchStee
     progress = context["progress"]  # no query for the trials in flight when there are none
     context["steer_trials"] = (search.trials.filter(status__in=Trial.IN_FLIGHT).order_by("index")[:100]
                                if progress["running"] + progress["pending"] else [])
-    context["steering_log"] = services.search_steering_log(search=search)[:STEERING_LOG_LINES]
+    context["activity"] = search_activity(search=search)[:ACTIVITY_LINES]
+    context["forks"] = search.forks.order_by("id")[:20]
     return context
 
 
@@ -164,7 +166,7 @@ def _steer(request: HttpRequest, pk: int, action, verb: str, done: str) -> HttpR
 
     def act() -> None:
         require_perm(request.user, "searches.steer", search)
-        action(search=search)
+        action(search=search, user=request.user)
 
     return steer(request, act, noun="search", verb=verb, done=done, detail="searches:detail", pk=search.pk)
 
@@ -230,6 +232,32 @@ def search_enqueue(request: HttpRequest, pk: int) -> HttpResponse:
 
     return _steering_form(request, pk, form_class=SearchEnqueueForm, form_key="enqueue", verb="enqueue a cell in",
                           apply=apply)
+
+
+@require_http_methods(["GET", "POST"])
+def search_fork(request: HttpRequest, pk: int) -> HttpResponse:
+    """The fork page: a new search going on from this one's strategy, from chosen trials
+    (`?trials=3,7` fills them in, as a trial page's "Fork from this trial" link does)."""
+    search = search_get_for_user(user=request.user, search_id=pk)
+    try:
+        require_perm(request.user, "searches.launch", search.team)
+    except PermissionDenied as error:
+        return refuse(request, error, verb="fork", noun="search", to="searches:detail", pk=search.pk)
+    initial = {"trials": request.GET.get("trials", "")[:2000], "strategy_options": search.strategy_options}
+    form = SearchForkForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            fork = services.search_fork(user=request.user, search=search, **form.service_kwargs())
+        except ValidationError as error:
+            form.add_service_errors(error)
+        except PermissionDenied as error:
+            return refuse(request, error, verb="fork", noun="search", to="searches:detail", pk=search.pk)
+        else:
+            messages.success(request, f"Search “{fork}” forked from “{search}”.")
+            return redirect("searches:detail", pk=fork.pk)
+    best = search.trials.filter(status=Trial.Status.FINISHED, reward__isnull=False).order_by("-reward", "index")
+    return render(request, "searches/fork.html", {"search": search, "form": form, "best_trials": best[:10]},
+                  status=400 if form.errors else 200)
 
 
 @require_POST

@@ -71,6 +71,8 @@ def trial_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "diagram": diagram, "diagram_error": diagram_error, "darts": _darts(trial),
         "genotype_json": genotype_pretty(trial.genotype), "has_checkpoint": trial_has_checkpoint(trial),
         "can_launch_transfer": has_perm(request.user, "transfers.launch", trial.search),
+        "can_fork": trial.status == Trial.Status.FINISHED and trial.reward is not None
+                    and has_perm(request.user, "searches.launch", trial.search),
     }
     return render(request, "trials/detail.html", context)
 

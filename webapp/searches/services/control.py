@@ -208,6 +208,8 @@ def _load_strategy(search: Search):
     strategy = create_strategy(search.strategy, space, seed=search.seed, **search.strategy_options)
     if search.strategy_state:
         strategy.load_state_dict(torch.load(io.BytesIO(bytes(search.strategy_state)), weights_only=True))
+    elif search.forked_state:  # a fork's first step: start from what its parent had learned
+        strategy.load_fork(torch.load(io.BytesIO(bytes(search.forked_state)), weights_only=True))
     return strategy
 
 

@@ -18,6 +18,7 @@ from searchcore.proxy import MAX_SEED, ProxyConfig
 from searchcore.spaces.registry import sha256_of
 from webapp import dispatch
 from webapp.searches.models import Search
+from webapp.searches.services.activity import search_activity_record
 from webapp.teams.models import Team
 from webapp.teams.permissions import require_perm
 from webapp.teams.services import team_ensure_for_user
@@ -167,26 +168,30 @@ def _locked(search: Search) -> Search:
     return Search.objects.select_for_update().get(pk=search.pk)
 
 
-def _refresh_caller(search: Search, locked: Search) -> Search:
-    """Copy the new state onto the caller's object (which may carry annotations) and return it."""
+def _refresh_caller(search: Search, locked: Search, *, user, message: str) -> Search:
+    """Record `message` in the search's activity when a `user` made the change, copy the new
+    state onto the caller's object (which may carry annotations) and return it."""
+    if user is not None:
+        search_activity_record(user=user, search=locked, message=message)
     for field in ("status", "started_at", "finished_at", "error", "updated_at"):
         setattr(search, field, getattr(locked, field))
     return search
 
 
 @transaction.atomic
-def search_pause(*, search: Search) -> Search:
-    """Ask for no new trials; trials already asked still train, and are told as they finish."""
+def search_pause(*, search: Search, user=None) -> Search:
+    """Ask for no new trials; trials already asked still train, and are told as they finish.
+    `user`: who paused it, for the search's activity (as for resume and cancel)."""
     locked = _locked(search)
     if locked.status not in Search.ACTIVE:
         raise ValidationError({"status": [f"only a queued or running search can be paused; this one is {locked.status}"]})
     locked.status = Search.Status.PAUSED
     locked.save(update_fields=["status", "updated_at"])
-    return _refresh_caller(search, locked)
+    return _refresh_caller(search, locked, user=user, message="paused")
 
 
 @transaction.atomic
-def search_resume(*, search: Search) -> Search:
+def search_resume(*, search: Search, user=None) -> Search:
     """Carry on a paused search: its next control step runs once this commits."""
     locked = _locked(search)
     if locked.status != Search.Status.PAUSED:
@@ -194,11 +199,11 @@ def search_resume(*, search: Search) -> Search:
     locked.status = Search.Status.RUNNING if locked.started_at else Search.Status.QUEUED
     locked.save(update_fields=["status", "updated_at"])
     dispatch.queue_advance_search(search_id=locked.pk)
-    return _refresh_caller(search, locked)
+    return _refresh_caller(search, locked, user=user, message="resumed")
 
 
 @transaction.atomic
-def search_cancel(*, search: Search) -> Search:
+def search_cancel(*, search: Search, user=None) -> Search:
     """Stop for good: waiting and running trials are cancelled (running ones are terminated
     once this commits) and the strategy is told nothing more."""
     locked = _locked(search)
@@ -211,7 +216,7 @@ def search_cancel(*, search: Search) -> Search:
     locked.finished_at = timezone.now()
     locked.save(update_fields=["status", "finished_at", "updated_at"])
     dispatch.queue_revoke_tasks(task_ids=running, terminate=True)
-    return _refresh_caller(search, locked)
+    return _refresh_caller(search, locked, user=user, message="cancelled")
 
 
 @transaction.atomic

@@ -1,12 +1,10 @@
 """Steering a search while it runs: change its parallelism and budget, cancel one of its trials,
-enqueue a cell given by hand.
+enqueue a cell given by hand, fork a new search from chosen trials.
 
-Every change is checked against the team's permission table (searches.steer), validated
-(ValidationError `{field: [reason]}`, a 400 from the API, a form error on the page), and recorded
-in the search's steering log in the same transaction: one entry per change ("parallelism 2 → 4",
-"budget 10 → 20", "trial 3 cancelled") with its actor. The log is Django's admin log
-(django.contrib.admin's LogEntry, on the search): the review activity (webapp.reviews) is about
-cells, and each of its rows needs one.
+Every change is checked against the team's permission table (searches.steer, searches.launch for
+a fork), validated (ValidationError `{field: [reason]}`, a 400 from the API, a form error on the
+page), and recorded in the search's activity in the same transaction: one line per change
+("parallelism 2 → 4", "budget 10 → 20", "trial 3 cancelled") with its actor.
 
 Imported by the web process: no torch.
 """
@@ -15,18 +13,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.admin.models import CHANGE, LogEntry
-from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 
 from searchcore.errors import SearchcoreError
+from searchcore.proxy import MAX_SEED
 from webapp import dispatch
 from webapp.cells.models import Cell
 from webapp.searches.models import Search
-from webapp.searches.services.lifecycle import MAX_BUDGET, MAX_PARALLELISM
+from webapp.searches.services.activity import search_activity_record
+from webapp.searches.services.lifecycle import MAX_BUDGET, MAX_PARALLELISM, search_create
 from webapp.teams.permissions import require_perm
 from webapp.trials.models import Trial
 
@@ -35,22 +32,9 @@ from webapp.trials.models import Trial
 STEERABLE = (Search.Status.QUEUED, Search.Status.RUNNING, Search.Status.PAUSED, Search.Status.FINISHED)
 #: Searches that take a cell by hand: those whose strategy still asks.
 ENQUEUEABLE = (Search.Status.QUEUED, Search.Status.RUNNING, Search.Status.PAUSED)
-#: Cells waiting for the control step at most (it hands them all over at its next run).
+#: Cells waiting for the control step at most (it hands them all over at its next run), and
+#: the trials a fork may start from.
 MAX_ENQUEUED = 100
-
-
-def _log(*, user, search: Search, message: str) -> LogEntry:
-    return LogEntry.objects.create(
-        user_id=user.pk, content_type_id=ContentType.objects.get_for_model(Search).pk, object_id=str(search.pk),
-        object_repr=str(search)[:200], action_flag=CHANGE, change_message=message)
-
-
-def search_steering_log(*, search: Search) -> QuerySet[LogEntry]:
-    """The search's steering log, newest first (`user` and `change_message` for each line)."""
-    meta = Search._meta
-    return (LogEntry.objects.filter(content_type__app_label=meta.app_label, content_type__model=meta.model_name,
-                                    object_id=str(search.pk))
-            .select_related("user").order_by("-action_time", "-id"))
 
 
 def _is_int(value: Any) -> bool:
@@ -110,7 +94,7 @@ def search_steer(*, user, search: Search, parallelism: int | None = None, budget
     locked.parallelism, locked.budget = new_parallelism, new_budget
     locked.save(update_fields=sorted(fields))
     for message in changes:
-        _log(user=user, search=locked, message=message)
+        search_activity_record(user=user, search=locked, message=message)
     if locked.status in Search.ACTIVE:
         # more room issues trials now; a budget lowered to what was issued lets the search end
         dispatch.queue_advance_search(search_id=locked.pk)
@@ -141,7 +125,7 @@ def trial_cancel(*, user, trial: Trial) -> Trial:
     locked.finished_at = now
     locked.error = f"cancelled by {user.get_username()}"
     locked.save(update_fields=["status", "finished_at", "error"])
-    _log(user=user, search=search, message=f"trial {locked.index} cancelled")
+    search_activity_record(user=user, search=search, message=f"trial {locked.index} cancelled")
     if search.status not in Search.ENDED:
         dispatch.queue_advance_search(search_id=search.pk)  # tell it, and fill its slot in flight
     for field in ("status", "finished_at", "error"):
@@ -233,7 +217,89 @@ def search_enqueue(*, user, search: Search, genotype: dict | str | None = None, 
     queue.append(checked.to_dict())
     locked.enqueued_cells = queue
     locked.save(update_fields=["enqueued_cells", "updated_at"])
-    _log(user=user, search=locked, message=f"cell {digest[:8]} enqueued")
+    search_activity_record(user=user, search=locked, message=f"cell {digest[:8]} enqueued")
     dispatch.queue_advance_search(search_id=locked.pk)  # a paused search hands it over without training it
     search.enqueued_cells = queue
     return {"cell_hash": digest, "enqueued": len(queue)}
+
+
+def _fork_trials(parent: Search, indices: Any) -> list[Trial]:
+    """The parent's finished trials with these `indices`, in the order given; ValidationError on
+    `trials` naming the first index at fault."""
+    if not isinstance(indices, list) or not indices or not all(_is_int(index) for index in indices):
+        raise ValidationError({"trials": ["give the indices of one or more of the search's trials, e.g. [3, 7]"]})
+    if len(indices) > MAX_ENQUEUED:
+        raise ValidationError({"trials": [f"at most {MAX_ENQUEUED} trials, got {len(indices)}"]})
+    if len(set(indices)) != len(indices):
+        raise ValidationError({"trials": ["each trial once"]})
+    found = {trial.index: trial for trial in parent.trials.filter(index__in=[i for i in indices if 0 <= i < MAX_BUDGET])}
+    for index in indices:
+        trial = found.get(index)
+        if trial is None:
+            raise ValidationError({"trials": [f"{parent} has no trial {index}"]})
+        if trial.status != Trial.Status.FINISHED or trial.reward is None:
+            raise ValidationError({"trials": [f"trial {index} has no result to start from ({trial.status})"]})
+    return [found[index] for index in indices]
+
+
+def _fork_conflicts(parent: Search, options: Any) -> list[str]:
+    """What in `options` (the fork's strategy options) its parent's learned state cannot take;
+    options that are invalid anyway are `search_create`'s to name."""
+    from searchcore.strategies import validate_strategy_options
+
+    try:
+        return validate_strategy_options(parent.strategy, options).fork_conflicts(
+            validate_strategy_options(parent.strategy, parent.strategy_options))
+    except (SearchcoreError, TypeError, ValueError):
+        return []
+
+
+@transaction.atomic
+def search_fork(*, user, search: Search, trials: list[int], name: str = "", budget: int | None = None,
+                parallelism: int | None = None, seed: int | None = None,
+                strategy_options: dict | None = None) -> Search:
+    """A new search that goes on from `search`'s strategy as it is now, starting from the cells
+    of the trials whose `trials` indices are given.
+
+    The fork has the parent's team, space, strategy, dataset and proxy config. Its strategy
+    starts from the parent's state (`Strategy.load_fork`: a controller keeps its policy,
+    evolution restarts its population), and its first trials are the chosen cells: finished
+    trials under the same proxy config, so their results are copied, not trained again.
+    Evolution's population is seeded with them; a controller records them as outside
+    evaluations.
+
+    `budget` and `parallelism` default to the parent's; `seed` to one of its own (the parent's
+    plus one per fork), so the fork draws other cells than its parent; `strategy_options` go over
+    the parent's but may not change what its learned state was shaped by (a controller's
+    hidden_size and num_layers). Records a line in both searches' activity and returns the
+    fork, queued. PermissionDenied unless the user's role holds searches.launch in the team;
+    ValidationError naming the field otherwise."""
+    require_perm(user, "searches.launch", search.team)
+    parent = Search.objects.select_for_update().get(pk=search.pk)  # its state as the last control step left it
+    if not parent.strategy_state:
+        raise ValidationError({"trials": ["this search has not started: its strategy has nothing to fork yet"]})
+    chosen = _fork_trials(parent, trials)
+    budget = parent.budget if budget is None else budget
+    if _is_int(budget) and 1 <= budget < len(chosen):  # out of range: search_create says so
+        raise ValidationError({"budget": [f"budget {budget} is below the {len(chosen)} trials the fork starts from"]})
+    if strategy_options is not None and not isinstance(strategy_options, dict):
+        raise ValidationError({"strategy_options": ["must be a JSON object"]})
+    options = {**parent.strategy_options, **(strategy_options or {})}
+    if conflicts := _fork_conflicts(parent, options):
+        raise ValidationError({"strategy_options": conflicts})
+    fork = search_create(
+        user=user, team=parent.team_id, name=name or f"{parent} (fork)"[:200], space=parent.space,
+        space_options=parent.space_options, strategy=parent.strategy, strategy_options=options,
+        dataset=parent.dataset, proxy=parent.proxy, budget=budget,
+        parallelism=parent.parallelism if parallelism is None else parallelism,
+        seed=(parent.seed + parent.forks.count() + 1) % (MAX_SEED + 1) if seed is None else seed,
+        keep_checkpoints=parent.keep_checkpoints,
+    )
+    fork.forked_from, fork.forked_state = parent, parent.strategy_state
+    fork.forked_trials = [trial.index for trial in chosen]
+    fork.enqueued_cells = [trial.genotype for trial in chosen]
+    fork.save(update_fields=["forked_from", "forked_state", "forked_trials", "enqueued_cells", "updated_at"])
+    indices = ", ".join(str(index) for index in fork.forked_trials)
+    search_activity_record(user=user, search=parent, message=f"forked into search {fork.pk} from trials {indices}")
+    search_activity_record(user=user, search=fork, message=f"forked from search {parent.pk} at trials {indices}")
+    return fork
