@@ -22,7 +22,7 @@ from tests.webapp.conftest import join_team
 from webapp.cells.services import cell_result_update
 from webapp.searches.models import Search
 from webapp.searches.selectors import search_activity
-from webapp.searches.services import search_create, search_enqueue, search_fork
+from webapp.searches.services import search_create, search_enqueue
 from webapp.searches.services.control import search_advance
 from webapp.trials.models import Trial
 
@@ -291,16 +291,17 @@ def test_page_form_errors_and_success(client, user, make_search, team, sent):
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.slow
 def test_an_enqueued_cell_is_trained_and_a_fork_grows_from_it_on_a_real_worker(
-        celery_worker_process, user, tiny_proxy):
-    """The enqueued cell trains; a fork from its trial copies its result, and evolution's
-    first child in the fork, trained on the worker too, is one mutation of it."""
+        celery_worker_process, user, tiny_proxy, client):
+    """The cell enqueued from the search page trains; a fork from its trial (through the API)
+    copies its result, and evolution's first child in the fork, trained on the worker too, is
+    one mutation of it."""
     with transaction.atomic():
         search = search_create(user=user, space="nasnet", strategy="evolution", dataset="digits", budget=3,
                                parallelism=1, seed=5, proxy={**tiny_proxy, "epochs": 1},
                                strategy_options={"population_size": 2, "sample_size": 2})
     cell = hand_cell()
-    with transaction.atomic():
-        search_enqueue(user=user, search=search, genotype=cell)
+    client.force_login(user)
+    assert client.post(f"/searches/{search.pk}/enqueue/", {"genotype": json.dumps(cell)}).status_code == 302
     log = celery_worker_process.log
 
     def ended():
@@ -314,9 +315,13 @@ def test_an_enqueued_cell_is_trained_and_a_fork_grows_from_it_on_a_real_worker(
     trial = search.trials.get(cell_hash=hash_of(cell), reused_from__isnull=True)
     assert trial.status == Trial.Status.FINISHED and trial.reward is not None
 
-    with transaction.atomic():
-        fork = search_fork(user=user, search=search, trials=[trial.index], budget=2, parallelism=1,
-                           strategy_options={"population_size": 1, "sample_size": 1, "identity_probability": 0.0})
+    api = APIClient()
+    api.force_login(user)
+    response = api.post(f"/api/searches/{search.pk}/fork/", {
+        "trials": [trial.index], "budget": 2, "parallelism": 1,
+        "strategy_options": {"population_size": 1, "sample_size": 1, "identity_probability": 0.0}}, format="json")
+    assert response.status_code == 201, response.content
+    fork = Search.objects.get(pk=response.json()["id"])
     wait_until(lambda: Search.objects.get(pk=fork.pk).status in Search.ENDED, 240, "the fork to end", logs=log)
     fork.refresh_from_db()
     assert fork.status == Search.Status.FINISHED, fork.error

@@ -70,8 +70,8 @@ def test_an_evolution_fork_starts_from_the_chosen_cells_and_copies_their_results
     population = state_of(fork)["algorithm"]["population"]
     assert [(m["cell_hash"], m["reward"]) for m in population] == [(c.cell_hash, c.reward) for c in chosen]
     assert state_of(fork)["next_trial_id"] == 3
-    assert lines(parent) == ["forked into search %d from trials 3, 1" % fork.pk]
-    assert lines(fork) == ["forked from search %d at trials 3, 1" % parent.pk]
+    assert lines(parent) == [f"forked into search {fork.pk} from trials 3, 1"]
+    assert lines(fork) == [f"forked from search {parent.pk} at trials 3, 1"]
 
     while fork.trials.filter(status__in=Trial.IN_FLIGHT).exists():
         finish_in_flight(fork)
@@ -89,7 +89,8 @@ def test_a_controller_fork_keeps_the_parents_policy(make_search, user, sent):
         assert torch.equal(mine["policy"][name], tensor), name
     assert mine["baseline"] == theirs["baseline"]
     first = fork.trials.get(index=0)
-    assert first.reused_from == parent.trials.get(index=2) and state_of(fork)["pending"].keys() == {1, 2}  # parallelism 2, as the parent
+    assert first.reused_from == parent.trials.get(index=2)
+    assert state_of(fork)["pending"].keys() == {1, 2}  # parallelism 2, as the parent's
 
 
 @pytest.mark.django_db

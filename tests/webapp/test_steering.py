@@ -372,10 +372,10 @@ def test_page_cancel_trial_button(client, user, make_search, team, sent):
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.slow
-def test_steering_a_search_on_a_real_worker(celery_worker_process, user, tiny_proxy):
-    """Raising the parallelism mid-search puts more trials in flight at once; the budget
-    extended, the search runs to it; a cancelled running trial is told as failed and the search
-    still finishes its budget."""
+def test_steering_a_search_on_a_real_worker(celery_worker_process, user, tiny_proxy, client):
+    """Raising the parallelism mid-search (PATCH from the API) puts more trials in flight at once;
+    the budget extended, the search runs to it; a running trial cancelled from the search page
+    is told as failed and the search still finishes its budget."""
     with transaction.atomic():
         search = search_create(user=user, space="nasnet", strategy="random", dataset="digits", budget=3,
                                parallelism=1, seed=5, proxy={**tiny_proxy, "epochs": 3})
@@ -384,17 +384,21 @@ def test_steering_a_search_on_a_real_worker(celery_worker_process, user, tiny_pr
                logs=log)
     assert len(in_flight(search)) == 1
 
-    with transaction.atomic():
-        search_steer(user=user, search=search, parallelism=3, budget=5)
+    api = APIClient()
+    api.force_login(user)
+    response = api.patch(f"/api/searches/{search.pk}/", {"parallelism": 3, "budget": 5}, format="json")
+    assert response.status_code == 200, response.content
     wait_until(lambda: len(in_flight(search)) > 1, 60, "more trials in flight after the raise", logs=log)
+
+    client.force_login(user)
 
     def cancel_a_running_trial():
         trial = search.trials.filter(status=Trial.Status.RUNNING).exclude(epochs=[]).first()
-        try:
-            with transaction.atomic():
-                return trial and trial_cancel(user=user, trial=trial)
-        except ValidationError:  # it ended just now: take the next one
+        if trial is None:
             return None
+        client.post(f"/searches/{search.pk}/trials/{trial.pk}/cancel/")
+        trial.refresh_from_db()
+        return trial if trial.status == Trial.Status.CANCELLED else None  # else it ended just now
 
     running = wait_until(cancel_a_running_trial, 120, "a running trial to cancel", logs=log)
     assert running.status == Trial.Status.CANCELLED
