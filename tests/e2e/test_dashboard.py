@@ -112,6 +112,19 @@ def test_launch_watch_inspect_and_compare(page, live_server, celery_worker_proce
     assert download.value.suggested_filename.endswith(".json")
     page.screenshot(path=str(SCREENSHOTS / "e2e-trial.png"), full_page=True)
 
+    # -- fork the search from this trial: the fork's one trial is the cell, its result copied -----
+    page.click("#fork-trial")
+    page.wait_for_url(re.compile(rf"/searches/{search.pk}/fork/\?trials={best.index}$"))
+    assert page.input_value("#id_trials") == str(best.index)
+    page.fill("#id_budget", "1")
+    page.click("#fork-form button[type=submit]")
+    fork = Search.objects.get(forked_from=search)
+    page.wait_for_url(f"{base}/searches/{fork.pk}/")
+    assert "Forked from e2e random at trial" in page.locator("#search-lineage").inner_text()
+    assert wait_ended(Search, fork.pk, TRAINING_TIMEOUT_MS / 1000) == Search.Status.FINISHED
+    copied = fork.trials.get()
+    assert copied.cell_hash == best.cell_hash and copied.reused_from_id is not None and copied.reward == best.reward
+
     # -- a second search (another seed, through the services), then the comparison --------------
     second = search_create(user=user, name="e2e random seed 1", space="nasnet", strategy="random",
                            dataset="digits", budget=2, parallelism=1, seed=1,
@@ -140,8 +153,8 @@ def test_launch_watch_inspect_and_compare(page, live_server, celery_worker_proce
 
     page.click("nav >> text=Searches")
     page.wait_for_url(f"{base}/")
-    assert page.locator("#searches-table tbody tr").count() == 2
-    assert page.locator("#searches-table .badge-finished").count() == 2
+    assert page.locator("#searches-table tbody tr").count() == 3
+    assert page.locator("#searches-table .badge-finished").count() == 3
     page.screenshot(path=str(SCREENSHOTS / "e2e-list.png"), full_page=True)
 
     assert page.js_errors == [], page.js_errors
