@@ -287,18 +287,21 @@ def comparison_figure(runs: Sequence[RunCurves], ks: Sequence[int]):
         color = _COLORS[g_index % len(_COLORS)]
         for k_index, k in enumerate(sorted(ks)):
             x = list(range(1, len(group.mean[k]) + 1))
-            name = f"{group.strategy} top {k} unique models"
+            name = legend_group = f"{group.strategy} top {k} unique models"  # a click hides its band too
             if len(group.runs) > 1:
                 fig.add_trace(go.Scatter(x=x, y=group.ci_high[k], mode="lines", line={"width": 0, "shape": "hv"},
-                                         hoverinfo="skip", showlegend=False, legendgroup=name))
-                fig.add_trace(go.Scatter(x=x, y=group.ci_low[k], mode="lines", fill="tonexty", fillcolor=color,
-                                         opacity=0.15, line={"width": 0, "shape": "hv"}, hoverinfo="skip",
-                                         showlegend=False, legendgroup=name))
+                                         hoverinfo="skip", showlegend=False, legendgroup=legend_group))
+                red, green, blue = (int(color[i:i + 2], 16) for i in (1, 3, 5))
+                fig.add_trace(go.Scatter(x=x, y=group.ci_low[k], mode="lines", fill="tonexty",
+                                         fillcolor=f"rgba({red},{green},{blue},0.15)",
+                                         line={"width": 0, "shape": "hv"}, hoverinfo="skip",
+                                         showlegend=False, legendgroup=legend_group))
                 name += f" (mean of {len(group.runs)}, 95% interval)"
             if k in group.shortfall:
                 name += f": {group.shortfall[k]}"
-            fig.add_trace(go.Scatter(x=x or [None], y=group.mean[k] or [None], mode="lines", name=name,
-                                     legendgroup=name,
+            drawn = any(value is not None for value in group.mean[k])  # else one empty point keeps its legend entry
+            fig.add_trace(go.Scatter(x=x if drawn else [None], y=group.mean[k] if drawn else [None], mode="lines",
+                                     name=name, legendgroup=legend_group,
                                      line={"color": color, "dash": _DASHES[k_index % len(_DASHES)], "shape": "hv"}))
     fig.update_layout(
         title="Top-k unique models against models sampled (NASNet Figure 6)",
