@@ -172,7 +172,7 @@ class GroupCurves:
 
 
 def _as_list(values: np.ndarray) -> list[float | None]:
-    return [None if np.isnan(v) else float(v) for v in values]
+    return [None if v != v else v for v in values.tolist()]  # NaN → None
 
 
 def mean_interval(matrix: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -210,7 +210,7 @@ def group_by_strategy(runs: Sequence[RunCurves]) -> list[GroupCurves]:
             matrix = np.full((len(members), length), np.nan)
             for row, member in enumerate(members):
                 curve = member.curves[k]
-                matrix[row, :len(curve)] = [np.nan if v is None else v for v in curve]
+                matrix[row, :len(curve)] = np.array(curve, dtype=float)  # None → NaN
             mean, low, high, ci_low, ci_high = map(_as_list, mean_interval(matrix))
             group.mean[k], group.low[k], group.high[k] = mean, low, high
             group.ci_low[k], group.ci_high[k] = ci_low, ci_high

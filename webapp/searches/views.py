@@ -360,7 +360,6 @@ def search_compare_seeds(request: HttpRequest) -> HttpResponse:
                 message += " Skipped, as they exist: " + ", ".join(
                     f"#{s.pk} ({s.strategy} seed {s.seed})" for s in runs.existing) + "."
             messages.success(request, message)
-            errors: list[str] = []
-            ks = _int_list(request.POST, "top", parse_top_k, errors, default=list(DEFAULT_TOP_K))
+            ks = _int_list(request.POST, "top", parse_top_k, [], default=list(DEFAULT_TOP_K))
             return redirect(f"{reverse('searches:compare')}?{_compare_query(runs.searches, ks)}")
     return _compare_page(request, request.POST, seeds_form=form)
