@@ -3,7 +3,8 @@
 Runs one search per (strategy, seed) with `searchcore.search.run_search`, each in a worker
 process of its own (one torch thread each; every trial trains in a child process of that
 worker, as the CLI's searches do), then draws the top-1/5/25 unique-model curves with a
-min–max band over the seeds (`searchcore.compare`) and prints a table of them.
+band of the mean's 95% interval over the seeds (`searchcore.compare`) and prints a table of them
+(mean, min–max).
 
 Each search lives in `OUT/<strategy>-seed<seed>`, so running the same command again resumes
 every unfinished search where it stopped (a larger `--budget` extends them) and only redraws

@@ -325,12 +325,11 @@ def _first_difference(saved: SearchConfig, given: SearchConfig) -> str:
 
 def load_run_curves(out: str | os.PathLike, ks, label: str | None = None):
     """Figure 6 curves for a run directory, trials in the order they were sampled."""
-    from searchcore.compare import RunCurves, topk_curves
+    from searchcore.compare import run_curves
 
     run = RunDirectory(out)
     config = run.load_config()
     if config is None:
         raise ConfigError(f"{run.path} is not a search run directory (no {CONFIG_FILE})")
     records = sorted(run.load_trials(), key=lambda r: r.trial_id)
-    curves = topk_curves(((r.cell_hash, r.reward) for r in records), ks)
-    return RunCurves(label=label or run.path.name, strategy=config.strategy, curves=curves)
+    return run_curves(label or run.path.name, config.strategy, ((r.cell_hash, r.reward) for r in records), ks)

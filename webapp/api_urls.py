@@ -29,6 +29,7 @@ from webapp.searches.apis import (
     SearchListApi,
     SearchPauseApi,
     SearchResumeApi,
+    SearchSeedsApi,
     SearchTrialListApi,
     TrialCancelApi,
 )
@@ -55,6 +56,7 @@ urlpatterns = [
     path("searches/<int:search_id>/cancel/", SearchCancelApi.as_view(), name="search-cancel"),
     path("searches/<int:search_id>/enqueue/", SearchEnqueueApi.as_view(), name="search-enqueue"),
     path("searches/<int:search_id>/fork/", SearchForkApi.as_view(), name="search-fork"),
+    path("searches/<int:search_id>/seeds/", SearchSeedsApi.as_view(), name="search-seeds"),
     path("searches/<int:search_id>/activity/", SearchActivityApi.as_view(), name="search-activity"),
     path("searches/<int:search_id>/trials/", SearchTrialListApi.as_view(), name="search-trials"),
     path("trials/<int:trial_id>/", TrialDetailApi.as_view(), name="trial-detail"),

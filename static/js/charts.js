@@ -124,36 +124,53 @@
     document.body.addEventListener("htmx:afterSettle", draw);
   }
 
-  /* NASNet Figure 6: per strategy one colour, per k one dash; a min–max band when a strategy
-     has several runs (seeds), drawn under its mean line. */
+  /* NASNet Figure 6: per strategy one colour, per k one dash; steps, since a top-k mean changes
+     only when a model is evaluated ("hv"). A strategy with several runs (seeds) gets the 95%
+     interval of its mean as a band under the line; a k that some runs have too few unique models
+     for says so in the legend (`shortfall`), and a comparison with too few seeds says it is not
+     yet significant (`significance`) above the chart. */
   function compareChart(dataId, chartId) {
     var data = readJSON(dataId);
-    var traces = [], longest = 0;
+    var traces = [], longest = 0, low = Infinity, high = -Infinity;
     data.strategies.forEach(function (group, g) {
       var color = COLORS[g % COLORS.length];
       var several = group.runs.length > 1;
+      data.top.forEach(function (k) {  // the y range holds the runs' values; a wide interval (few seeds) spills over
+        (group.min[String(k)] || []).concat(group.max[String(k)] || []).forEach(function (v) {
+          if (v !== null) { low = Math.min(low, v); high = Math.max(high, v); }
+        });
+      });
       data.top.forEach(function (k, ki) {
         var mean = group.mean[String(k)] || [];
         var x = data.x.slice(0, mean.length);  // numbers of models sampled (curves may be thinned)
         longest = Math.max(longest, x.length ? x[x.length - 1] : 0);
-        var name = group.strategy + " · top " + k + (several ? " (mean of " + group.runs.length + ")" : "");
+        var name = group.strategy + " · top " + k + (several ? " (mean of " + group.runs.length + ", 95% interval)" : "");
+        var shortfall = (group.shortfall || {})[String(k)];
+        var label = shortfall ? group.strategy + " · top " + k + ": " + shortfall : name;
         if (several) {
-          var high = group.max[String(k)], low = group.min[String(k)];
-          traces.push({x: x, y: high, mode: "lines", line: {width: 0}, hoverinfo: "skip", showlegend: false,
-                       legendgroup: name, connectgaps: false});
-          traces.push({x: x, y: low, mode: "lines", line: {width: 0}, fill: "tonexty",
+          traces.push({x: x, y: group.ci_high[String(k)], mode: "lines", line: {width: 0, shape: "hv"}, hoverinfo: "skip",
+                       showlegend: false, legendgroup: name, connectgaps: false});
+          traces.push({x: x, y: group.ci_low[String(k)], mode: "lines", line: {width: 0, shape: "hv"}, fill: "tonexty",
                        fillcolor: hexToRgba(color, 0.15), hoverinfo: "skip", showlegend: false, legendgroup: name});
         }
-        traces.push({x: x, y: mean, mode: "lines", name: name, legendgroup: name,
-                     line: {color: color, dash: DASHES[ki % DASHES.length], width: 2},
+        var drawn = mean.some(function (v) { return v !== null; });
+        traces.push({x: drawn ? x : [null], y: drawn ? mean : [null], mode: "lines", name: label, legendgroup: name,
+                     line: {color: color, dash: DASHES[ki % DASHES.length], width: 2, shape: "hv"},
                      hovertemplate: name + "<br>%{x} sampled: %{y:.2%}<extra></extra>"});
       });
     });
-    Plotly.newPlot(chartId, traces, layout({
+    var annotations = data.significance ? [{text: data.significance, xref: "paper", yref: "paper", x: 0, y: 1.02,
+                                            xanchor: "left", yanchor: "bottom", showarrow: false,
+                                            font: {color: "#92400e"}}] : [];
+    var chartLayout = layout({
       xaxis: Object.assign({title: {text: "number of models sampled"}, rangemode: "tozero"}, countTicks(longest)),
-      yaxis: {title: {text: "mean reward of the top-k unique models"}, tickformat: ".1%"},
+      yaxis: Object.assign({title: {text: "mean reward of the top-k unique models"}, tickformat: ".1%"},
+                           low <= high ? {range: [low - Math.max((high - low) * 0.08, 0.01),
+                                                  high + Math.max((high - low) * 0.08, 0.01)]} : {}),
       legend: {orientation: "h", x: 0, y: -0.18, yanchor: "top"}
-    }), CONFIG);
+    });
+    chartLayout.annotations = annotations;  // a list: layout() merges objects only
+    Plotly.react(chartId, traces, chartLayout, CONFIG);
   }
 
   /* Cost: the best reward so far against the GPU-hours spent (device-hours), one step line per
@@ -221,6 +238,13 @@
   each("reward", function (el) { rewardChart(el.id, el.dataset.poller); });
   each("compare", function (el) { compareChart(el.dataset.source, el.id); });
   each("cost", function (el) { costChart(el.dataset.source, el.id); });
+  /* The compare page's results poll while a search runs (htmx swaps them in): redraw their charts. */
+  document.body.addEventListener("htmx:afterSettle", function (event) {
+    var swapped = event.target;
+    if (!swapped || !swapped.querySelector || !swapped.querySelector('[data-chart="compare"]')) { return; }
+    each("compare", function (el) { compareChart(el.dataset.source, el.id); });
+    each("cost", function (el) { costChart(el.dataset.source, el.id); });
+  });
   Array.prototype.forEach.call(document.querySelectorAll("[data-cost-panel]"), function (el) {
     costPanel(el.id, el.dataset.costPanel);
   });

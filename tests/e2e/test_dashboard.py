@@ -135,12 +135,13 @@ def test_launch_watch_inspect_and_compare(page, live_server, celery_worker_proce
     page.wait_for_url(f"{base}/searches/compare/")
     page.check(f"#pick-{search.pk}")
     page.check(f"#pick-{second.pk}")
-    page.fill("#id_top", "1,2")
+    page.fill("#id_top", "1,2,25")
     page.click("#compare-form button[type=submit]")
     page.wait_for_selector("#compare-chart.js-plotly-plot")
     assert page.locator("#compare-errors").count() == 0
     legend = page.locator("#compare-chart .legendtext").all_text_contents()
-    assert any("random · top 1 (mean of 2)" in text for text in legend), legend
+    assert any("random · top 1 (mean of 2, 95% interval)" in text for text in legend), legend
+    assert any(re.fullmatch(r"random · top 25: needs 25 unique models, has at most [1-3]", t) for t in legend), legend
     page.screenshot(path=str(SCREENSHOTS / "e2e-compare.png"), full_page=True)
 
     # -- the best cells page lists them, with their diagrams from the API -------------------------

@@ -393,6 +393,44 @@ class SearchForkApi(APIView):
                                       status_code=status.HTTP_201_CREATED)
 
 
+class SearchSeedsApi(APIView):
+    """POST runs N seeds of each strategy with this search's settings, for Figure 6."""
+
+    class InputSerializer(serializers.Serializer):
+        strategies = serializers.ListField(child=serializers.CharField(), help_text="Strategies to compare.")
+        seeds = serializers.IntegerField(help_text="N: seeds 0 to N−1 of each strategy.")
+
+        class Meta:
+            ref_name = "SearchSeeds"
+
+    class OutputSerializer(serializers.Serializer):
+        created = serializers.ListField(child=serializers.IntegerField(), help_text="Ids of the searches made.")
+        existing = serializers.ListField(
+            child=serializers.IntegerField(),
+            help_text="Ids of the team's searches that already had a (strategy, seed) with these settings: skipped.")
+        searches = serializers.ListField(child=serializers.IntegerField(),
+                                         help_text="All of them, by strategy and seed: what to compare.")
+
+        class Meta:
+            ref_name = "SearchSeedsResult"
+
+    @extend_schema(operation_id="searches_seeds", request=InputSerializer,
+                   responses={201: OutputSerializer, 400: ValidationErrorSerializer, 403: ErrorSerializer,
+                              404: ErrorSerializer},
+                   description="Matched searches for Figure 6: this search's space, dataset, proxy, budget and "
+                               "parallelism under each strategy with seeds 0 to N−1, in its team; a seed the team "
+                               "already has with these settings is skipped and listed in `existing`.")
+    def post(self, request, search_id: int):
+        search = search_get_for_user(user=request.user, search_id=search_id)
+        require_perm(request.user, "searches.launch", search.team)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        runs = services.search_seeds_create(user=request.user, base=search, **serializer.validated_data)
+        result = {"created": [s.pk for s in runs.created], "existing": [s.pk for s in runs.existing],
+                  "searches": [s.pk for s in runs.searches]}
+        return Response(self.OutputSerializer(result).data, status=status.HTTP_201_CREATED)
+
+
 class SearchActivityApi(APIView):
     """The search's activity, newest first: every change a user made to it."""
 
@@ -520,7 +558,8 @@ class CompareCostSerializer(serializers.Serializer):
 
 class CompareApi(APIView):
     """Figure 6 of the NASNet paper for several searches: the mean reward of the top-k unique
-    cells against the number of cells sampled, per search and per strategy (mean, min, max)."""
+    cells against the number of cells sampled, per search and per strategy (mean, its 95%
+    interval over seeds, min, max), with failed trials counted apart."""
 
     MAX_SEARCHES = 50
 
@@ -556,6 +595,9 @@ class CompareApi(APIView):
             curves = serializers.DictField(
                 child=serializers.ListField(child=serializers.FloatField(allow_null=True)),
                 help_text="k to one value per point of `x` (null until k unique cells exist).")
+            sampled = serializers.IntegerField(help_text="Models sampled: trials evaluated, failed ones included.")
+            failed = serializers.IntegerField(help_text="Failed trials: sampled, without a reward.")
+            unique = serializers.IntegerField(help_text="Unique cells with a reward.")
 
             class Meta:
                 ref_name = "CompareRun"
@@ -566,6 +608,16 @@ class CompareApi(APIView):
             mean = serializers.DictField(child=serializers.ListField(child=serializers.FloatField(allow_null=True)))
             min = serializers.DictField(child=serializers.ListField(child=serializers.FloatField(allow_null=True)))
             max = serializers.DictField(child=serializers.ListField(child=serializers.FloatField(allow_null=True)))
+            ci_low = serializers.DictField(
+                child=serializers.ListField(child=serializers.FloatField(allow_null=True)),
+                help_text="The mean's 95% Student-t interval over the runs (null where fewer than two are defined).")
+            ci_high = serializers.DictField(
+                child=serializers.ListField(child=serializers.FloatField(allow_null=True)))
+            sampled = serializers.IntegerField()
+            failed = serializers.IntegerField()
+            shortfall = serializers.DictField(
+                child=serializers.CharField(),
+                help_text="k to what its runs lack, e.g. 'needs 25 unique models, has 11'; only the k some run is short of.")
 
             class Meta:
                 ref_name = "CompareStrategy"
@@ -576,6 +628,8 @@ class CompareApi(APIView):
             strategy = serializers.CharField()
             space = serializers.CharField()
             dataset = serializers.CharField()
+            seed = serializers.IntegerField()
+            status = serializers.CharField()
 
             class Meta:
                 ref_name = "CompareSearch"
@@ -591,6 +645,9 @@ class CompareApi(APIView):
         searches = SearchSerializer(many=True)
         cost = CompareCostSerializer(
             help_text="GPU-hours (device-hours) and best reward per GPU-hour, per search and per strategy.")
+        significance = serializers.CharField(
+            allow_null=True, help_text="Says the comparison is not yet significant (a strategy has fewer than 3 seeds).")
+        running = serializers.BooleanField(help_text="Whether a compared search has not ended (the curves may grow).")
 
         class Meta:
             ref_name = "Comparison"

@@ -198,3 +198,12 @@ class SearchForkForm(_SteeringForm):
     def service_kwargs(self) -> dict:
         """The filled fields, for `search_fork`: a blank one takes the parent's value."""
         return {key: value for key, value in self.cleaned_data.items() if value not in (None, "", {})}
+
+
+class SearchSeedsForm(_SteeringForm):
+    """The compare page's "Run N seeds of each strategy": a base search (one of those compared)
+    and the strategies; the seeds service checks the bounds and skips seeds that exist."""
+
+    base = forms.IntegerField(label="Settings of", help_text="Space, dataset, proxy, budget and parallelism.")
+    strategies = forms.MultipleChoiceField(choices=_choices(STRATEGIES.names()), widget=forms.CheckboxSelectMultiple)
+    seeds = forms.IntegerField(label="Seeds", initial=3, help_text="Seeds 0 to N−1 of each strategy.")

@@ -83,8 +83,9 @@ COMPARE_MAX_POINTS = 2000
 
 
 def compare_curves(*, searches: list[Search], ks: list[int]) -> dict:
-    """Figure 6 data for several searches: each one's top-k curves and each strategy's mean."""
-    from searchcore.compare import RunCurves, comparison_dict, topk_curves
+    """Figure 6 data for several searches: each one's top-k curves, models sampled and failed
+    trials, and each strategy's mean with its 95% interval over seeds (searchcore.compare)."""
+    from searchcore.compare import comparison_dict, run_curves
 
     runs = []
     for search in searches:
@@ -93,11 +94,11 @@ def compare_curves(*, searches: list[Search], ks: list[int]) -> dict:
         evaluated = (Trial.Status.FINISHED, Trial.Status.FAILED)
         trials = search.trials.filter(status__in=evaluated).order_by("index").values_list("cell_hash", "reward", "status")
         points = ((h, r if status == Trial.Status.FINISHED else None) for h, r, status in trials.iterator())
-        runs.append(RunCurves(label=f"#{search.pk} {search}", strategy=search.strategy,
-                              curves=topk_curves(points, ks)))
+        runs.append(run_curves(f"#{search.pk} {search}", search.strategy, points, ks))
     data = comparison_dict(runs, ks, max_points=COMPARE_MAX_POINTS)
     data["searches"] = [{"id": s.pk, "name": str(s), "strategy": s.strategy, "space": s.space,
-                         "dataset": s.dataset} for s in searches]
+                         "dataset": s.dataset, "seed": s.seed, "status": s.status} for s in searches]
+    data["running"] = any(s.status not in Search.ENDED for s in searches)
     data["cost"] = compare_cost(searches=searches)
     return data
 

@@ -6,17 +6,20 @@ the services, render templates. No torch here.
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from searchcore.compare import DEFAULT_TOP_K, parse_int_list, parse_top_k
 from searchcore.errors import ConfigError
 from webapp.searches import services
-from webapp.searches.forms import SearchCreateForm, SearchEnqueueForm, SearchForkForm, SearchSteerForm
+from webapp.searches.forms import SearchCreateForm, SearchEnqueueForm, SearchForkForm, SearchSeedsForm, SearchSteerForm
 from webapp.searches.models import Search
 from webapp.searches.selectors import (
     compare_curves,
@@ -274,10 +277,10 @@ def search_trial_cancel(request: HttpRequest, pk: int, trial_pk: int) -> HttpRes
                  detail="searches:detail", pk=search.pk)
 
 
-def _int_list(request: HttpRequest, key: str, parse, errors: list[str], default: list[int]) -> list[int]:
-    """The query's comma lists under `key`, read as the CLI and the API read them; bad text
-    leaves the default and says why in `errors`."""
-    text = ",".join(request.GET.getlist(key))
+def _int_list(query, key: str, parse, errors: list[str], default: list[int]) -> list[int]:
+    """The comma lists under `key` in `query` (request.GET or request.POST), read as the CLI and
+    the API read them; bad text leaves the default and says why in `errors`."""
+    text = ",".join(query.getlist(key))
     try:
         return parse(text, name=key) if text.strip() else default
     except ConfigError as exc:
@@ -285,12 +288,17 @@ def _int_list(request: HttpRequest, key: str, parse, errors: list[str], default:
         return default
 
 
-@require_GET
-def search_compare(request: HttpRequest) -> HttpResponse:
-    """NASNet Figure 6 for two or more searches on the same space and dataset."""
+def _compare_query(searches, ks: list[int]) -> str:
+    """The compare page's query string for these searches and k."""
+    return urlencode({"searches": ",".join(str(s.pk) for s in searches), "top": ",".join(map(str, ks))})
+
+
+def _compare_page(request: HttpRequest, query, seeds_form: SearchSeedsForm | None = None) -> HttpResponse:
+    """The compare page for the searches and k named in `query`, with the seeds form (bound, with
+    its errors, when a run of seeds was refused: status 400)."""
     errors: list[str] = []
-    ids = _int_list(request, "searches", parse_int_list, errors, default=[])
-    ks = _int_list(request, "top", parse_top_k, errors, default=list(DEFAULT_TOP_K))
+    ids = _int_list(query, "searches", parse_int_list, errors, default=[])
+    ks = _int_list(query, "top", parse_top_k, errors, default=list(DEFAULT_TOP_K))
     selected = searches_for_compare(user=request.user, search_ids=ids)
     missing = [i for i in ids if i not in {s.pk for s in selected}]
     if missing:
@@ -308,10 +316,50 @@ def search_compare(request: HttpRequest) -> HttpResponse:
     if data is not None and len({s.proxy_key for s in selected}) > 1:
         notes.append("These searches trained their children under different proxy settings, "
                      "so their rewards are not strictly comparable.")
+    if seeds_form is None and data is not None:
+        seeds_form = SearchSeedsForm(auto_id="seeds_%s", initial={
+            "base": selected[0].pk, "strategies": list(dict.fromkeys(s.strategy for s in selected))})
     choices = search_list_for_user(user=request.user).order_by("space", "dataset", "-created_at")[:500]
-    picked = _int_list(request, "pick", parse_int_list, [], default=[])  # pre-ticked boxes (the detail page's link)
+    picked = _int_list(query, "pick", parse_int_list, [], default=[])  # pre-ticked boxes (the detail page's link)
     return render(request, "searches/compare.html", {
         "choices": choices, "selected_ids": ({s.pk for s in selected} or set(ids)) | set(picked),
         "selected": selected, "top": ",".join(map(str, ks)), "errors": errors, "notes": notes,
-        "data": data,
-    })
+        "data": data, "seeds_form": seeds_form,
+        "may_run_seeds": data is not None and has_perm(request.user, "searches.launch", selected[0].team),
+        "rows": list(zip(selected, data["runs"], strict=True)) if data else [],
+        # While a compared search may still change, the results poll this page (htmx), less often when large.
+        "poll_url": f"{reverse('searches:compare')}?{_compare_query(selected, ks)}",
+        "poll_seconds": max(5, min(60, sum(run["sampled"] for run in data["runs"]) // 2000)) if data else None,
+    }, status=400 if seeds_form is not None and seeds_form.errors else 200)
+
+
+@require_GET
+def search_compare(request: HttpRequest) -> HttpResponse:
+    """NASNet Figure 6 for two or more searches on the same space and dataset."""
+    return _compare_page(request, request.GET)
+
+
+@require_POST
+def search_compare_seeds(request: HttpRequest) -> HttpResponse:
+    """The compare page's "Run N seeds of each strategy": make the matched searches (skipping
+    seeds that exist) and compare them; a refusal comes back as a form error on the page."""
+    form = SearchSeedsForm(request.POST, auto_id="seeds_%s")
+    if form.is_valid():
+        base = search_get_for_user(user=request.user, search_id=form.cleaned_data["base"])
+        try:
+            runs = services.search_seeds_create(user=request.user, base=base, strategies=form.cleaned_data["strategies"],
+                                                seeds=form.cleaned_data["seeds"])
+        except ValidationError as error:
+            form.add_service_errors(error)
+        except PermissionDenied as error:
+            return refuse(request, error, verb="run seeds of", noun="search", to="searches:compare")
+        else:
+            made = ", ".join(f"#{s.pk} ({s.strategy} seed {s.seed})" for s in runs.created) or "none"
+            message = f"Searches made: {made}."
+            if runs.existing:
+                message += " Skipped, as they exist: " + ", ".join(
+                    f"#{s.pk} ({s.strategy} seed {s.seed})" for s in runs.existing) + "."
+            messages.success(request, message)
+            ks = _int_list(request.POST, "top", parse_top_k, [], default=list(DEFAULT_TOP_K))
+            return redirect(f"{reverse('searches:compare')}?{_compare_query(runs.searches, ks)}")
+    return _compare_page(request, request.POST, seeds_form=form)
