@@ -67,7 +67,9 @@ def search_new(request: HttpRequest) -> HttpResponse:
         except PermissionDenied as error:
             return refuse(request, error, verb="launch", noun="search", to="searches:list")
     form = SearchCreateForm(request.POST or None, teams=launchable)
-    if request.method == "POST" and form.is_valid():
+    if request.method == "POST" and not form.is_valid():
+        form.service_check()
+    elif request.method == "POST":
         try:
             search = services.search_create(user=request.user, **form.service_kwargs())
         except ValidationError as error:

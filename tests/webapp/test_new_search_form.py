@@ -1,0 +1,126 @@
+"""The new-search form tells everything at once: one submit reports every field at fault (the
+form's checks and the search service's), the inputs carry their bounds, the dataset's files are
+checked before anything is queued (form and API), and the API's Swagger example launches."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from rest_framework.test import APIClient
+
+from searchcore.proxy import INT_BOUNDS
+from webapp.searches.models import Search
+from webapp.searches.services.lifecycle import MAX_BUDGET, MAX_PARALLELISM
+
+pytestmark = pytest.mark.django_db
+
+FORM = {
+    "name": "form demo", "space": "nasnet", "strategy": "random", "dataset": "digits", "budget": "3",
+    "parallelism": "1", "epochs": "1", "cells": "1", "filters": "48", "batch_size": "64", "seed": "0",
+    "strategy_options": "", "space_options": "",
+}
+
+
+def errors_of(html: str, field: str) -> str:
+    found = re.search(rf'<ul class="errorlist" id="errors-{field}">(.*?)</ul>', html, re.S)
+    return found.group(1) if found else ""
+
+
+def test_the_reviews_four_errors_come_back_from_one_submit(client, user, queued_steps):
+    client.force_login(user)
+    response = client.post("/searches/new/", {**FORM, "budget": "0", "parallelism": "5", "epochs": "-1",
+                                              "filters": "10000000"})
+    html = response.content.decode()
+    assert response.status_code == 200 and not Search.objects.exists() and not queued_steps
+    assert "must be a whole number from 1 to 1,000,000, got 0" in errors_of(html, "budget")
+    assert "must not exceed the budget (0), got 5" in errors_of(html, "parallelism")  # the service's, same submit
+    assert "must be a whole number from 1 to 10,000, got -1" in errors_of(html, "epochs")
+    assert "must be a whole number from 48 to 4,032, a multiple of 24, got 10000000" in errors_of(html, "filters")
+    summary = re.search(r'<div class="alert alert-error" id="error-summary".*?</div>', html, re.S).group(0)
+    assert "4 problems to fix" in summary
+    for field in ("budget", "parallelism", "epochs", "filters"):
+        assert f'href="#id_{field}"' in summary
+
+
+def test_service_errors_join_the_forms_own(client, user, queued_steps):
+    """A field the form rejects and one only the service knows is wrong (an unknown space
+    option), in one response."""
+    client.force_login(user)
+    response = client.post("/searches/new/", {**FORM, "budget": "lots", "space_options": '{"num_blokcs": 3}'})
+    html = response.content.decode()
+    assert "must be a whole number from 1 to 1,000,000" in errors_of(html, "budget")
+    assert "num_blokcs" in errors_of(html, "space_options")
+    assert "2 problems to fix" in html
+
+
+def test_number_inputs_carry_the_services_bounds(client, user):
+    client.force_login(user)
+    html = client.get("/searches/new/").content.decode()
+
+    def attrs(name: str) -> str:
+        return re.search(rf'<input[^>]*name="{name}"[^>]*>', html).group(0)
+
+    assert 'min="1"' in attrs("budget") and f'max="{MAX_BUDGET}"' in attrs("budget")
+    assert f'max="{MAX_PARALLELISM}"' in attrs("parallelism")
+    for name in ("epochs", "cells", "filters", "base_filters", "batch_size"):
+        low, high = INT_BOUNDS[name]
+        assert f'min="{low}"' in attrs(name) and f'max="{high}"' in attrs(name), name
+    assert 'step="24"' in attrs("filters")
+    assert "1 to 1,000,000" in html and "penultimate layer" in html  # ranges and N@F up front
+
+
+# -- the dataset's files, checked at submit ---------------------------------------------------
+
+
+@pytest.fixture
+def data_root(settings, tmp_path):
+    settings.CELLSEARCH_DATA_ROOT = str(tmp_path)
+    return tmp_path
+
+
+def test_a_cifar10_search_without_its_files_is_refused_naming_what_is_missing(client, user, data_root,
+                                                                              queued_steps):
+    client.force_login(user)
+    (data_root / "cifar10" / "cifar-10-batches-py").mkdir(parents=True)
+    (data_root / "cifar10" / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"")
+    html = client.post("/searches/new/", {**FORM, "dataset": "cifar10"}).content.decode()
+    message = errors_of(html, "dataset")
+    assert "data_batch_2" in message and "test_batch" in message and "data_batch_1," not in message
+    assert str(data_root / "cifar10") in message
+    assert not Search.objects.exists() and not queued_steps
+
+
+def test_the_api_refuses_an_imagefolder_search_without_its_folders(user, data_root, queued_steps):
+    api = APIClient()
+    api.force_login(user)
+    (data_root / "imagefolder" / "train").mkdir(parents=True)
+    response = api.post("/api/searches/", {"dataset": "imagefolder", "budget": 2, "strategy": "random"},
+                        format="json")
+    assert response.status_code == 400
+    assert "lacks val/ " in response.json()["dataset"][0]
+    (data_root / "imagefolder" / "val").mkdir()
+    assert api.post("/api/searches/", {"dataset": "imagefolder", "budget": 2, "strategy": "random"},
+                    format="json").status_code == 201
+
+
+def test_the_check_can_be_turned_off_for_a_web_host_without_the_data(user, data_root, settings, queued_steps):
+    settings.CELLSEARCH_CHECK_DATA_FILES = False
+    api = APIClient()
+    api.force_login(user)
+    response = api.post("/api/searches/", {"dataset": "cifar10", "budget": 2, "strategy": "random"}, format="json")
+    assert response.status_code == 201
+
+
+# -- the API's example ----------------------------------------------------------------------------
+
+
+def test_the_swagger_example_launches_a_search(user, queued_steps):
+    api = APIClient()
+    api.force_login(user)
+    schema = api.get("/api/schema/?format=json").json()
+    body = schema["paths"]["/api/searches/"]["post"]["requestBody"]["content"]["application/json"]
+    [example] = body["examples"].values()
+    response = api.post("/api/searches/", example["value"], format="json")
+    assert response.status_code == 201, response.json()
+    assert Search.objects.get().proxy["filters"] == example["value"]["proxy"]["filters"]
