@@ -9,9 +9,12 @@ import re
 import pytest
 from rest_framework.test import APIClient
 
-from searchcore.proxy import INT_BOUNDS
+from searchcore.cost import dataset_shape, estimate_proxy_cost, sample_cells
+from searchcore.proxy import INT_BOUNDS, ProxyConfig
 from webapp.searches.models import Search
 from webapp.searches.services.lifecycle import MAX_BUDGET, MAX_PARALLELISM
+from webapp.searches.templatetags.cellsearch import humancount
+from webapp.searches.templatetags.search_cost import duration
 
 pytestmark = pytest.mark.django_db
 
@@ -124,3 +127,70 @@ def test_the_swagger_example_launches_a_search(user, queued_steps):
     response = api.post("/api/searches/", example["value"], format="json")
     assert response.status_code == 201, response.json()
     assert Search.objects.get().proxy["filters"] == example["value"]["proxy"]["filters"]
+
+
+def test_the_api_names_every_proxy_setting_at_fault_at_once(user, queued_steps):
+    """ProxyConfig stops at its first error; the service asks again without it until none is left."""
+    api = APIClient()
+    api.force_login(user)
+    response = api.post("/api/searches/", {"budget": 2, "proxy": {"epochs": -1, "filters": 10_000_000, "cells": 0}},
+                        format="json")
+    assert response.status_code == 400
+    assert set(response.json()["proxy"]) == {"epochs", "filters", "cells"}, response.json()
+
+
+# -- the live estimate ------------------------------------------------------------------------------
+
+ESTIMATE_URL = "/searches/new/estimate/"
+PROXY = {"epochs": 1, "cells": 1, "filters": 48, "batch_size": 64}
+
+
+def estimate(client, **changes) -> str:
+    response = client.get(ESTIMATE_URL, {**FORM, **changes})
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_the_estimate_counts_the_child_and_cautions_without_history(client, user):
+    client.force_login(user)
+    html = estimate(client)
+    expected = estimate_proxy_cost(ProxyConfig(dataset="digits", **PROXY), dataset_shape("digits"), sample_cells())
+    assert f'id="estimate-params">{humancount(expected.params.median)}<' in html
+    assert f'id="estimate-mult-adds">{humancount(expected.mult_adds.median)}<' in html
+    assert "over 32 random cells" in html
+    assert "no measurement yet on your workers" in html
+    assert 'id="estimate-caution"' in html and "no trials of your teams" in html  # 1 epoch, no history
+    assert 'id="estimate-caution"' not in estimate(client, epochs="5")
+    wider = estimate(client, filters="96")
+    assert f'id="estimate-params">{humancount(expected.params.median)}<' not in wider
+
+
+def test_the_estimate_warns_from_the_teams_trials_under_the_same_proxy(client, user, other_user, make_search,
+                                                                         make_trial, queued_steps):
+    client.force_login(user)
+    search = make_search(proxy=dict(PROXY))
+    for index, reward in enumerate([0.077, 0.12, 0.24]):  # as the review saw: near chance on 10 classes
+        make_trial(search, index, reward=reward, mult_adds=2_000_000, gpu_seconds=10.0, epochs=[{"epoch": 1}])
+    html = estimate(client)
+    warning = re.search(r'id="estimate-warning">(.*?)</div>', html, re.S).group(1)
+    assert "3 finished trials" in warning and "12.0%" in warning and "7.7%–24.0%" in warning
+    assert "10.0%" in warning  # chance
+    # each trial did 2,000,000 mult-adds × 1,197 images × 1 epoch in 10 s: a child of M mult-adds takes M / 200,000 s
+    median = estimate_proxy_cost(ProxyConfig(dataset="digits", **PROXY), dataset_shape("digits"),
+                                 sample_cells()).mult_adds.median
+    assert f'id="estimate-seconds">{duration(median / 200_000)}<' in html
+    assert "trained their last 3 trials" in html and f"about {duration(3 * median / 200_000)} of GPU time" in html
+    other_proxy = estimate(client, epochs="3")
+    assert 'id="estimate-warning"' not in other_proxy and "3 finished trials" not in other_proxy
+
+    client.force_login(other_user)  # another team's trials neither warn nor time
+    theirs = estimate(client)
+    assert 'id="estimate-warning"' not in theirs and "no measurement yet on your workers" in theirs
+
+
+def test_the_estimate_says_why_there_is_none(client, user):
+    client.force_login(user)
+    assert "No estimate for the macro space" in estimate(client, space="macro")
+    assert "No estimate until Filters F is fixed" in estimate(client, filters="50")
+    assert "base_filters" in estimate(client, base_filters="4")  # both widths: ProxyConfig's reason
+    assert "imagefolder" in estimate(client, dataset="imagefolder")  # its classes are not visible here
