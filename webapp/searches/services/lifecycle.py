@@ -119,7 +119,7 @@ def _proxy_config_collecting_errors(proxy: dict, dataset: str, add) -> ProxyConf
             return ProxyConfig.from_dict({**remaining, "dataset": dataset})
         except ConfigError as exc:
             add(_proxy_error_field(exc), str(exc))
-            if exc.field not in remaining:  # the dataset, or no one setting: nothing left to set aside
+            if exc.field not in remaining or exc.field == "dataset":  # nothing of the proxy's own left to set aside
                 return None
             del remaining[exc.field]
         except (TypeError, ValueError) as exc:
