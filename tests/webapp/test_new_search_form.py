@@ -194,3 +194,5 @@ def test_the_estimate_says_why_there_is_none(client, user):
     assert "No estimate until Filters F is fixed" in estimate(client, filters="50")
     assert "base_filters" in estimate(client, base_filters="4")  # both widths: ProxyConfig's reason
     assert "imagefolder" in estimate(client, dataset="imagefolder")  # its classes are not visible here
+    assert "num_blocks" in estimate(client, space_options='{"num_blocks": 99}')
+    assert "num_blokcs" in estimate(client, space_options='{"num_blokcs": 3}')

@@ -291,6 +291,7 @@ def search_estimate_for_user(*, user, space: str, space_options: dict, config, b
     import statistics
 
     from searchcore.cost import dataset_shape, estimate_proxy_cost, sample_cells
+    from searchcore.errors import SearchcoreError
     from searchcore.proxy import REWARDS
     from searchcore.spaces.registry import sha256_of
 
@@ -301,7 +302,11 @@ def search_estimate_for_user(*, user, space: str, space_options: dict, config, b
     if shape is None:
         return {"unavailable": f"No estimate: {config.dataset}'s classes are the folders of its train/ folder, "
                                f"and {root}/train is not visible here."}
-    cost = estimate_proxy_cost(config, shape, sample_cells(space_options))
+    try:
+        cells = sample_cells(space_options)
+    except (SearchcoreError, TypeError, ValueError) as error:
+        return {"unavailable": f"No estimate: space options: {error}"}
+    cost = estimate_proxy_cost(config, shape, cells)
     result: dict = {"cost": cost, "shape": shape, "epochs": config.epochs}
     rate = _work_rate(user=user)
     if rate is not None and shape.train_images is not None:
