@@ -28,6 +28,15 @@ MAX_IMAGE_SIZE = 512
 FILTERS_PER_BASE_FILTER = 24
 DEFAULT_FILTERS = 96
 MAX_BASE_FILTERS = MAX_FILTERS // FILTERS_PER_BASE_FILTER
+#: Inclusive bounds of the whole-number proxy settings, named once for `_check_ranges` and the
+#: forms that show them up front (min/max on the web form's inputs).
+INT_BOUNDS: dict[str, tuple[int, int]] = {
+    "cells": (1, 20),
+    "filters": (FILTERS_PER_BASE_FILTER * MIN_CELL_FILTERS, MAX_FILTERS),
+    "base_filters": (MIN_CELL_FILTERS, MAX_BASE_FILTERS),
+    "epochs": (1, 10_000),
+    "batch_size": (2, 65_536),
+}
 
 
 # -- rewards ------------------------------------------------------------------------------------
@@ -152,21 +161,26 @@ class ProxyConfig:
             if not ok:
                 raise ConfigError(f"proxy config: {name} must be {rule}, got {getattr(self, name)!r}", field=name)
 
+        def within(name: str) -> bool:
+            low, high = INT_BOUNDS[name]
+            return low <= getattr(self, name) <= high
+
         check_dataset_choice(self.dataset, self.dataset_options, "proxy config")
-        need(1 <= self.cells <= 20, "cells", "in 1..20")
+        need(within("cells"), "cells", "in {}..{}".format(*INT_BOUNDS["cells"]))
         # The proxy network uses the CIFAR stem, whose cells have the base filters or more.
         if self.filters is not None:
-            smallest = FILTERS_PER_BASE_FILTER * MIN_CELL_FILTERS
+            smallest = INT_BOUNDS["filters"][0]
             need(
-                smallest <= self.filters <= MAX_FILTERS and self.filters % FILTERS_PER_BASE_FILTER == 0,
+                within("filters") and self.filters % FILTERS_PER_BASE_FILTER == 0,
                 "filters", f"a multiple of {FILTERS_PER_BASE_FILTER} in {smallest}..{MAX_FILTERS} (every cell gets "
                 f"base filters F / {FILTERS_PER_BASE_FILTER}, and every cell needs {MIN_CELL_FILTERS})",
             )
         elif self.base_filters is not None:  # exactly one of the two is set by now
-            need(MIN_CELL_FILTERS <= self.base_filters <= MAX_BASE_FILTERS, "base_filters",
+            need(within("base_filters"), "base_filters",
                  f"in {MIN_CELL_FILTERS}..{MAX_BASE_FILTERS} (every cell needs {MIN_CELL_FILTERS})")
-        need(1 <= self.epochs <= 10_000, "epochs", "in 1..10000")
-        need(2 <= self.batch_size <= 65_536, "batch_size", "in 2..65536 (batch norm needs two images)")
+        need(within("epochs"), "epochs", "in {}..{}".format(*INT_BOUNDS["epochs"]))
+        need(within("batch_size"), "batch_size",
+             "in {}..{} (batch norm needs two images)".format(*INT_BOUNDS["batch_size"]))
         need(self.lr > 0, "lr", "positive")
         need(0 <= self.momentum < 1, "momentum", "in [0, 1)")
         need(self.weight_decay >= 0, "weight_decay", "non-negative")

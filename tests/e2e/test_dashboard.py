@@ -63,12 +63,16 @@ def test_launch_watch_inspect_and_compare(page, live_server, celery_worker_proce
     page.fill("#id_cells", "1")
     page.fill("#id_filters", "48")
     page.fill("#id_batch_size", "128")
-    page.fill("#id_epochs", "0")  # first a mistake: the error shows next to its field
+    page.fill("#id_epochs", "0")  # first two mistakes: one submit shows both, by their fields and at the top
+    page.fill("#id_filters", "50")
     page.click("text=Launch search")
-    assert "in 1..10000" in page.locator("#errors-epochs").inner_text()
+    assert "from 1 to 10,000, got 0" in page.locator("#errors-epochs").inner_text()
+    assert "a multiple of 24, got 50" in page.locator("#errors-filters").inner_text()
+    assert page.locator("#error-summary li a").count() == 2
     page.screenshot(path=str(SCREENSHOTS / "e2e-form.png"), full_page=True)
     assert not Search.objects.exists()
     page.fill("#id_epochs", "1")
+    page.fill("#id_filters", "48")
     page.click("text=Launch search")
     page.wait_for_url(re.compile(r"/searches/\d+/$"))
     search = Search.objects.get(name="e2e random")

@@ -196,14 +196,14 @@ def _errors_of(html: str, field: str) -> str:
 
 
 @pytest.mark.parametrize(("changes", "field", "text"), [
-    ({"budget": "0"}, "budget", "greater than or equal to 1"),
+    ({"budget": "0"}, "budget", "must be a whole number from 1 to 1,000,000, got 0"),
     ({"budget": "many"}, "budget", "whole number"),
-    ({"epochs": "0"}, "epochs", "in 1..10000"),  # from ProxyConfig, via the service's "proxy.epochs"
+    ({"epochs": "0"}, "epochs", "from 1 to 10,000, got 0"),  # ProxyConfig's bounds, in the service's words
     ({"filters": "50"}, "filters", "multiple of 24"),
-    ({"filters": "", "base_filters": "1"}, "base_filters", "in 2..168"),
+    ({"filters": "", "base_filters": "1"}, "base_filters", "from 2 to 168, got 1"),
     ({"base_filters": "2"}, "base_filters", "both set"),
     ({"filters": "", "base_filters": "many"}, "base_filters", "whole number"),
-    ({"batch_size": "1"}, "batch_size", "in 2..65536"),
+    ({"batch_size": "1"}, "batch_size", "from 2 to 65,536, got 1"),
     ({"parallelism": "5"}, "parallelism", "must not exceed the budget"),
     ({"strategy_options": "{not json"}, "strategy_options", "Not valid JSON"),
     ({"strategy_options": "[1, 2]"}, "strategy_options", "JSON object"),

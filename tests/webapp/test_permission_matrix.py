@@ -196,6 +196,7 @@ MATRIX: dict[str, list[Case]] = {
     "searches:list": [Case("GET", "user", outsider="hidden")],
     "searches:new": [Case("GET", "member", outsider="hidden"),
                      Case("POST", "member", data=lambda w: SEARCH_FORM, outsider="hidden")],
+    "searches:estimate": [Case("GET", "user", data=lambda w: SEARCH_FORM, outsider="hidden")],
     "searches:compare": [Case("GET", "viewer", data=lambda w: {"searches": f"{w.search.pk},{w.other_search.pk}"},
                               outsider="hidden")],
     "searches:compare-seeds": [Case("POST", "member", data=lambda w: {"base": w.search.pk, "strategies": ["ppo"],

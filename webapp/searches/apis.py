@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import CursorPagination
@@ -241,7 +241,13 @@ class SearchListApi(APIView):
                                       queryset=search_list_for_user(user=request.user), request=request, view=self)
 
     @extend_schema(operation_id="searches_create", request=InputSerializer,
-                   responses={201: SearchDetailSerializer, 400: ValidationErrorSerializer, 403: ErrorSerializer})
+                   responses={201: SearchDetailSerializer, 400: ValidationErrorSerializer, 403: ErrorSerializer},
+                   examples=[OpenApiExample(
+                       "a small PPO search on digits", request_only=True,
+                       summary="Launches as it stands (tests/webapp/test_new_search_form.py posts it)",
+                       value={"name": "digits ppo", "space": "nasnet", "strategy": "ppo", "dataset": "digits",
+                              "budget": 20, "parallelism": 2, "seed": 0,
+                              "proxy": {"epochs": 3, "cells": 1, "filters": 48, "batch_size": 64}})])
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

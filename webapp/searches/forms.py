@@ -1,4 +1,4 @@
-"""The new-search form: shape and types only; the search service validates the rest."""
+"""The search forms: shape, types and the service's bounds; the search services validate the rest."""
 
 from __future__ import annotations
 
@@ -9,8 +9,11 @@ from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
 from searchcore.data import DATASETS
+from searchcore.proxy import DEFAULT_FILTERS, FILTERS_PER_BASE_FILTER, MAX_SEED
+from searchcore.proxy import INT_BOUNDS as PROXY_BOUNDS
 from searchcore.spaces import SPACES
 from searchcore.strategies import STRATEGIES
+from webapp.searches.services.lifecycle import MAX_BUDGET, MAX_PARALLELISM, validate_search_config
 
 #: Datasets the form offers, with the registry's own summary of each.
 DATASET_CHOICES = [(name, f"{name}: {DATASETS.get(name).summary}") for name in DATASETS.names()]
@@ -52,31 +55,78 @@ class JSONObjectField(forms.CharField):
         return value
 
 
+def whole_number_field(low: int, high: int, *, step: int | None = None, **kwargs) -> forms.IntegerField:
+    """An IntegerField bounded as the search service bounds it (its min/max go on the input), whose
+    every message reads as the service's do: "must be a whole number from 1 to 1,000,000, got 0"."""
+    rule = f"must be a whole number from {low:,} to {high:,}" + (f", a multiple of {step}" if step else "")
+    got = f"{rule}, got %(value)s"
+    messages = {"required": rule, "invalid": rule, "min_value": got, "max_value": got}
+    validators = []
+    if step:
+        kwargs["widget"] = forms.NumberInput(attrs={"step": step})
+
+        def multiple_of_step(value: int) -> None:  # one message when out of range too, not two
+            if low <= value <= high and value % step:
+                raise ValidationError(got, code="step_size", params={"value": value})
+
+        validators.append(multiple_of_step)
+    return forms.IntegerField(min_value=low, max_value=high, error_messages=messages, validators=validators, **kwargs)
+
+
+#: N@F as the paper defines it and as `searchcore.models.nasnet` builds the proxy network.
+NATF_HELP = (
+    "The paper writes a network as N@F, e.g. “4 @ 64 … where 4 and 64 indicate the number of cell repeats and "
+    "the number of filters in the penultimate layer of the network” (Zoph et al. 2018, §4). A trial's network is "
+    "the CIFAR stem, N normal cells, a reduction cell, N normal cells, a reduction cell and N normal cells; each "
+    "reduction doubles the filters. Every state of a first-stack cell has the base filters, of a last-stack cell "
+    "4 × base, so a normal cell that concatenates k states ends at F = 4 × k × base (NASNet-A: k = 6, F = 24 × base)."
+)
+FILTERS_LOW, FILTERS_HIGH = PROXY_BOUNDS["filters"]
+BASE_LOW, BASE_HIGH = PROXY_BOUNDS["base_filters"]
+
+
 class SearchCreateForm(forms.Form):
+    """Every field is bounded as the service bounds it, so a submit reports all of them at once
+    (the view adds the service's own checks of the fields that parsed: `service_check`)."""
+
     name = forms.CharField(max_length=200, required=False,
                            widget=forms.TextInput(attrs={"placeholder": "e.g. digits ppo, seed 0"}))
     space = forms.ChoiceField(initial="nasnet", help_text="What a cell may contain.")
     strategy = forms.ChoiceField(initial="ppo", help_text="How the next cell is chosen.")
     dataset = forms.ChoiceField(choices=DATASET_CHOICES, initial="digits")
-    budget = forms.IntegerField(min_value=1, initial=20, help_text="Trials (child networks) to train in all.")
-    parallelism = forms.IntegerField(min_value=1, initial=1, help_text="Trials training at the same time.")
-    epochs = forms.IntegerField(initial=10, help_text="Training epochs per child.")
-    cells = forms.IntegerField(initial=2, help_text="N: normal cells per stack.")
-    filters = forms.IntegerField(
-        required=False, initial=96, label="Filters F",
-        help_text="F as NASNet-A's cell ends at, a multiple of 24: fixes every cell's base filters at F / 24. "
+    budget = whole_number_field(1, MAX_BUDGET, initial=20,
+                                help_text=f"Trials (child networks) to train in all: 1 to {MAX_BUDGET:,}.")
+    parallelism = whole_number_field(1, MAX_PARALLELISM, initial=1,
+                                     help_text=f"Trials training at the same time: 1 to {MAX_PARALLELISM:,}, "
+                                               "at most the budget.")
+    epochs = whole_number_field(*PROXY_BOUNDS["epochs"], initial=10,
+                                help_text="Training epochs per child: {:,} to {:,}.".format(*PROXY_BOUNDS["epochs"]))
+    cells = whole_number_field(*PROXY_BOUNDS["cells"], initial=2, label="Cells N",
+                               help_text="N, the normal cells per stack (3 stacks): {} to {}.".format(
+                                   *PROXY_BOUNDS["cells"]))
+    filters = whole_number_field(
+        FILTERS_LOW, FILTERS_HIGH, step=FILTERS_PER_BASE_FILTER, required=False, initial=DEFAULT_FILTERS,
+        label="Filters F",
+        help_text=f"F of N@F as NASNet-A's cell (k = 6) ends at, a multiple of {FILTERS_PER_BASE_FILTER} from "
+                  f"{FILTERS_LOW} to {FILTERS_HIGH:,}: fixes every cell's base filters at F / "
+                  f"{FILTERS_PER_BASE_FILTER}, so a cell concatenating fewer states ends below F. "
                   "Leave blank to give base filters instead.")
-    base_filters = forms.IntegerField(
-        required=False, label="Base filters",
-        help_text="Instead of F: slim's num_conv_filters, DARTS's C. The search fixes the base for every cell, so "
-                  "a cell whose normal cell concatenates k states ends at F = 4 × k × base.")
-    batch_size = forms.IntegerField(initial=64, label="Batch size")
-    seed = forms.IntegerField(initial=0, min_value=0)
+    base_filters = whole_number_field(
+        BASE_LOW, BASE_HIGH, required=False, label="Base filters",
+        help_text=f"Instead of F: each state's filters in the first stack (slim's num_conv_filters, DARTS's C), "
+                  f"{BASE_LOW} to {BASE_HIGH}. The search fixes the base for every cell, so every op is equally "
+                  "wide and a cell whose normal cell concatenates k states ends at F = 4 × k × base.")
+    batch_size = whole_number_field(*PROXY_BOUNDS["batch_size"], initial=64, label="Batch size",
+                                    help_text="Images per training step: {:,} to {:,}.".format(
+                                        *PROXY_BOUNDS["batch_size"]))
+    seed = whole_number_field(0, MAX_SEED, initial=0, help_text=f"0 to {MAX_SEED:,}.")
     keep_checkpoints = forms.BooleanField(required=False, help_text="Store each child's weights for download.")
     strategy_options = JSONObjectField(required=False, label="Strategy options",
                                        help_text='Optional JSON, e.g. {"batch_size": 5} for ppo.')
     space_options = JSONObjectField(required=False, label="Space options",
                                     help_text='Optional JSON, e.g. {"num_blocks": 3}.')
+
+    natf_help = NATF_HELP
 
     def __init__(self, *args, teams=(), **kwargs):
         """`teams`: the teams the user may launch a search in. With several, the form asks which
@@ -102,8 +152,39 @@ class SearchCreateForm(forms.Form):
         )
 
     def proxy(self) -> dict:
-        """The proxy-training settings for `search_create(proxy=...)`."""
-        return {name: self.cleaned_data[name] for name in PROXY_FIELDS if self.cleaned_data[name] is not None}
+        """The proxy-training settings for `search_create(proxy=...)` (of those that parsed)."""
+        return {name: self.cleaned_data[name] for name in PROXY_FIELDS if self.cleaned_data.get(name) is not None}
+
+    def service_check(self) -> None:
+        """After `is_valid()` found errors: run the search service's checks on the fields that
+        parsed, so one submit reports every problem (budget 0, parallelism over it, epochs −1 and
+        F 10,000,000 used to come back one per submit). A field the form faulted keeps its own message."""
+        data = self.cleaned_data
+        try:
+            validate_search_config(
+                space=data.get("space"), strategy=data.get("strategy"), dataset=data.get("dataset"),
+                # a budget out of range still bounds the parallelism (budget 0, parallelism 5: both named)
+                budget=data.get("budget", self._whole_number_given("budget")), parallelism=data.get("parallelism"),
+                seed=data.get("seed"),
+                proxy=self.proxy(), space_options=data.get("space_options") or {},
+                strategy_options=data.get("strategy_options") or {},
+            )
+        except ValidationError as error:
+            self.add_service_errors(error, besides=set(self.errors))
+
+    def _whole_number_given(self, name: str) -> int | None:
+        try:
+            return int(self.data.get(self.add_prefix(name), ""))
+        except ValueError:
+            return None
+
+    def error_summary(self) -> list[tuple[str | None, str, str]]:
+        """(field name or None, label, message) for every error, in the form's field order: the
+        list at the top of the page, each linking to its field."""
+        summary: list[tuple[str | None, str, str]] = [(None, "", str(e)) for e in self.non_field_errors()]
+        for bound in self:
+            summary += [(bound.name, str(bound.label), str(e)) for e in bound.errors]
+        return summary
 
     def service_kwargs(self) -> dict:
         data = self.cleaned_data
@@ -115,13 +196,16 @@ class SearchCreateForm(forms.Form):
             "team": data["team"] if "team" in self.fields else (self.teams[0].pk if self.teams else None),
         }
 
-    def add_service_errors(self, error: ValidationError) -> None:
-        """Show a service's ValidationError next to the fields it names ("proxy.epochs" → epochs)."""
+    def add_service_errors(self, error: ValidationError, *, besides: frozenset[str] | set[str] = frozenset()) -> None:
+        """Show a service's ValidationError next to the fields it names ("proxy.epochs" → epochs),
+        leaving out those on the fields in `besides` (which have errors of their own already)."""
         if not hasattr(error, "error_dict"):
             self.add_error(None, error)
             return
         for key, errors in error.error_dict.items():
             field = self._field_for(key)
+            if field in besides:
+                continue
             for item in errors:
                 message = " ".join(item.messages).removeprefix("proxy config: ")
                 if field is None and key not in (NON_FIELD_ERRORS, "__all__", None):

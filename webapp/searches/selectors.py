@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 
 from django.conf import settings
@@ -239,3 +240,89 @@ def search_activity(*, search: Search) -> QuerySet[LogEntry]:
     return (LogEntry.objects.filter(content_type__app_label=meta.app_label, content_type__model=meta.model_name,
                                     object_id=str(search.pk))
             .select_related("user").order_by("-action_time", "-id"))
+
+
+# -- the new-search form's estimate ------------------------------------------------------------
+
+#: The most recent of the team's trained trials that measure the workers' speed.
+RATE_SAMPLE_TRIALS = 200
+#: Rewards "near chance": a median within this factor of what guessing scores.
+NEAR_CHANCE_FACTOR = 2.0
+#: Finished trials under the same proxy that count as evidence of where its rewards sit.
+MIN_HISTORY_TRIALS = 3
+#: Without history, a proxy training fewer epochs than this gets a caution: the review saw 1
+#: epoch at F = 48 give rewards of 7.7–24% on 10 classes, barely above chance (10%).
+CAUTION_BELOW_EPOCHS = 2
+
+
+def _work_rate(*, user) -> tuple[float, int] | None:
+    """(mult-adds × training images per GPU-second, trials measured) over the user's teams' most
+    recent trials trained to the end (not copied), or None before the first."""
+    from searchcore.cost import dataset_shape
+
+    trials = (Trial.objects.filter(search__team__members=user, status=Trial.Status.FINISHED, reused_from=None,
+                                   gpu_seconds__gt=0, mult_adds__isnull=False)
+              .select_related("search").order_by("-finished_at", "-id")[:RATE_SAMPLE_TRIALS])
+    work = seconds = 0.0
+    counted = 0
+    for trial in trials:
+        shape = dataset_shape(trial.search.dataset, trial.search.proxy.get("dataset_options"))
+        if shape is None or shape.train_images is None or trial.mult_adds is None:
+            continue
+        work += trial.mult_adds * shape.train_images * len(trial.epochs)
+        seconds += trial.gpu_seconds
+        counted += 1
+    return (work / seconds, counted) if counted and work else None
+
+
+def _proxy_rewards(*, user, proxy_key: str) -> list[float]:
+    rewards = (Trial.objects.filter(search__team__members=user, search__proxy_key=proxy_key,
+                                    status=Trial.Status.FINISHED, reward__isnull=False)
+               .values_list("reward", flat=True))
+    return [reward for reward in rewards if reward is not None]
+
+
+def search_estimate_for_user(*, user, space: str, space_options: dict, config, budget: int | None = None) -> dict:
+    """What the new-search form shows of a proxy before launch: the child's params and mult-adds
+    (min, median, max over a fixed sample of random cells, counted torch-free), seconds per trial
+    at the rate the user's teams' workers have trained at, and whether rewards under this proxy
+    sit near chance (from the teams' trials under the same proxy config, or a caution without any).
+    `config` is the search's ProxyConfig, dataset included; with a `budget`, the GPU time of all
+    its trials at the median too."""
+    import statistics
+
+    from searchcore.cost import dataset_shape, estimate_proxy_cost, sample_cells
+    from searchcore.errors import SearchcoreError
+    from searchcore.proxy import REWARDS
+    from searchcore.spaces.registry import sha256_of
+
+    if space != "nasnet":
+        return {"unavailable": f"No estimate for the {space} space: only the nasnet space's networks are counted."}
+    root = os.path.join(settings.CELLSEARCH_DATA_ROOT, config.dataset)
+    shape = dataset_shape(config.dataset, config.dataset_options, root)
+    if shape is None:
+        return {"unavailable": f"No estimate: {config.dataset}'s classes are the folders of its train/ folder, "
+                               f"and {root}/train is not visible here."}
+    try:
+        cells = sample_cells(space_options)
+    except (SearchcoreError, TypeError, ValueError) as error:
+        return {"unavailable": f"No estimate: space options: {error}"}
+    cost = estimate_proxy_cost(config, shape, cells)
+    result: dict = {"cost": cost, "shape": shape, "epochs": config.epochs}
+    rate = _work_rate(user=user)
+    if rate is not None and shape.train_images is not None:
+        per_mult_add = shape.train_images * config.epochs / rate[0]
+        result["seconds"] = {key: getattr(cost.mult_adds, key) * per_mult_add for key in ("low", "median", "high")}
+        result["rate_trials"] = rate[1]
+        if budget:
+            result["budget_seconds"] = budget * result["seconds"]["median"]
+    chance = REWARDS.get(config.reward)([1 / shape.num_classes])
+    rewards = _proxy_rewards(user=user, proxy_key=sha256_of(config.to_dict()))
+    result.update(chance=chance, history=len(rewards))
+    if len(rewards) >= MIN_HISTORY_TRIALS:
+        median = statistics.median(rewards)
+        result.update(reward_median=median, reward_low=min(rewards), reward_high=max(rewards),
+                      near_chance=median <= NEAR_CHANCE_FACTOR * chance)
+    elif config.epochs < CAUTION_BELOW_EPOCHS:
+        result["caution"] = CAUTION_BELOW_EPOCHS
+    return result

@@ -18,12 +18,21 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from searchcore.compare import DEFAULT_TOP_K, parse_int_list, parse_top_k
 from searchcore.errors import ConfigError
+from searchcore.proxy import ProxyConfig
 from webapp.searches import services
-from webapp.searches.forms import SearchCreateForm, SearchEnqueueForm, SearchForkForm, SearchSeedsForm, SearchSteerForm
+from webapp.searches.forms import (
+    PROXY_FIELDS,
+    SearchCreateForm,
+    SearchEnqueueForm,
+    SearchForkForm,
+    SearchSeedsForm,
+    SearchSteerForm,
+)
 from webapp.searches.models import Search
 from webapp.searches.selectors import (
     compare_curves,
     search_activity,
+    search_estimate_for_user,
     search_get_for_user,
     search_list_for_user,
     search_progress,
@@ -70,7 +79,9 @@ def search_new(request: HttpRequest) -> HttpResponse:
         except PermissionDenied as error:
             return refuse(request, error, verb="launch", noun="search", to="searches:list")
     form = SearchCreateForm(request.POST or None, teams=launchable)
-    if request.method == "POST" and form.is_valid():
+    if request.method == "POST" and not form.is_valid():
+        form.service_check()
+    elif request.method == "POST":
         try:
             search = services.search_create(user=request.user, **form.service_kwargs())
         except ValidationError as error:
@@ -81,6 +92,33 @@ def search_new(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Search “{search}” launched.")
             return redirect("searches:detail", pk=search.pk)
     return render(request, "searches/new.html", {"form": form})
+
+
+#: The form's fields the estimate reads; it asks the user to fix these before estimating.
+ESTIMATE_FIELDS = ("space", "dataset", "space_options", *PROXY_FIELDS)
+
+
+@require_GET
+def search_estimate(request: HttpRequest) -> HttpResponse:
+    """The new-search form's estimate of a trial (htmx swaps it in as the form changes): the
+    child's params, mult-adds and seconds, and whether its rewards sit near chance."""
+    form = SearchCreateForm(request.GET)
+    form.is_valid()
+    faulty = [str(form[name].label) for name in ESTIMATE_FIELDS if name in form.errors]
+    context: dict = {}
+    if faulty:
+        context["unavailable"] = f"No estimate until {', '.join(faulty)} {'is' if len(faulty) == 1 else 'are'} fixed."
+    else:
+        data = form.cleaned_data
+        try:
+            config = ProxyConfig.from_dict({**form.proxy(), "dataset": data["dataset"]})
+        except ConfigError as error:
+            context["unavailable"] = f"No estimate: {str(error).removeprefix('proxy config: ')}."
+        else:
+            context.update(search_estimate_for_user(user=request.user, space=data["space"],
+                                                    space_options=data["space_options"] or {}, config=config,
+                                                    budget=data.get("budget")))
+    return render(request, "searches/_estimate.html", context)
 
 
 def _trials_context(request: HttpRequest, search: Search) -> dict:

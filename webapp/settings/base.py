@@ -237,6 +237,9 @@ CELLSEARCH_STARTUP_SECONDS = env_int("CELLSEARCH_STARTUP_SECONDS", 600)
 CELLSEARCH_PENDING_TIMEOUT = env_int("CELLSEARCH_PENDING_TIMEOUT", 600)
 CELLSEARCH_MAX_ATTEMPTS = env_int("CELLSEARCH_MAX_ATTEMPTS", 3)
 CELLSEARCH_DATA_ROOT = env_str("CELLSEARCH_DATA_ROOT", str(VAR_DIR / "data"))
+# Whether launching a search checks that CELLSEARCH_DATA_ROOT/<dataset> holds the files its
+# loader reads; turn it off where the web host does not see the workers' data.
+CELLSEARCH_CHECK_DATA_FILES = env_bool("CELLSEARCH_CHECK_DATA_FILES", True)
 
 LOGGING = {
     "version": 1,

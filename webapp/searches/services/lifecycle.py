@@ -7,13 +7,15 @@ Imported by the web process: searchcore is used for its torch-free checks only.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from searchcore.errors import ConfigError, SearchcoreError, UnknownNameError
+from searchcore.errors import ConfigError, DatasetNotFoundError, SearchcoreError, UnknownNameError
 from searchcore.proxy import MAX_SEED, ProxyConfig
 from searchcore.spaces.registry import sha256_of
 from webapp import dispatch
@@ -98,16 +100,46 @@ def validate_search_config(
     elif proxy.get("data_root") is not None:
         add("proxy.data_root", "is set by the server (CELLSEARCH_DATA_ROOT), not per search")
     else:
-        try:
-            config = ProxyConfig.from_dict({**proxy, "dataset": dataset})
-        except ConfigError as exc:
-            add(_proxy_error_field(exc), str(exc))
-        except (TypeError, ValueError) as exc:
-            add("proxy", str(exc))
+        config = _proxy_config_collecting_errors(proxy, dataset, add)
+        if config is not None:
+            _check_data_files(config.dataset, add)
     if errors:
         raise ValidationError(errors)
     assert config is not None  # each branch that leaves it unset adds an error
     return config
+
+
+def _proxy_config_collecting_errors(proxy: dict, dataset: str, add) -> ProxyConfig | None:
+    """The ProxyConfig, or None after `add`ing every setting at fault: ProxyConfig stops at its
+    first error, so the setting it names is set aside and the rest checked again, one pass for
+    the user however many are wrong."""
+    remaining = dict(proxy)
+    while True:
+        try:
+            return ProxyConfig.from_dict({**remaining, "dataset": dataset})
+        except ConfigError as exc:
+            add(_proxy_error_field(exc), str(exc))
+            if exc.field not in remaining or exc.field == "dataset":  # nothing of the proxy's own left to set aside
+                return None
+            del remaining[exc.field]
+        except (TypeError, ValueError) as exc:
+            add("proxy", str(exc))
+            return None
+
+
+def _check_data_files(dataset: str, add) -> None:
+    """The files a dataset's loader reads on the workers, checked before anything is queued (a
+    cifar10 search without its batches used to fail minutes later on a worker). Labs whose web
+    host does not see the workers' CELLSEARCH_DATA_ROOT turn it off (CELLSEARCH_CHECK_DATA_FILES)."""
+    from searchcore.data import DATASETS, check_dataset_root
+
+    if not settings.CELLSEARCH_CHECK_DATA_FILES or not DATASETS.get(dataset).needs_root:
+        return
+    root = os.path.join(settings.CELLSEARCH_DATA_ROOT, dataset)
+    try:
+        check_dataset_root(dataset, root)
+    except (DatasetNotFoundError, ConfigError) as exc:
+        add("dataset", f"{exc} (the workers read {dataset} from CELLSEARCH_DATA_ROOT/{dataset})")
 
 
 @transaction.atomic
