@@ -16,4 +16,5 @@ urlpatterns = [
     path("searches/<int:pk>/enqueue/", views.search_enqueue, name="enqueue"),
     path("searches/<int:pk>/fork/", views.search_fork, name="fork"),
     path("searches/<int:pk>/trials/<int:trial_pk>/cancel/", views.search_trial_cancel, name="trial-cancel"),
+    path("searches/live/", views.search_list_live, name="list-live"),
 ]
