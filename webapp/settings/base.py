@@ -237,6 +237,9 @@ CELLSEARCH_STARTUP_SECONDS = env_int("CELLSEARCH_STARTUP_SECONDS", 600)
 CELLSEARCH_PENDING_TIMEOUT = env_int("CELLSEARCH_PENDING_TIMEOUT", 600)
 CELLSEARCH_MAX_ATTEMPTS = env_int("CELLSEARCH_MAX_ATTEMPTS", 3)
 CELLSEARCH_DATA_ROOT = env_str("CELLSEARCH_DATA_ROOT", str(VAR_DIR / "data"))
+# The control step counts a new trial's params and mult-adds when it queues it (0.3-0.7 s of CPU
+# per new cell), so the pages show them before a worker has trained it.
+CELLSEARCH_COUNT_AT_ISSUE = env_bool("CELLSEARCH_COUNT_AT_ISSUE", True)
 
 LOGGING = {
     "version": 1,
