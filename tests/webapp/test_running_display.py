@@ -144,6 +144,13 @@ def test_params_are_left_to_the_worker_when_the_dataset_is_not_on_the_control_ho
     assert trial.status == Trial.Status.PENDING and trial.params is None and trial.mult_adds is None
 
 
+def test_counting_at_issue_can_be_turned_off(make_search, sent, settings):
+    settings.CELLSEARCH_COUNT_AT_ISSUE = False
+    search = make_search(budget=1, parallelism=1)
+    search_advance(search_id=search.pk)
+    assert search.trials.get().params is None
+
+
 # -- the worker's stable name --------------------------------------------------------------------
 
 
@@ -162,6 +169,9 @@ def test_a_trial_names_its_worker_host_slash_worker_the_same_after_a_restart(
     again = trial_claim(trial_id=trial.pk)
     assert again.attempts == 2 and again.worker == "host-a:222" and again.worker_label == "host-a/gpu0"
     assert ">host-a/gpu0" in page(signed_in, f"/trials/{trial.pk}/")
+    assert signed_in.get(f"/api/trials/{trial.pk}/").json()["worker_label"] == "host-a/gpu0"
+    workers = signed_in.get(f"/api/searches/{search.pk}/").json()["workers"]
+    assert [(w["worker_label"], w["attempt"]) for w in workers] == [("host-a/gpu0", 2)]
 
 
 def test_the_workers_page_and_api_name_a_worker_host_slash_worker(signed_in):

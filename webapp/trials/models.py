@@ -44,7 +44,7 @@ class Trial(models.Model):
     mult_adds = models.BigIntegerField(null=True, blank=True)
     #: One dict per finished epoch (searchcore.train.EpochMetrics), appended as they happen.
     epochs = models.JSONField(default=list, blank=True)
-    #: The process that holds its claim (`host:pid`); "" while it is not claimed.
+    #: The process that claimed it (`host:pid`); "" until then, and again once it is queued again.
     worker = models.CharField(max_length=255, blank=True)
     #: The worker of its last attempt as the pages name it, `host/worker` (naming.py): stable
     #: across the worker's restarts, and kept when the trial is queued again.
