@@ -28,7 +28,7 @@ from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from searchcore.errors import SearchcoreError, SpaceExhaustedError
+from searchcore.errors import SpaceExhaustedError
 from webapp import dispatch
 from webapp.cells.services import cell_get_or_create
 from webapp.searches.models import Search
@@ -194,10 +194,10 @@ def _proxy_network_sizes(search: Search, genotype: dict) -> dict:
         return {}
     try:
         config = search_proxy_config(search)
-        shape = _dataset_shape(config.dataset, config.data_root, tuple(sorted(config.dataset_options.items())))
+        shape = _dataset_shape(config.dataset, config.data_root, json.dumps(config.dataset_options, sort_keys=True))
         params, mult_adds = _network_sizes(json.dumps(genotype, sort_keys=True),
                                            proxy_network_config(config, **shape))
-    except (SearchcoreError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - a nicety: the trial is issued all the same
         logger.info("search %s: params and mult-adds left to the worker: %s", search.pk, exc)
         return {}
     return {"params": params, "mult_adds": mult_adds}
@@ -216,12 +216,12 @@ def _network_sizes(genotype_json: str, network) -> tuple[int, int]:
 
 
 @functools.lru_cache(maxsize=8)
-def _dataset_shape(name: str, root: str | None, options: tuple[tuple[str, object], ...]) -> dict[str, int]:
+def _dataset_shape(name: str, root: str | None, options_json: str) -> dict[str, int]:
     """Classes, channels and image size of a dataset: loaded once per control process, and not
     kept (only the gpu workers train on it)."""
     from searchcore.data import load_dataset
 
-    data = load_dataset(name, root, **dict(options))
+    data = load_dataset(name, root, **json.loads(options_json))
     return {"num_classes": data.num_classes, "in_channels": data.in_channels, "image_size": data.image_size}
 
 
