@@ -148,23 +148,30 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def build_child(genotype: GenotypeLike, config: ProxyConfig, data: DatasetSplits) -> ChildNetwork:
-    """The proxy network for `genotype`: N = `config.cells` and the proxy's base filters.
+def proxy_network_config(config: ProxyConfig, *, num_classes: int, in_channels: int, image_size: int) -> NetworkConfig:
+    """The proxy network's config for a dataset of this shape: N = `config.cells` and the
+    proxy's base filters (what `build_child` builds, and what `profile.describe` counts).
 
     The first cell reads the stem through one projection (`project_stem`), as proxy networks
     always have, so a proxy config stored by the web app keeps naming the network it trained.
     """
-    network = NetworkConfig(
+    return NetworkConfig(
         num_cells=config.cells,
         base_filters=config.fixed_base_filters,
         project_stem=True,
-        num_classes=data.num_classes,
-        in_channels=data.in_channels,
-        image_size=data.image_size,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        image_size=image_size,
         stem="cifar",
         drop_path_keep=config.drop_path_keep,
         auxiliary=config.auxiliary_weight > 0,
     )
+
+
+def build_child(genotype: GenotypeLike, config: ProxyConfig, data: DatasetSplits) -> ChildNetwork:
+    """The proxy network for `genotype` (`proxy_network_config`) on `data`."""
+    network = proxy_network_config(config, num_classes=data.num_classes, in_channels=data.in_channels,
+                                   image_size=data.image_size)
     return build_model(genotype, network)
 
 

@@ -160,6 +160,10 @@ def test_launch_watch_inspect_and_compare(page, live_server, celery_worker_proce
     page.wait_for_url(f"{base}/")
     assert page.locator("#searches-table tbody tr").count() == 3
     assert page.locator("#searches-table .badge-finished").count() == 3
+    # the queue's health strip shows the test's worker, idle, and the list no longer polls: all ended
+    page.wait_for_selector("#queue-health")
+    assert page.locator("#workers-idle strong").inner_text() == "1"
+    assert page.locator("#search-list[hx-get]").count() == 0
     page.screenshot(path=str(SCREENSHOTS / "e2e-list.png"), full_page=True)
 
     assert page.js_errors == [], page.js_errors

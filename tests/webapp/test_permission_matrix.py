@@ -194,6 +194,7 @@ TRANSFER_FORM = {"name": "full size", "preset": "quick", "dataset": "digits"}
 MATRIX: dict[str, list[Case]] = {
     # -- searches (pages)
     "searches:list": [Case("GET", "user", outsider="hidden")],
+    "searches:list-live": [Case("GET", "user", outsider="hidden")],
     "searches:new": [Case("GET", "member", outsider="hidden"),
                      Case("POST", "member", data=lambda w: SEARCH_FORM, outsider="hidden")],
     "searches:estimate": [Case("GET", "user", data=lambda w: SEARCH_FORM, outsider="hidden")],

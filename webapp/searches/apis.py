@@ -61,10 +61,13 @@ class SearchProgressSerializer(serializers.Serializer):
 
 
 class SearchWorkerSerializer(serializers.Serializer):
-    worker = serializers.CharField()
+    worker = serializers.CharField(help_text="The process holding the trial's claim, host:pid.")
+    worker_label = serializers.CharField(help_text="host/worker, the same across the worker's restarts.")
     trial_index = serializers.IntegerField()
     trial_id = serializers.IntegerField()
-    heartbeat_at = serializers.DateTimeField(allow_null=True)
+    heartbeat_at = serializers.DateTimeField(allow_null=True, help_text="Its training's last progress.")
+    started_at = serializers.DateTimeField(allow_null=True, help_text="When this attempt began.")
+    attempt = serializers.IntegerField(help_text="The attempt it trains (more than 1 after a lost one).")
     epochs_done = serializers.IntegerField()
 
     class Meta:

@@ -65,10 +65,17 @@ def search_progress(*, search: Search) -> dict:
 
 
 def search_workers(*, search: Search) -> list[dict]:
-    """The workers busy on a search now, with the trial each is training."""
-    running = search.trials.filter(status=Trial.Status.RUNNING).order_by("worker", "index")
-    return [{"worker": t.worker, "trial_index": t.index, "trial_id": t.pk, "heartbeat_at": t.heartbeat_at,
+    """The workers busy on a search now, with the trial each is training; `worker_label` is the
+    worker's stable `host/worker`, `worker` the process holding the claim."""
+    running = search.trials.filter(status=Trial.Status.RUNNING).order_by("worker_label", "worker", "index")
+    return [{"worker": t.worker, "worker_label": t.worker_label, "trial_index": t.index, "trial_id": t.pk,
+             "heartbeat_at": t.heartbeat_at, "started_at": t.started_at, "attempt": t.attempts,
              "epochs_done": len(t.epochs)} for t in running]
+
+
+def searches_live(*, searches) -> bool:
+    """Whether any of `searches` (a page of the list) can still change: the list then polls."""
+    return any(search.status not in Search.ENDED for search in searches)
 
 
 def searches_for_compare(*, user, search_ids: list[int]) -> list[Search]:

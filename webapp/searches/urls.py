@@ -18,4 +18,5 @@ urlpatterns = [
     path("searches/<int:pk>/trials/<int:trial_pk>/cancel/", views.search_trial_cancel, name="trial-cancel"),
     path("searches/compare/seeds/", views.search_compare_seeds, name="compare-seeds"),
     path("searches/new/estimate/", views.search_estimate, name="estimate"),
+    path("searches/live/", views.search_list_live, name="list-live"),
 ]

@@ -39,28 +39,53 @@ from webapp.searches.selectors import (
     search_workers,
     searches_comparable,
     searches_for_compare,
+    searches_live,
 )
 from webapp.steering import refuse, steer
 from webapp.teams.context_processors import may_launch_search
 from webapp.teams.models import Team
 from webapp.teams.permissions import has_perm, perms_for, require_perm
 from webapp.trials.models import Trial
-from webapp.trials.selectors import TRIAL_ORDERINGS, trial_list_for_search, trial_rewards_for_search
+from webapp.trials.selectors import (
+    TRIAL_ORDERINGS,
+    trial_epochs_done,
+    trial_list_for_search,
+    trial_rewards_for_search,
+)
 
 SEARCHES_PER_PAGE = 25
 TRIALS_PER_PAGE = 25
 DEFAULT_TRIAL_ORDERING = "-index"  # newest first, so a live page shows arrivals at the top
+
+#: What pausing does (lifecycle.search_pause, and a paused search's control step): the pause
+#: button's confirmation and the message after it say it.
+PAUSE_EFFECT = ("Trials already queued or training still train, and the strategy is told their results; "
+                "no new trial is issued until it is resumed.")
 
 #: The trials table's sortable columns: (ordering key, header label).
 TRIAL_COLUMNS = (("index", "#"), ("status", "Status"), ("reward", "Reward"),
                  ("params", "Params"), ("mult_adds", "Mult-adds"))
 
 
-@require_GET
-def search_list(request: HttpRequest) -> HttpResponse:
+def _list_context(request: HttpRequest) -> dict:
+    """A page of the searches list (shared by the page and its partial; the queue's health strip
+    is the workers app's `queue_health` tag)."""
     searches = search_list_for_user(user=request.user).order_by("-created_at", "-id")
     page = Paginator(searches, SEARCHES_PER_PAGE).get_page(request.GET.get("page"))
-    return render(request, "searches/list.html", {"page": page, "can_launch": may_launch_search(request.user)})
+    return {"page": page, "live": searches_live(searches=page)}
+
+
+@require_GET
+def search_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "searches/list.html",
+                  _list_context(request) | {"can_launch": may_launch_search(request.user)})
+
+
+@require_GET
+def search_list_live(request: HttpRequest) -> HttpResponse:
+    """The polled part of the searches list: the queue's health and the page's rows. It comes
+    back without its polling trigger once none of the page's searches can change."""
+    return render(request, "searches/_list.html", _list_context(request))
 
 
 def _teams_of(user) -> list[Team]:
@@ -128,6 +153,10 @@ def _trials_context(request: HttpRequest, search: Search) -> dict:
         ordering = DEFAULT_TRIAL_ORDERING
     trials = trial_list_for_search(search=search, ordering=ordering).select_related("reused_from")
     page = Paginator(trials, TRIALS_PER_PAGE).get_page(request.GET.get("page"))
+    running = [trial for trial in page if trial.status == Trial.Status.RUNNING]
+    epochs_done = trial_epochs_done(trial_ids=[trial.pk for trial in running])
+    for trial in running:  # the table shows a running trial's epoch k/n
+        trial.epochs_done = epochs_done.get(trial.pk, 0)
     current = ordering.lstrip("-")
     columns = []
     for key, label in TRIAL_COLUMNS:
@@ -147,6 +176,7 @@ def _trials_context(request: HttpRequest, search: Search) -> dict:
         "columns": columns,
         "live": search.status not in Search.ENDED,
         "perms": perms_for(request.user, search),  # the buttons the user's role may use
+        "pause_effect": PAUSE_EFFECT,
     }
 
 
@@ -214,12 +244,12 @@ def _steer(request: HttpRequest, pk: int, action, verb: str, done: str) -> HttpR
 
 @require_POST
 def search_pause(request: HttpRequest, pk: int) -> HttpResponse:
-    return _steer(request, pk, services.search_pause, "pause", "paused")
+    return _steer(request, pk, services.search_pause, "pause", f"paused. {PAUSE_EFFECT.rstrip('.')}")
 
 
 @require_POST
 def search_resume(request: HttpRequest, pk: int) -> HttpResponse:
-    return _steer(request, pk, services.search_resume, "resume", "resumed")
+    return _steer(request, pk, services.search_resume, "resume", "resumed. New trials are issued again")
 
 
 @require_POST

@@ -1,8 +1,13 @@
 """A trial: one cell proposed by a search's strategy, trained once under the search's proxy."""
 
+import re
 from datetime import datetime
 
 from django.db import models
+
+#: The tail the worker (" (attempt 1 of 3; queued again)") and the reconciler ("; queued
+#: again") append to a requeued trial's error.
+REQUEUE_SUFFIX = re.compile(r"(\s*\(attempt \d+ of \d+; queued again\)|; queued again)$")
 
 #: Devices one trial (or transfer) trains on: the runner's one child process, on one GPU or the CPU.
 #: Its device-seconds ("GPU-seconds") are its wall-clock seconds × this.
@@ -39,7 +44,11 @@ class Trial(models.Model):
     mult_adds = models.BigIntegerField(null=True, blank=True)
     #: One dict per finished epoch (searchcore.train.EpochMetrics), appended as they happen.
     epochs = models.JSONField(default=list, blank=True)
+    #: The process that claimed it (`host:pid`); "" until then, and again once it is queued again.
     worker = models.CharField(max_length=255, blank=True)
+    #: The worker of its last attempt as the pages name it, `host/worker` (naming.py): stable
+    #: across the worker's restarts, and kept when the trial is queued again.
+    worker_label = models.CharField(max_length=255, blank=True)
     task_id = models.CharField(max_length=255, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
@@ -72,6 +81,25 @@ class Trial(models.Model):
 
     def __str__(self) -> str:
         return f"trial {self.index} of search {self.search_id}"
+
+    @property
+    def requeued(self) -> bool:
+        """Put back in the queue after an attempt was lost (a crash, a hang, a dead worker):
+        queued after one attempt or more, or training again after one."""
+        if self.status == self.Status.PENDING:
+            return self.attempts >= 1
+        return self.status == self.Status.RUNNING and self.attempts >= 2
+
+    @property
+    def current_attempt(self) -> int:
+        """The attempt it trains, or will train once a worker takes it."""
+        return self.attempts + 1 if self.status == self.Status.PENDING else self.attempts
+
+    @property
+    def requeue_reason(self) -> str:
+        """Why the last attempt was lost, as the worker or the reconciler recorded it, without
+        the "queued again" they append."""
+        return REQUEUE_SUFFIX.sub("", self.error).strip()
 
     @property
     def seconds(self) -> float | None:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from dataclasses import asdict, replace
@@ -48,6 +47,7 @@ from django.utils import timezone
 from webapp import dispatch
 from webapp.storage import StorageWriteError, store_file
 from webapp.trials.models import DEVICES_PER_RUN, Trial
+from webapp.trials.naming import current_worker_label, worker_host
 
 if TYPE_CHECKING:  # a trial reaches its search through its foreign key; trials never import the searches app
     from webapp.searches.models import Search
@@ -56,10 +56,9 @@ logger = logging.getLogger(__name__)
 
 
 def worker_name() -> str:
-    """`host:pid`; the host is CELLSEARCH_WORKER_HOST when set (two workers in containers or on
-    one test machine that must read as different hosts), else the machine's name."""
-    host = os.environ.get("CELLSEARCH_WORKER_HOST", "").strip() or socket.gethostname()
-    return f"{host}:{os.getpid()}"
+    """`host:pid`, the process that holds a claim (the host as naming.worker_host); the pages
+    show the worker's stable `host/worker` instead (Trial.worker_label)."""
+    return f"{worker_host()}:{os.getpid()}"
 
 
 def worker_device(config) -> str:
@@ -129,9 +128,11 @@ def trial_claim(*, trial_id: int) -> Trial | None:
         if trial.status != Trial.Status.PENDING and not stale:
             return None
         trial.status, trial.worker, trial.started_at, trial.heartbeat_at = Trial.Status.RUNNING, worker_name(), now, now
+        trial.worker_label = current_worker_label()
         trial.attempts += 1
         trial.epochs = []  # the error stays: why the attempt before this one ended, until this one ends
-        trial.save(update_fields=["status", "worker", "started_at", "heartbeat_at", "attempts", "epochs"])
+        trial.save(update_fields=["status", "worker", "worker_label", "started_at", "heartbeat_at", "attempts",
+                                  "epochs"])
     return trial
 
 
@@ -140,7 +141,7 @@ def _ours(trial: Trial):
     return Trial.objects.filter(pk=trial.pk, status=Trial.Status.RUNNING, attempts=trial.attempts)
 
 
-def _proxy_config(search: Search):
+def search_proxy_config(search: Search):
     """The search's ProxyConfig, with the server's data folder for datasets that need files."""
     from searchcore.data import DATASETS
 
@@ -222,7 +223,7 @@ def _train(trial: Trial) -> None:
         checkpoint_path = os.path.join(folder, "checkpoint.pt") if search.keep_checkpoints else None
         try:
             outcome = runner.run_trial(
-                trial.genotype, _proxy_config(search), on_epoch=on_epoch, on_beat=on_beat,
+                trial.genotype, search_proxy_config(search), on_epoch=on_epoch, on_beat=on_beat,
                 checkpoint_path=checkpoint_path, policy=runner_policy(),
             )
         except SearchcoreError as exc:  # TrialAborted, or the search's settings no longer valid

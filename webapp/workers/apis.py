@@ -13,6 +13,8 @@ from webapp.workers.selectors import WORKER_STATUSES, worker_list, worker_rows_f
 
 class WorkerSerializer(serializers.Serializer):
     name = serializers.CharField(source="worker.name", help_text="The Celery node name.")
+    label = serializers.CharField(source="worker.label",
+                                  help_text="host/worker: how the pages name it, the same across its restarts.")
     host = serializers.CharField(source="worker.host")
     queues = serializers.CharField(source="worker.queues")
     gpu_name = serializers.CharField(source="worker.gpu_name", help_text='"" on a CPU worker.')

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
+from webapp.trials.naming import worker_label
+
 #: A trial log keeps its last this many characters (the end holds the traceback).
 TRIAL_LOG_MAX_CHARS = 64 * 1024
 
@@ -32,6 +34,11 @@ class Worker(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def label(self) -> str:
+        """`host/worker`, as trials name the worker that trains them: the same across restarts."""
+        return worker_label(host=self.host, node=self.name)
 
 
 class TrialLog(models.Model):

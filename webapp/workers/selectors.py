@@ -13,6 +13,8 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from webapp.searches.models import Search
+from webapp.trials.models import Trial
 from webapp.workers.models import TrialLog, Worker
 
 BUSY, IDLE, LOST, STOPPED = "busy", "idle", "lost", "stopped"
@@ -30,6 +32,18 @@ def worker_status(*, worker: Worker, now: datetime | None = None) -> str:
     if worker.current_trial_id is not None or worker.current_transfer_id is not None:
         return BUSY
     return IDLE
+
+
+def queue_health_for_user(*, user) -> dict[str, int]:
+    """The searches list's strip: how many workers are busy, idle, lost and stopped now (shared
+    by every team), and how many of the user's teams' trials wait in the gpu queue."""
+    now = timezone.now()
+    counts = dict.fromkeys(WORKER_STATUSES, 0)
+    for worker in Worker.objects.only("stopped_at", "heartbeat_at", "current_trial_id", "current_transfer_id"):
+        counts[worker_status(worker=worker, now=now)] += 1
+    pending = Trial.objects.filter(search__team__members=user, status=Trial.Status.PENDING,
+                                   search__status__in=[*Search.ACTIVE, Search.Status.PAUSED]).count()
+    return {**counts, "pending": pending}
 
 
 def worker_list() -> QuerySet[Worker]:

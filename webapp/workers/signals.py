@@ -13,23 +13,19 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 
 from celery import signals
 from django.conf import settings
 from django.db import connections
 
+from webapp.trials.naming import worker_host
+
 logger = logging.getLogger(__name__)
 
 TRIAL_TASK, TRANSFER_TASK = "trials.train_trial", "transfers.train_transfer"
 _captures: dict[str, object] = {}
 _beating: dict[str, threading.Event] = {}
-
-
-def worker_host() -> str:
-    """As trials' worker_name: CELLSEARCH_WORKER_HOST when set, else the machine's name."""
-    return os.environ.get("CELLSEARCH_WORKER_HOST", "").strip() or socket.gethostname()
 
 
 def _quietly(what: str, write, **kwargs) -> None:
