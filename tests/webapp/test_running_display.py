@@ -26,12 +26,6 @@ from webapp.workers.models import Worker
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def count_at_issue(settings):
-    """The control step counts a queued trial's network (off in the other tests: it is slow)."""
-    settings.CELLSEARCH_COUNT_AT_ISSUE = True
-
-
 @pytest.fixture
 def signed_in(client, user):
     client.force_login(user)
@@ -134,21 +128,15 @@ def test_a_queued_trial_shows_its_params_and_the_worker_keeps_them(make_search, 
     assert (finished.params, finished.mult_adds) == issued
 
 
-def test_params_are_left_to_the_worker_when_the_dataset_is_not_on_the_control_host(make_search, sent, settings,
-                                                                                   tmp_path):
-    settings.CELLSEARCH_DATA_ROOT = str(tmp_path)  # no cifar10 folder in it
+def test_params_are_left_to_the_worker_when_the_images_are_not_on_the_control_host(make_search, sent, settings,
+                                                                                  tmp_path):
+    """An image folder's classes are its folders: without them here, the worker counts."""
+    settings.CELLSEARCH_DATA_ROOT = str(tmp_path)  # no imagefolder folder in it
     search = make_search(budget=1, parallelism=1)
-    Search.objects.filter(pk=search.pk).update(dataset="cifar10")
+    Search.objects.filter(pk=search.pk).update(dataset="imagefolder")
     search_advance(search_id=search.pk)
     trial = search.trials.get()
     assert trial.status == Trial.Status.PENDING and trial.params is None and trial.mult_adds is None
-
-
-def test_counting_at_issue_can_be_turned_off(make_search, sent, settings):
-    settings.CELLSEARCH_COUNT_AT_ISSUE = False
-    search = make_search(budget=1, parallelism=1)
-    search_advance(search_id=search.pk)
-    assert search.trials.get().params is None
 
 
 # -- the worker's stable name --------------------------------------------------------------------

@@ -241,10 +241,6 @@ CELLSEARCH_DATA_ROOT = env_str("CELLSEARCH_DATA_ROOT", str(VAR_DIR / "data"))
 # loader reads; turn it off where the web host does not see the workers' data.
 CELLSEARCH_CHECK_DATA_FILES = env_bool("CELLSEARCH_CHECK_DATA_FILES", True)
 
-# The control step counts a new trial's params and mult-adds when it queues it (0.3-0.7 s of CPU
-# per new cell), so the pages show them before a worker has trained it.
-CELLSEARCH_COUNT_AT_ISSUE = env_bool("CELLSEARCH_COUNT_AT_ISSUE", True)
-
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

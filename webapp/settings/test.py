@@ -7,7 +7,7 @@ unless CELLSEARCH_TEST_BROKER_URL names one (the integration tests' own Redis).
 
 import os
 
-from webapp.env import env_bool, env_int
+from webapp.env import env_int
 from webapp.settings.base import *  # noqa: F401,F403
 from webapp.settings.base import DATABASES, REST_FRAMEWORK
 
@@ -25,8 +25,6 @@ CELLSEARCH_HEARTBEAT_SECONDS = 1
 CELLSEARCH_HEARTBEAT_TIMEOUT = env_int("CELLSEARCH_HEARTBEAT_TIMEOUT", 5)
 CELLSEARCH_MIN_STALL_SECONDS = 2
 CELLSEARCH_PENDING_TIMEOUT = env_int("CELLSEARCH_PENDING_TIMEOUT", 60)
-# Counting a queued trial's network costs most control steps' time: tests that look at it turn it on.
-CELLSEARCH_COUNT_AT_ISSUE = env_bool("CELLSEARCH_COUNT_AT_ISSUE", False)
 # Serve static files straight from the app folders: tests run no collectstatic.
 WHITENOISE_USE_FINDERS = True
 # The suite makes thousands of API requests in a minute from one user and one IP (the

@@ -19,12 +19,9 @@ imported inside the functions that need it.
 
 from __future__ import annotations
 
-import functools
 import io
-import json
 import logging
 
-from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
@@ -182,47 +179,23 @@ def _issue_trials(search: Search, strategy, now) -> tuple[list[tuple[int, str]],
 
 
 def _proxy_network_sizes(search: Search, genotype: dict) -> dict:
-    """Params and mult-adds of the proxy network a worker will train for `genotype` (its JSON), counted on
-    the meta device as the worker counts them (`profile.describe` of `train.build_child`'s
-    network), so a queued trial shows them; the worker's own count replaces them when it
-    finishes. {} when they cannot be known here (the dataset is missing on this host), or when
-    CELLSEARCH_COUNT_AT_ISSUE is off."""
-    from searchcore.train import proxy_network_config
+    """Params and mult-adds of the proxy network a worker will train for `genotype`, so a queued
+    trial shows them. Counted without building the network (`searchcore.cost`, which its tests
+    hold equal to the worker's torch count), in microseconds; the worker's own count replaces
+    them when it finishes. {} where the network cannot be told here: a space other than nasnet,
+    an image folder this host does not see."""
+    from searchcore.cost import dataset_shape, proxy_network_cost
+    from searchcore.spaces.nasnet import Genotype
     from webapp.trials.services import search_proxy_config
 
-    if not settings.CELLSEARCH_COUNT_AT_ISSUE:
+    if search.space != "nasnet":
         return {}
-    try:
-        config = search_proxy_config(search)
-        shape = _dataset_shape(config.dataset, config.data_root, json.dumps(config.dataset_options, sort_keys=True))
-        params, mult_adds = _network_sizes(json.dumps(genotype, sort_keys=True),
-                                           proxy_network_config(config, **shape))
-    except Exception as exc:  # noqa: BLE001 - a nicety: the trial is issued all the same
-        logger.info("search %s: params and mult-adds left to the worker: %s", search.pk, exc)
+    config = search_proxy_config(search)
+    shape = dataset_shape(config.dataset, config.dataset_options, config.data_root)
+    if shape is None:
         return {}
-    return {"params": params, "mult_adds": mult_adds}
-
-
-@functools.lru_cache(maxsize=1024)
-def _network_sizes(genotype_json: str, network) -> tuple[int, int]:
-    """(params, mult-adds) of a cell's network, counted once per control process and network: a
-    cell comes again in other searches, and counting costs a build and a forward pass on the meta
-    device, 0.3 to 0.7 s of CPU for a 1@48 to 3@192 proxy on digits (a few µs when cached)."""
-    from searchcore.profile import describe
-    from searchcore.spaces import parse_genotype
-
-    counted = describe(parse_genotype(json.loads(genotype_json)), network, network.image_size)
-    return counted["params"], counted["mult_adds"]
-
-
-@functools.lru_cache(maxsize=8)
-def _dataset_shape(name: str, root: str | None, options_json: str) -> dict[str, int]:
-    """Classes, channels and image size of a dataset: loaded once per control process, and not
-    kept (only the gpu workers train on it)."""
-    from searchcore.data import load_dataset
-
-    data = load_dataset(name, root, **json.loads(options_json))
-    return {"num_classes": data.num_classes, "in_channels": data.in_channels, "image_size": data.image_size}
+    cost = proxy_network_cost(Genotype.from_dict(genotype), config, shape)
+    return {"params": cost.params, "mult_adds": cost.mult_adds}
 
 
 def _settle_search(search: Search, now, changed: set[str]) -> None:
