@@ -117,18 +117,22 @@ LEGEND_ENTRIES: tuple[tuple[str, str], ...] = (
     (OUTPUT_COLOR, "output concat"),
     (INPUT_COLOR, "hidden state"),
 )
-STRIDE_LEGEND = "stride 2: a Reduction cell's op on h<SUB>i-1</SUB> or h<SUB>i</SUB>"
+# Plain text: browsers draw Graphviz's subscripts poorly inside a line of an <img>'d SVG.
+STRIDE_LEGEND = "stride 2 (a Reduction cell's op on a cell input)"
+
+
+LEGEND_PER_ROW = 4  # narrow enough for a small cell's drawing not to be all legend
 
 
 def legend_label(*, strided: bool) -> str:
     """The colour legend as a Graphviz HTML-like label (and the stride-2 mark when `strided`)."""
     swatch = '<TD BGCOLOR="{}" BORDER="{}" WIDTH="14" HEIGHT="12" FIXEDSIZE="TRUE"></TD>'
-    cells = "".join(swatch.format(color, 1) + f'<TD ALIGN="LEFT">{text}</TD>' for color, text in LEGEND_ENTRIES)
-    rows = f"<TR>{cells}</TR>"
+    entries = [swatch.format(color, 1) + f'<TD ALIGN="LEFT">{text}</TD>' for color, text in LEGEND_ENTRIES]
+    rows = "".join(f"<TR>{''.join(entries[start:start + LEGEND_PER_ROW])}</TR>"
+                   for start in range(0, len(entries), LEGEND_PER_ROW))
     if strided:
-        mark = swatch.format(INPUT_COLOR, 3) + f'<TD ALIGN="LEFT" COLSPAN="{2 * len(LEGEND_ENTRIES) - 1}">' \
-            f"{STRIDE_MARK.strip()}, thick border = {STRIDE_LEGEND}</TD>"
-        rows += f"<TR>{mark}</TR>"
+        rows += f'<TR>{swatch.format(INPUT_COLOR, 3)}<TD ALIGN="LEFT" COLSPAN="{2 * LEGEND_PER_ROW - 1}">' \
+            f"{STRIDE_MARK.strip()}, thick border: {STRIDE_LEGEND}</TD></TR>"
     return f'<<TABLE BORDER="0" CELLSPACING="3" CELLPADDING="1">{rows}</TABLE>>'
 
 

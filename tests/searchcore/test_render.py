@@ -216,7 +216,7 @@ def test_the_legend_is_inside_the_svg_under_the_cells():
         assert text_position(svg, meaning)[1] > lowest_node
         assert f'fill="{color}"' in svg.decode()
     assert {"separable conv", "pool", "combination", "output concat", "hidden state"} <= set(texts)
-    assert any("thick border = stride 2" in text for text in texts)
+    assert any("thick border: stride 2" in text for text in texts)
 
 
 def test_a_normal_cell_alone_has_the_legend_without_the_stride_mark():
