@@ -3,7 +3,8 @@ screen (tables and diagrams scroll in their own box), the navigation folds into 
 phone, and plotly's toolbar stays out of the plot. The rows are made directly: no worker.
 
 Screenshots go to $CELLSEARCH_E2E_SCREENSHOTS (default /tmp): e2e-narrow-<width>-<page>.png for
-each page and width, e2e-narrow-390-menu.png (the menu open), e2e-narrow-1280-cells-preview.png.
+each page and width (a transfer's page too: its chart has a title), e2e-narrow-390-menu.png (the
+menu open) and e2e-narrow-1280-cells-preview.png (a thumbnail's preview).
 """
 
 from __future__ import annotations
@@ -84,22 +85,23 @@ def _rows():
                 "dataset": "digits", "best_trial": trial, "best_reward": reward, "params": 123456,
                 "mult_adds": 7654321})
     best = trials[2]
-    Transfer.objects.create(team=team, owner=user, name="narrow transfer", cell=best.cell, genotype=best.genotype,
+    transfer_epochs = [{**epoch, "images_per_second": 900.0 + 50 * epoch["epoch"]} for epoch in best.epochs]
+    transfer = Transfer.objects.create(team=team, owner=user, name="narrow transfer", cell=best.cell, genotype=best.genotype,
                             cell_hash=best.cell_hash, source_trial=best, source_search=best.search,
                             preset="nasnet-cifar", config={"cells": 2, "filters": 96, "epochs": 2},
-                            status=Transfer.Status.FINISHED, test_acc=0.9)
+                            status=Transfer.Status.FINISHED, test_acc=0.9, epochs=transfer_epochs)
     Worker.objects.create(name="gpu0@a-rather-long-host-name.cluster.example.org", host="a-rather-long-host-name",
                           queues="gpu", gpu_name="NVIDIA H100 80GB HBM3", gpu_memory_mb=81559, current_trial=best)
-    return searches, best
+    return searches, best, transfer
 
 
 def test_every_main_page_fits_a_phone_and_a_laptop(chromium_browser, live_server):
-    searches, best = _rows()
+    searches, best, transfer = _rows()
     pages = {
         "searches": "/", "new-search": "/searches/new/", "search": f"/searches/{searches[0].pk}/",
         "trial": f"/trials/{best.pk}/", "compare": f"/searches/compare/?searches={searches[0].pk},{searches[1].pk}",
         "cells": "/cells/", "review": f"/cells/{best.cell_hash}/review/", "workers": "/workers/",
-        "transfers": "/transfers/", "teams": "/teams/",
+        "transfers": "/transfers/", "transfer": f"/transfers/{transfer.pk}/", "teams": "/teams/",
     }
     too_wide: list[str] = []
     js_errors: list[str] = []
@@ -123,7 +125,8 @@ def test_every_main_page_fits_a_phone_and_a_laptop(chromium_browser, live_server
                 elif overflowing := page.evaluate(OVERFLOWING):
                     too_wide.append(f"{name} at {width} px: {overflowing}")
             _check_menu(page, folded=width < NAV_FOLDS_BELOW)
-            _check_toolbar_clear_of_the_plot(page, f"{live_server.url}/trials/{best.pk}/")
+            _check_toolbar_clear(page, f"{live_server.url}/trials/{best.pk}/", "acc-chart")
+            _check_toolbar_clear(page, f"{live_server.url}/transfers/{transfer.pk}/", "speed-chart")  # has a title
             if width > 800:
                 _check_thumbnail_preview(page, f"{live_server.url}/cells/")
         finally:
@@ -147,17 +150,19 @@ def _check_menu(page, *, folded: bool) -> None:
     assert not link.is_visible() and toggle.get_attribute("aria-expanded") == "false"
 
 
-def _check_toolbar_clear_of_the_plot(page, url: str) -> None:
-    """Plotly's toolbar, shown on hover, sits above the plot area, not over it."""
+def _check_toolbar_clear(page, url: str, chart_id: str) -> None:
+    """Plotly's toolbar, shown on hover, sits above the plot area and the chart's title, not over them."""
     page.goto(url)
-    chart = page.locator("#acc-chart.js-plotly-plot")
+    chart = page.locator(f"#{chart_id}.js-plotly-plot")
     chart.wait_for()
     chart.scroll_into_view_if_needed()
     chart.hover()
-    toolbar = page.locator("#acc-chart .modebar")
+    toolbar = page.locator(f"#{chart_id} .modebar")
     toolbar.wait_for(state="visible")
-    plot_area = page.locator("#acc-chart .draglayer .nsewdrag").bounding_box()
-    assert toolbar.bounding_box()["y"] + toolbar.bounding_box()["height"] <= plot_area["y"] + 1
+    bottom = toolbar.bounding_box()["y"] + toolbar.bounding_box()["height"]
+    assert bottom <= page.locator(f"#{chart_id} .draglayer .nsewdrag").bounding_box()["y"] + 1
+    for title in page.locator(f"#{chart_id} .gtitle").all():
+        assert bottom <= title.bounding_box()["y"] + 1
 
 
 def _check_thumbnail_preview(page, url: str) -> None:
