@@ -64,6 +64,7 @@ _OUTPUT_LABEL = "<h<SUB>i+1</SUB>>"
 _BOX = {"shape": "box", "style": "filled,rounded"}
 _OVAL = {"shape": "ellipse", "style": "filled"}
 _FONT = {"fontname": "Helvetica"}
+_REDUCTION = "reduction"  # the name `cells_of` gives the Reduction cell
 
 
 def is_strided(*, reduction: bool, source: int) -> bool:
@@ -75,7 +76,7 @@ def is_strided(*, reduction: bool, source: int) -> bool:
 def cell_graph(cell: Cell, name: str) -> graphviz.Digraph:
     """One cell as a cluster named `cluster_<name>`, drawable alone or inside a genotype; the
     cell named "reduction" is drawn as a Reduction cell (its ops on the inputs strided)."""
-    reduction = name == "reduction"
+    reduction = name == _REDUCTION
     graph = graphviz.Digraph(name=f"cluster_{name}", node_attr=_FONT)
     # rankdir=BT turns a cluster's label placement upside down too: "b" puts the name on top.
     graph.attr(label=f"{name.capitalize()} Cell", labelloc="b", fontsize="18", style="rounded", rankdir="BT", **_FONT)
@@ -119,8 +120,6 @@ LEGEND_ENTRIES: tuple[tuple[str, str], ...] = (
 )
 # Plain text: browsers draw Graphviz's subscripts poorly inside a line of an <img>'d SVG.
 STRIDE_LEGEND = "stride 2 (a Reduction cell's op on a cell input)"
-
-
 LEGEND_PER_ROW = 4  # narrow enough for a small cell's drawing not to be all legend
 
 
@@ -140,7 +139,7 @@ def _cells_with_legend(cells: list[tuple[str, Cell]]) -> graphviz.Digraph:
     """Cells side by side, the colour legend under them."""
     graph = graphviz.Digraph(name="genotype")
     # Without the final global crossing pass, dot keeps the inputs' flat edge left to right.
-    graph.attr(rankdir="BT", label=legend_label(strided=any(name == "reduction" for name, _ in cells)),
+    graph.attr(rankdir="BT", label=legend_label(strided=any(name == _REDUCTION for name, _ in cells)),
                labelloc="b", fontsize="11", remincross="false", **_FONT)
     for name, cell in cells:
         graph.subgraph(cell_graph(cell, name))
