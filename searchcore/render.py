@@ -118,8 +118,9 @@ LEGEND_ENTRIES: tuple[tuple[str, str], ...] = (
     (OUTPUT_COLOR, "output concat"),
     (INPUT_COLOR, "hidden state"),
 )
-# Plain text: browsers draw Graphviz's subscripts poorly inside a line of an <img>'d SVG.
-STRIDE_LEGEND = "stride 2 (a Reduction cell's op on a cell input)"
+# Plain text: browsers draw Graphviz's subscripts poorly inside a line of an <img>'d SVG; and
+# not "Reduction cell", which would be a second text naming the cell.
+STRIDE_LEGEND = "stride 2 (a reduction's op on a cell input)"
 LEGEND_PER_ROW = 4  # narrow enough for a small cell's drawing not to be all legend
 
 

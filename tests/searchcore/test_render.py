@@ -217,6 +217,7 @@ def test_the_legend_is_inside_the_svg_under_the_cells():
         assert f'fill="{color}"' in svg.decode()
     assert {"separable conv", "pool", "combination", "output concat", "hidden state"} <= set(texts)
     assert any("thick border: stride 2" in text for text in texts)
+    assert [text for text in texts if "reduction cell" in text.lower()] == ["Reduction Cell"]  # the title alone
 
 
 def test_a_normal_cell_alone_has_the_legend_without_the_stride_mark():
