@@ -4,9 +4,14 @@
 
    - <form data-confirm="Question?">: asks before submitting; "Cancel" keeps the form unsent.
    - <select data-autosubmit>: submits its form when the choice changes.
-   - <input data-select-on-click>: selects its whole text on a click (a link to copy). */
+   - <input data-select-on-click>: selects its whole text on a click (a link to copy).
+   - <button data-nav-toggle> in <nav data-nav>: opens and closes the navigation menu of narrow
+     screens (the stylesheet folds the links only once this file has marked <html class="js">,
+     so without JavaScript they stay listed). */
 (function () {
   "use strict";
+
+  document.documentElement.classList.add("js");
 
   // getAttribute, not form.dataset: a form's properties include its fields by name (`dataset`)
   document.addEventListener("submit", function (event) {
@@ -27,6 +32,11 @@
     var field = event.target;
     if (field instanceof HTMLInputElement && field.hasAttribute("data-select-on-click")) {
       field.select();
+    }
+    var toggle = field instanceof Element ? field.closest("[data-nav-toggle]") : null;
+    var nav = toggle && toggle.closest("[data-nav]");
+    if (nav) {
+      toggle.setAttribute("aria-expanded", String(nav.classList.toggle("open")));
     }
   });
 })();

@@ -3,17 +3,30 @@
   "use strict";
 
   var FONT = {family: "Inter, system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size: 12, color: "#334155"};
-  var CONFIG = {responsive: true, displaylogo: false, modeBarButtonsToRemove: ["lasso2d", "select2d"]};
+  /* Plotly's toolbar (modebar) sits in the chart's top-right corner, over whatever is there: it
+     shows only while the pointer is on the chart, and `layout` keeps the top band it needs free of
+     titles (a title goes under it, left-aligned, so a long one on a narrow screen is not covered). */
+  var CONFIG = {responsive: true, displaylogo: false, displayModeBar: "hover",
+                modeBarButtonsToRemove: ["lasso2d", "select2d"]};
+  var MODEBAR_BAND = 32;  // px: the toolbar's height and a little air
   var COLORS = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"];
   var DASHES = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"];
 
   function layout(extra) {
     var base = {
-      font: FONT, margin: {l: 64, r: 20, t: 30, b: 56}, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "#ffffff",
-      hovermode: "closest", legend: {orientation: "h", x: 0, y: -0.3, yanchor: "top"},
+      font: FONT, margin: {l: 64, r: 20, t: MODEBAR_BAND, b: 56}, paper_bgcolor: "rgba(0,0,0,0)",
+      plot_bgcolor: "#ffffff", hovermode: "closest", legend: {orientation: "h", x: 0, y: -0.3, yanchor: "top"},
       xaxis: {gridcolor: "#eef2f7", zeroline: false}, yaxis: {gridcolor: "#eef2f7", zeroline: false}
     };
-    for (var key in extra) { base[key] = Object.assign({}, base[key] || {}, extra[key]); }
+    if (extra && extra.title) {  // under the toolbar's band, then the plot
+      base.title = {x: 0, xref: "paper", xanchor: "left", y: 1, yref: "container", yanchor: "top",
+                    pad: {t: MODEBAR_BAND}, font: {size: 14}};
+      base.margin.t = MODEBAR_BAND + 36;
+    }
+    for (var key in extra) {  // objects merge one level deep; plain values (showlegend) replace
+      var value = extra[key];
+      base[key] = value && typeof value === "object" && !Array.isArray(value) ? Object.assign({}, base[key] || {}, value) : value;
+    }
     return base;
   }
 
@@ -224,6 +237,8 @@
   }
 
   var CellSearch = window.CellSearch = window.CellSearch || {};
+  CellSearch.plotConfig = CONFIG;  // every page's charts share them (transfers.js too)
+  CellSearch.plotLayout = layout;
   CellSearch.rewardChart = rewardChart;
   CellSearch.epochCharts = epochCharts;
   CellSearch.compareChart = compareChart;

@@ -38,10 +38,10 @@
       Plotly.react(chartId, [{x: epochs.map(function (e) { return e.epoch; }),
                               y: epochs.map(function (e) { return e.images_per_second; }),
                               mode: "lines+markers", name: "images / s", line: {color: "#2ca02c"}}],
-                   {title: {text: "Training throughput"}, margin: {l: 64, r: 20, t: 30, b: 40},
-                    paper_bgcolor: "rgba(0,0,0,0)", xaxis: {title: {text: "epoch"}},
-                    yaxis: {title: {text: "images / s"}, rangemode: "tozero"}},
-                   {responsive: true, displaylogo: false});
+                   CellSearch.plotLayout({title: {text: "Training throughput"}, margin: {b: 40},
+                                          xaxis: {title: {text: "epoch"}},
+                                          yaxis: {title: {text: "images / s"}, rangemode: "tozero"}}),
+                   CellSearch.plotConfig);
     }
     draw();
     document.body.addEventListener("htmx:afterSettle", draw);

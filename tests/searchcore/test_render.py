@@ -13,7 +13,10 @@ from searchcore.opnames import ALL_OPS
 from searchcore.registry import import_target
 from searchcore.render import (
     FAMILY_COLORS,
+    LEGEND_ENTRIES,
     OP_FAMILIES,
+    STRIDE_MARK,
+    STRIDED_PENWIDTH,
     cell_graph,
     genotype_graph,
     render_cell,
@@ -32,6 +35,23 @@ def node_titles(svg: bytes) -> list[str]:
     return re.findall(r"<title>([^<]*)</title>", svg.decode())
 
 
+def node_positions(svg: bytes) -> dict[str, tuple[float, float]]:
+    """Each node's (x, y) in the SVG (y grows downwards), read from its first label text."""
+    nodes = re.findall(r'class="node">\s*<title>([^<]*)</title>.*?<text[^>]* x="([-\d.]+)" y="([-\d.]+)"',
+                       svg.decode(), flags=re.DOTALL)
+    return {name: (float(x), float(y)) for name, x, y in nodes}
+
+
+def text_position(svg: bytes, text: str) -> tuple[float, float]:
+    x, y = re.search(rf'<text[^>]* x="([-\d.]+)" y="([-\d.]+)"[^>]*>{re.escape(text)}</text>', svg.decode()).groups()
+    return float(x), float(y)
+
+
+def op_label(op: str, source: int, cell_name: str) -> str:
+    """What the drawing should say for `op` reading hidden state `source` (the paper's stride-2 rule)."""
+    return op + STRIDE_MARK if cell_name == "reduction" and source < 2 else op
+
+
 @pytest.mark.parametrize("name", KNOWN.names())
 def test_known_genotype_renders_both_cells_side_by_side(name):
     genotype = get_known(name)
@@ -44,8 +64,8 @@ def test_known_genotype_renders_both_cells_side_by_side(name):
         op_nodes = [t for t in titles if re.fullmatch(rf"{cell_name}_op\d+_\d", t)]
         assert len(op_nodes) == 2 * len(cell.blocks)
         for block in cell.blocks:
-            for op in block.ops:
-                assert op in texts
+            for source, op in zip(block.inputs, block.ops):
+                assert op_label(op, source, cell_name) in texts
     assert texts.count("add") == len(genotype.normal.blocks) + len(genotype.reduction.blocks)
     assert texts.count("concat") == 2  # one output concat per cell; every known cell adds
 
@@ -145,3 +165,62 @@ def test_cells_with_any_number_of_blocks_render():
     one = Cell(blocks=(Block((0, 1), ("none", "dilated_conv_3x3"), "concat"),))
     svg = render_genotype(Genotype(normal=one, reduction=one))
     assert {"none", "dilated_conv_3x3"} <= set(svg_texts(svg))
+
+
+SAMPLED = [NasnetCellSpace().sample(np.random.default_rng(seed)) for seed in range(12)]
+DRAWN = [get_known(name) for name in KNOWN.names()] + SAMPLED
+
+
+@pytest.mark.parametrize("genotype", DRAWN)
+def test_inputs_are_always_drawn_h_i_minus_1_left_of_h_i_on_one_row(genotype):
+    positions = node_positions(render_genotype(genotype))
+    for cell_name in ("normal", "reduction"):
+        (left_x, left_y), (right_x, right_y) = positions[f"{cell_name}_h0"], positions[f"{cell_name}_h1"]
+        assert left_x < right_x and left_y == right_y
+        assert all(y <= left_y for name, (_, y) in positions.items() if name.startswith(cell_name))  # bottom row
+
+
+def test_a_reduction_cell_marks_exactly_its_ops_on_the_cell_inputs_as_stride_2():
+    genotype = get_known("nasnet-a")
+    source = genotype_graph(genotype).source
+    texts = svg_texts(render_genotype(genotype))
+    strided = 0
+    for cell_name, cell in cells_of(genotype):
+        for k, block in enumerate(cell.blocks):
+            for j, (state, op) in enumerate(zip(block.inputs, block.ops)):
+                node = re.search(rf"\t{cell_name}_op{k}_{j} \[([^\]]*)\]", source).group(1)
+                marked = cell_name == "reduction" and state < 2
+                assert (f"label=\"{op}{STRIDE_MARK}\"" in node) is marked
+                assert (f"penwidth={STRIDED_PENWIDTH}" in node) is marked
+                strided += marked
+    # NASNet-A's Reduction cell reads the inputs in 7 of its 10 ops (slim's nasnet_utils).
+    assert strided == 7 == len([t for t in texts if t.endswith(STRIDE_MARK)])
+
+
+def test_each_cell_name_is_drawn_above_its_cell():
+    svg = render_genotype(get_known("enas"))
+    positions = node_positions(svg)
+    for cell_name, title in (("normal", "Normal Cell"), ("reduction", "Reduction Cell")):
+        x, y = text_position(svg, title)
+        cell_nodes = [pos for name, pos in positions.items() if name.startswith(f"{cell_name}_")]
+        assert all(y < node_y for _, node_y in cell_nodes)
+        assert min(nx for nx, _ in cell_nodes) < x < max(nx for nx, _ in cell_nodes)
+
+
+def test_the_legend_is_inside_the_svg_under_the_cells():
+    svg = render_genotype(get_known("nasnet-a"))
+    texts = svg_texts(svg)
+    lowest_node = max(y for _, y in node_positions(svg).values())
+    for color, meaning in LEGEND_ENTRIES:
+        assert meaning in texts
+        assert text_position(svg, meaning)[1] > lowest_node
+        assert f'fill="{color}"' in svg.decode()
+    assert {"separable conv", "pool", "combination", "output concat", "hidden state"} <= set(texts)
+    assert any("thick border: stride 2" in text for text in texts)
+    assert [text for text in texts if "reduction cell" in text.lower()] == ["Reduction Cell"]  # the title alone
+
+
+def test_a_normal_cell_alone_has_the_legend_without_the_stride_mark():
+    texts = svg_texts(render_cell(get_known("nasnet-a").normal, "normal"))
+    assert {meaning for _, meaning in LEGEND_ENTRIES} <= set(texts)
+    assert not any("stride 2" in text or text.endswith(STRIDE_MARK) for text in texts)
