@@ -29,6 +29,6 @@ class PPO(ControllerStrategy):
             ratio = torch.exp(log_prob - behaviour_log_prob)
             surrogate = torch.minimum(ratio * advantage, ratio.clamp(low, high) * advantage)
             loss = -surrogate.mean() - self.config.entropy_weight * entropy.mean()
-            stats.append((float(loss), float(entropy.mean())))
+            stats.append((loss.item(), entropy.mean().item()))
             self._step(loss)
         return stats[0]

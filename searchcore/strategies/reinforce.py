@@ -25,4 +25,4 @@ class Reinforce(ControllerStrategy):
         log_prob, entropy = self.policy.evaluate(actions)
         loss = -(advantage * log_prob).mean() - self.config.entropy_weight * entropy.mean()
         self._step(loss)
-        return float(loss), float(entropy.mean())
+        return loss.item(), entropy.mean().item()
