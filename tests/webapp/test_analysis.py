@@ -76,13 +76,16 @@ def test_learning_curves_show_the_best_and_an_even_sample(client, make_search, m
     assert data["trials"][3]["epoch"] == [0, 1]
 
 
-def test_pareto_front_keeps_the_points_nothing_beats():
-    points = [(100, 0.5, 0), (200, 0.7, 1), (150, 0.4, 2), (200, 0.6, 3), (50, 0.2, 4), (300, 0.7, 5),
-              (400, 0.9, 6), (100, 0.5, 7)]
+def test_pareto_front_keeps_the_trials_nothing_beats(make_search, make_trial):
+    search = make_search(budget=8)
+    points = [(100, 0.5), (200, 0.7), (150, 0.4), (200, 0.6), (50, 0.2), (300, 0.7), (400, 0.9), (100, 0.5)]
+    for index, (params, reward) in enumerate(points):
+        make_trial(search, index, reward=reward, params=params)
     # 150 costs more than 100 for less, 200 @ 0.6 loses to 200 @ 0.7, 300 @ 0.7 is no better than
     # 200 @ 0.7, and trial 7 ties trial 0 (the earlier one stays)
-    assert selectors.pareto_front(points) == [(50, 0.2, 4), (100, 0.5, 0), (200, 0.7, 1), (400, 0.9, 6)]
-    assert selectors.pareto_front([]) == []
+    front = selectors.pareto_front(search.trials.all(), "params").values_list("params", "reward", "index")
+    assert list(front) == [(50, 0.2, 4), (100, 0.5, 0), (200, 0.7, 1), (400, 0.9, 6)]
+    assert not selectors.pareto_front(search.trials.all(), "mult_adds").exists()  # none has mult-adds
 
 
 def test_reward_against_cost_marks_each_front(client, make_search, make_trial):
@@ -181,8 +184,8 @@ def test_csv_export_streams_every_trial(client, exported_search):
 
 def test_parquet_export_reads_back_equal_to_the_rows(client, exported_search):
     response = client.get(reverse("analysis:trials-parquet", args=[exported_search.pk]))
-    assert response.status_code == 200
-    table = pq.read_table(io.BytesIO(response.content))
+    assert response["Content-Disposition"].endswith(f'search-{exported_search.pk}-trials.parquet"')
+    table = pq.read_table(io.BytesIO(b"".join(response.streaming_content)))
     assert table.column_names == list(selectors.EXPORT_COLUMNS)
     rows = table.to_pylist()
     for row in rows:
@@ -194,5 +197,6 @@ def test_exports_of_a_search_without_trials_hold_the_header(client, make_search)
     search = make_search()
     response = client.get(reverse("analysis:trials-csv", args=[search.pk]))
     assert b"".join(response.streaming_content).decode().splitlines() == [",".join(selectors.EXPORT_COLUMNS)]
-    table = pq.read_table(io.BytesIO(client.get(reverse("analysis:trials-parquet", args=[search.pk])).content))
+    response = client.get(reverse("analysis:trials-parquet", args=[search.pk]))
+    table = pq.read_table(io.BytesIO(b"".join(response.streaming_content)))
     assert (table.num_rows, table.column_names) == (0, list(selectors.EXPORT_COLUMNS))

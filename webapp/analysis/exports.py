@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import csv
 import io
+import tempfile
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from itertools import islice
+from typing import IO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -46,11 +48,14 @@ def trials_csv(rows: Iterable[tuple]) -> Iterator[str]:
     yield buffer.getvalue()  # the header alone when there is no trial
 
 
-def trials_parquet(rows: Iterable[tuple]) -> bytes:
-    """One Parquet file, written a record batch at a time."""
-    sink = io.BytesIO()
+def trials_parquet(rows: Iterable[tuple]) -> IO[bytes]:
+    """One Parquet file, written a record batch at a time to a temporary file (a file's footer
+    comes last, so it cannot stream; on disk, a large search's file does not sit in memory),
+    returned open at its start; it is deleted when closed."""
+    sink = tempfile.TemporaryFile()
     with pq.ParquetWriter(sink, PARQUET_SCHEMA) as writer:
         for chunk in _chunks(rows):
             columns = [pa.array(values, type=field.type) for values, field in zip(zip(*chunk), PARQUET_SCHEMA)]
             writer.write_batch(pa.record_batch(columns, schema=PARQUET_SCHEMA))
-    return sink.getvalue()
+    sink.seek(0)
+    return sink

@@ -7,12 +7,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from webapp.analysis import exports, selectors
-from webapp.searches.models import Search
 from webapp.searches.selectors import search_get_for_user
 
 #: The figures, by the name their URL and their chart element carry.
@@ -45,23 +44,17 @@ def _figure_view(name: str) -> Callable[[HttpRequest, int], JsonResponse]:
 figure_views = {name: _figure_view(name) for name in FIGURES}
 
 
-def _filename(search: Search, extension: str) -> str:
-    return f'attachment; filename="search-{search.pk}-trials.{extension}"'
-
-
 @require_GET
 def trials_csv(request: HttpRequest, pk: int) -> StreamingHttpResponse:
     search = search_get_for_user(user=request.user, search_id=pk)
     response = StreamingHttpResponse(exports.trials_csv(selectors.trial_export_rows(search=search)),
                                      content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = _filename(search, "csv")
+    response["Content-Disposition"] = f'attachment; filename="search-{search.pk}-trials.csv"'
     return response
 
 
 @require_GET
-def trials_parquet(request: HttpRequest, pk: int) -> HttpResponse:
+def trials_parquet(request: HttpRequest, pk: int) -> FileResponse:
     search = search_get_for_user(user=request.user, search_id=pk)
-    response = HttpResponse(exports.trials_parquet(selectors.trial_export_rows(search=search)),
-                            content_type="application/vnd.apache.parquet")
-    response["Content-Disposition"] = _filename(search, "parquet")
-    return response
+    return FileResponse(exports.trials_parquet(selectors.trial_export_rows(search=search)), as_attachment=True,
+                        filename=f"search-{search.pk}-trials.parquet", content_type="application/vnd.apache.parquet")
