@@ -18,7 +18,9 @@
 
   function axis(extra) { return Object.assign({}, GRID, extra); }
 
+  /* A line of text in place of the figure (the chart's height goes with it). */
   function message(element, text) {
+    element.classList.remove("chart", "chart-tall");
     element.innerHTML = "";
     var p = document.createElement("p");
     p.className = "muted chart-placeholder";
@@ -41,7 +43,7 @@
     });
     Plotly.newPlot(element, traces, layout({
       title: {text: data.trials.length + " of " + data.trained + " trained trials", font: {size: 12}},
-      xaxis: axis({title: {text: "epoch"}, dtick: 1}),
+      xaxis: axis({title: {text: "epoch"}, dtick: 1, anchor: "y2"}),
       yaxis: axis({title: {text: "val accuracy"}, tickformat: ".0%", domain: [0.55, 1]}),
       yaxis2: axis({title: {text: "val loss"}, domain: [0, 0.45]})
     }), CONFIG);
@@ -68,8 +70,8 @@
     Plotly.newPlot(element, traces, layout({
       xaxis: axis({title: {text: "params"}, type: "log", domain: [0, 0.47]}),
       xaxis2: axis({title: {text: "mult-adds"}, type: "log", domain: [0.53, 1]}),
-      yaxis: axis({title: {text: "reward"}, tickformat: ".0%"}),
-      yaxis2: axis({tickformat: ".0%", anchor: "x2", matches: "y"})
+      yaxis: axis({title: {text: "reward"}, tickformat: ".1%"}),
+      yaxis2: axis({tickformat: ".1%", anchor: "x2", matches: "y"})
     }), CONFIG);
   }
 
@@ -92,11 +94,12 @@
       });
     });
     var title = function (text) { return {title: {text: text, font: {size: 11}}}; };
+    var ticks = {tickformat: ",d", dtick: data.window * Math.ceil(data.start.length / 5)};  // at most 5 labels
     Plotly.newPlot(element, traces, layout({
       grid: {rows: 2, columns: 2, pattern: "independent"}, legend: {orientation: "v", x: 1.02, y: 1},
       margin: {l: 64, r: 180, t: 30, b: 56},
-      xaxis: axis({}), xaxis2: axis({}), xaxis3: axis(title("first trial of the window")),
-      xaxis4: axis(title("first trial of the window")),
+      xaxis: axis(ticks), xaxis2: axis(ticks), xaxis3: axis(Object.assign(title("first trial of the window"), ticks)),
+      xaxis4: axis(Object.assign(title("first trial of the window"), ticks)),
       yaxis: axis(Object.assign({tickformat: ".0%"}, title("Normal: ops"))),
       yaxis2: axis(Object.assign({tickformat: ".0%"}, title("Normal: inputs"))),
       yaxis3: axis(Object.assign({tickformat: ".0%"}, title("Reduction: ops"))),
