@@ -1,11 +1,10 @@
-"""The analysis page's figures, each read with a bounded amount of work at 100,000 trials.
+"""The analysis page's figures, each of a bounded size whatever the search's (100,000 trials).
 
 Every figure's data is plain JSON for Plotly. Learning curves show at most
-`CURVES_MAX_TRIALS` trials (the best and an evenly spaced sample), reward against cost shows the
-whole Pareto front and at most `COST_MAX_POINTS` other trials, and op frequencies read at most
-`OPS_SAMPLE_PER_WINDOW` genotypes in each of `OPS_WINDOWS` windows: each is a fixed number of
-rows, whatever the search's size. The search comes from `search_get_for_user`, so it is one of
-the user's teams'.
+`CURVES_MAX_TRIALS` trials (the best and an evenly spaced sample, chosen in SQL), reward against
+cost shows the Pareto front (found in SQL) and at most `COST_MAX_POINTS` other trials, and op
+frequencies decode at most `OPS_SAMPLE_PER_WINDOW` genotypes in each of `OPS_WINDOWS` windows.
+The search comes from `search_get_for_user`, so it is one of the user's teams'.
 """
 
 from __future__ import annotations
@@ -81,7 +80,9 @@ def pareto_front(trials: QuerySet[Trial], cost: str) -> QuerySet[Trial]:
 
 def reward_against_cost(*, search: Search) -> dict[str, Any]:
     """Reward against params and against mult-adds, each with its Pareto front (most reward for
-    the least cost) and at most `COST_MAX_POINTS` of the other trials, evenly spaced."""
+    the least cost) and at most `COST_MAX_POINTS` of the other trials, evenly spaced: the proxy's
+    version of NASNet's Figure 5, "Accuracy versus computational demand (left) and number of
+    parameters (right)"."""
     trained = _trained(search)
     total = trained.count()
     sample = _every_nth(trained, math.ceil(total / COST_MAX_POINTS) if total else 1).order_by("index")
@@ -102,8 +103,10 @@ def _columns(points: Sequence[tuple]) -> dict[str, list]:
 def op_frequencies(*, search: Search) -> dict[str, Any]:
     """How often each op and each input is chosen, per window of trials in sampling order, for
     the Normal and the Reduction cell: the fraction of the window's choices (every trial the
-    strategy proposed, whatever became of it). A window of more than `OPS_SAMPLE_PER_WINDOW`
-    trials is estimated from that many, evenly spaced."""
+    strategy proposed, whatever became of it). These are NASNet's per-block steps 1–4: "Select a
+    hidden state from h_i, h_i−1 or from the set of hidden states created in previous blocks"
+    (twice), then "Select an operation to apply" to each. A window of more than
+    `OPS_SAMPLE_PER_WINDOW` trials is estimated from that many, evenly spaced."""
     if search.space != "nasnet":
         return {"available": False,
                 "reason": f"Op and input frequencies count the NASNet cell space's choices; the {search.space} "
