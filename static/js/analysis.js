@@ -42,7 +42,7 @@
         hovertemplate: "trial " + trial.index + ", epoch %{x}: val loss %{y:.3f}<extra></extra>"}, common));
     });
     Plotly.newPlot(element, traces, layout({
-      title: {text: data.trials.length + " of " + data.trained + " trained trials", font: {size: 12}},
+      title: {text: data.trials.length + " trials shown, of " + data.issued + " issued", font: {size: 12}},
       xaxis: axis({title: {text: "epoch"}, dtick: 1, anchor: "y2"}),
       yaxis: axis({title: {text: "val accuracy"}, tickformat: ".0%", domain: [0.55, 1]}),
       yaxis2: axis({title: {text: "val loss"}, domain: [0, 0.45]})
@@ -51,7 +51,9 @@
 
   /* Reward against params (left) and mult-adds (right), the Pareto front as a step line. */
   function cost(element, data) {
-    if (!data.trained) { return message(element, "No trial has finished yet."); }
+    if (!data.params.front.length && !data.mult_adds.front.length) {
+      return message(element, "No trial has finished with its params and mult-adds yet.");
+    }
     var traces = [];
     [["params", "", "params"], ["mult_adds", "2", "mult-adds"]].forEach(function (spec) {
       var part = data[spec[0]], suffix = spec[1], label = spec[2];

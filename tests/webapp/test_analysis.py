@@ -63,14 +63,16 @@ def test_learning_curves_show_the_best_and_an_even_sample(client, make_search, m
     monkeypatch.setattr(selectors, "CURVES_MAX_TRIALS", 4)
     monkeypatch.setattr(selectors, "CURVES_BEST", 2)
     search = make_search(budget=10)
+    Search.objects.filter(pk=search.pk).update(trials_issued=10)
+    search.refresh_from_db()
     for index in range(8):
         make_trial(search, index, reward=index / 10, epochs=epochs(0.1, index / 10))
     make_trial(search, 8, status=Trial.Status.FAILED)
     make_trial(search, 9, reward=0.99, reused_from=Trial.objects.get(search=search, index=7))  # a copy
     data = figure(client, "curves", search)
-    assert data["trained"] == 8
-    # the best two (7, 6), then every 4th trial (8 / (4 − 2)): 0 and 4
-    assert [(t["index"], t["best"]) for t in data["trials"]] == [(0, False), (4, False), (6, True), (7, True)]
+    assert data["issued"] == 10
+    # the best two (7, 6), then every 5th trial issued (10 / (4 − 2)) that trained: 0 and 5
+    assert [(t["index"], t["best"]) for t in data["trials"]] == [(0, False), (5, False), (6, True), (7, True)]
     assert data["trials"][3]["val_acc"] == [0.1, 0.7]
     assert data["trials"][3]["val_loss"] == pytest.approx([0.9, 0.3])
     assert data["trials"][3]["epoch"] == [0, 1]

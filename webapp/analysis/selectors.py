@@ -40,6 +40,12 @@ def _trained(search: Search) -> QuerySet[Trial]:
     return search.trials.filter(status=Trial.Status.FINISHED, reward__isnull=False, reused_from__isnull=True)
 
 
+def _step(search: Search, count: int) -> int:
+    """Every how many trials to take about `count` of the search's (a bound, not a count of its
+    trained trials: counting those costs as much as reading them)."""
+    return max(1, math.ceil(search.trials_issued / count))
+
+
 def _every_nth(trials: QuerySet[Trial], step: int) -> QuerySet[Trial]:
     """The trials whose index is a multiple of `step`: an even sample, chosen in SQL."""
     return trials if step <= 1 else trials.annotate(slot=Mod("index", step)).filter(slot=0)
@@ -49,14 +55,13 @@ def learning_curves(*, search: Search) -> dict[str, Any]:
     """Per-epoch validation accuracy and loss of the `CURVES_BEST` best trials and an even
     sample of the others, at most `CURVES_MAX_TRIALS` in all."""
     trained = _trained(search)
-    total = trained.count()
     best = list(trained.order_by("-reward", "index").values_list("pk", flat=True)[:CURVES_BEST])
-    step = math.ceil(total / (CURVES_MAX_TRIALS - CURVES_BEST)) if total else 1
+    step = _step(search, CURVES_MAX_TRIALS - CURVES_BEST)
     sample = list(_every_nth(trained, step).exclude(pk__in=best).order_by("index")
                   .values_list("pk", flat=True)[:CURVES_MAX_TRIALS - len(best)])
     rows = trained.filter(pk__in=[*best, *sample]).order_by("index").values("pk", "index", "reward", "epochs")
     return {
-        "trained": total,
+        "issued": search.trials_issued,
         "trials": [
             {"index": row["index"], "reward": row["reward"], "best": row["pk"] in best,
              "epoch": [epoch["epoch"] for epoch in row["epochs"]],
@@ -84,9 +89,8 @@ def reward_against_cost(*, search: Search) -> dict[str, Any]:
     version of NASNet's Figure 5, "Accuracy versus computational demand (left) and number of
     parameters (right)"."""
     trained = _trained(search)
-    total = trained.count()
-    sample = _every_nth(trained, math.ceil(total / COST_MAX_POINTS) if total else 1).order_by("index")
-    figure: dict[str, Any] = {"trained": total}
+    sample = _every_nth(trained, _step(search, COST_MAX_POINTS)).order_by("index")
+    figure: dict[str, Any] = {}
     for cost in ("params", "mult_adds"):
         front = list(pareto_front(trained, cost).values_list(cost, "reward", "index"))
         on_front = [index for _, _, index in front]
