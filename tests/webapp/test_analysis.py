@@ -110,7 +110,6 @@ def test_op_frequencies_per_window_of_known_genotypes(client, make_search, make_
     cells = [make_cell(genotype("sep_conv_3x3", (0, 1))), make_cell(genotype("sep_conv_5x5", (1, 1)))]
     for index, cell in enumerate([cells[0], cells[0], cells[0], cells[1]]):
         make_trial(search, index, cell=cell, status=Trial.Status.FAILED if index == 2 else Trial.Status.FINISHED)
-    Search.objects.filter(pk=search.pk).update(trials_issued=4)
     data = figure(client, "ops", search)
     assert (data["window"], data["start"], data["sampled"]) == (2, [0, 2], [2, 2])
     normal = data["cells"]["normal"]
@@ -202,3 +201,13 @@ def test_exports_of_a_search_without_trials_hold_the_header(client, make_search)
     response = client.get(reverse("analysis:trials-parquet", args=[search.pk]))
     table = pq.read_table(io.BytesIO(b"".join(response.streaming_content)))
     assert (table.num_rows, table.column_names) == (0, list(selectors.EXPORT_COLUMNS))
+
+
+def test_figures_of_a_search_without_trials_are_empty(client, make_search):
+    search = make_search(strategy="ppo")
+    assert figure(client, "curves", search)["trials"] == []
+    assert figure(client, "cost", search)["params"] == {"points": {"cost": [], "reward": [], "index": []},
+                                                        "front": {"cost": [], "reward": [], "index": []}}
+    ops = figure(client, "ops", search)
+    assert (ops["start"], ops["cells"]["normal"]["ops"]) == ([], {})
+    assert figure(client, "controller", search)["update"] == []

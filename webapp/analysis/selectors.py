@@ -115,7 +115,8 @@ def op_frequencies(*, search: Search) -> dict[str, Any]:
         return {"available": False,
                 "reason": f"Op and input frequencies count the NASNet cell space's choices; the {search.space} "
                           "space has no Normal or Reduction cell."}
-    issued = search.trials_issued
+    last = search.trials.aggregate(last=Max("index"))["last"]  # the trials' own, not trials_issued
+    issued = 0 if last is None else last + 1
     window = max(1, math.ceil(issued / OPS_WINDOWS))
     step = max(1, math.ceil(window / OPS_SAMPLE_PER_WINDOW))
     slots = range(math.ceil(issued / window))
