@@ -51,7 +51,7 @@
 
   /* Reward against params (left) and mult-adds (right), the Pareto front as a step line. */
   function cost(element, data) {
-    if (!data.params.front.length && !data.mult_adds.front.length) {
+    if (!data.params.front.cost.length && !data.mult_adds.front.cost.length) {
       return message(element, "No trial has finished with its params and mult-adds yet.");
     }
     var traces = [];

@@ -164,7 +164,8 @@ def test_launch_watch_inspect_and_compare(page, live_server, celery_worker_proce
     page.wait_for_function("() => [...document.querySelectorAll('[data-analysis-figure]')]"
                            ".every(chart => chart.dataset.drawn === 'true')")
     for figure in ("curves", "cost", "ops"):
-        assert page.locator(f"#analysis-{figure}.js-plotly-plot").count() == 1, figure
+        chart = page.locator(f"#analysis-{figure}")
+        assert page.locator(f"#analysis-{figure}.js-plotly-plot").count() == 1, chart.inner_text()
     assert "no controller" in page.locator("#analysis-controller").inner_text()
     page.screenshot(path=str(SCREENSHOTS / "e2e-analysis.png"), full_page=True)
 
