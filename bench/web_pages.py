@@ -305,6 +305,33 @@ def populate_reviews(ids: dict, seed: int) -> None:
           f"{tenth:,} tagged cells, 4 transfers, in {time.perf_counter() - t0:.1f} s")
 
 
+def populate_controller_updates(ids: dict, seed: int) -> None:
+    """A policy update per 20 trials of each PPO search (NASNet's batch), as the control step
+    saves them, for the analysis page's controller figure."""
+    import numpy as np
+    from django.db import transaction
+
+    from webapp.analysis.models import ControllerUpdate
+    from webapp.searches.models import Search
+
+    searches = Search.objects.filter(pk__in=ids["searches"], strategy="ppo")
+    if ControllerUpdate.objects.filter(search__in=searches).exists():
+        print("reusing the controller updates already in the database")
+        return
+    rng = np.random.default_rng(seed + 2)
+    rows = []
+    for search in searches:
+        count = search.trials_issued // 20
+        entropy = np.linspace(20.0, 8.0, count) + rng.normal(0, 0.2, count)
+        baseline = np.linspace(0.55, 0.85, count)
+        rows += [ControllerUpdate(search=search, update=u, trials_told=20 * (u + 1), entropy=float(entropy[u]),
+                                  loss=float(rng.normal(0, 0.01)), baseline=float(baseline[u]),
+                                  mean_advantage=float(rng.normal(0, 0.02))) for u in range(count)]
+    with transaction.atomic():
+        ControllerUpdate.objects.bulk_create(rows, batch_size=2_000)
+    print(f"  {len(rows):,} controller updates inserted")
+
+
 # -- timing ----------------------------------------------------------------------------------
 
 
@@ -346,7 +373,27 @@ def endpoints(ids: dict) -> list[tuple[str, str, dict]]:
         ("GET /api/cells/", "/api/cells/", {}),
         ("GET /api/compare/ (2 searches)", f"/api/compare/?searches={pair}&top=1,5,25", {}),
         *review_endpoints(),
+        *analysis_endpoints(big),
     ]
+
+
+def analysis_endpoints(search_id: int) -> list[tuple[str, str, dict]]:
+    """The analysis page of the running search, each figure's JSON, and both exports."""
+    base = f"/searches/{search_id}/analysis/"
+    return [
+        ("analysis page", base, {}),
+        ("analysis: learning curves json", f"{base}curves.json", {}),
+        ("analysis: reward against cost json", f"{base}cost.json", {}),
+        ("analysis: op frequencies json", f"{base}ops.json", {}),
+        ("analysis: controller json", f"{base}controller.json", {}),
+        ("analysis: trials as CSV (streamed)", f"{base}trials.csv", {}),
+        ("analysis: trials as Parquet", f"{base}trials.parquet", {}),
+    ]
+
+
+def _body(response) -> bytes:
+    """The whole response, a streamed one read to its end (its time is in the reading)."""
+    return response.content if not response.streaming else b"".join(response.streaming_content)
 
 
 def review_endpoints() -> list[tuple[str, str, dict]]:
@@ -395,11 +442,11 @@ def time_endpoints(client, items, repeat: int, explain: bool) -> list[dict]:
         captured = queries.captured_queries  # read now: the next request clears the log
         if response.status_code != 200:
             raise SystemExit(f"{label}: {url} answered {response.status_code}")
-        body = response.content if not response.streaming else b"".join(response.streaming_content)
+        body = _body(response)
         times = []
         for _ in range(repeat):
             start = time.perf_counter()
-            client.get(url, **headers)
+            _body(client.get(url, **headers))
             times.append(time.perf_counter() - start)
         slowest_sql = max(captured, key=lambda q: float(q["time"]), default=None)
         rows.append({"label": label, "url": url, "cold": cold * 1e3, "median": statistics.median(times) * 1e3,
@@ -611,6 +658,7 @@ def main(argv: list[str] | None = None) -> None:
         call_command("migrate", verbosity=0)
         ids = populate(args)
         populate_reviews(ids, args.seed)
+        populate_controller_updates(ids, args.seed)
         client = Client()
         client.force_login(ids["user"])
         start = time.perf_counter()

@@ -33,6 +33,7 @@ urlpatterns = [
     path("transfers/", include(("webapp.transfers.urls", "transfers"))),
     path("teams/", include(("webapp.teams.urls", "teams"))),
     path("workers/", include(("webapp.workers.urls", "workers"))),
+    path("searches/<int:pk>/analysis/", include(("webapp.analysis.urls", "analysis"))),
     path("", include(("webapp.searches.urls", "searches"))),
 ]
 

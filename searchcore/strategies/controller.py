@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -90,12 +91,32 @@ class PolicyNetwork(nn.Module):
         return log_prob, entropy
 
 
+@dataclass(frozen=True)
+class UpdateStats:
+    """One policy update, as the analysis page plots it (the web process never loads the policy).
+
+    `entropy` and `loss` are the policy's before the update's first step, `trials_told` counts
+    every trial told by then (failed and outside ones included), and `baseline` is the moving
+    average after the batch's last reward."""
+
+    update: int
+    trials_told: int
+    entropy: float
+    loss: float
+    baseline: float
+    mean_advantage: float
+
+    def to_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
 class ControllerStrategy(Strategy):
     """Samples cells from a `PolicyNetwork` and updates it with Adam every `batch_size` rewards.
 
     Each told reward becomes an advantage against an exponential-moving-average baseline as
     of that tell (the first reward seeds the baseline), then joins a buffer; a full buffer
-    is one policy-gradient update, which `_update` defines.
+    is one policy-gradient update, which `_update` defines. Each update's `UpdateStats` wait
+    in `take_update_stats` for the caller to keep; only the count of updates is saved state.
     """
 
     config: ControllerConfig
@@ -109,6 +130,8 @@ class ControllerStrategy(Strategy):
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.config.lr)
         self._baseline: float | None = None
         self._buffer: list[dict[str, Any]] = []
+        self._updates = 0
+        self._update_stats: list[UpdateStats] = []
 
     @property
     def baseline(self) -> float | None:
@@ -124,19 +147,32 @@ class ControllerStrategy(Strategy):
             self._baseline = reward
         advantage = reward - self._baseline
         decay = self.config.baseline_decay
-        self._baseline = decay * self._baseline + (1 - decay) * reward
+        baseline = self._baseline = decay * self._baseline + (1 - decay) * reward
         self._buffer.append({**record, "advantage": advantage})
         if len(self._buffer) >= self.config.batch_size:
-            self._update(
+            advantages = torch.tensor([item["advantage"] for item in self._buffer])
+            loss, entropy = self._update(
                 actions=torch.tensor([item["actions"] for item in self._buffer], dtype=torch.long),
                 behaviour_log_prob=torch.tensor([item["log_prob"] for item in self._buffer]),
-                advantage=torch.tensor([item["advantage"] for item in self._buffer]),
+                advantage=advantages,
             )
+            self._update_stats.append(UpdateStats(
+                update=self._updates, trials_told=self._next_trial_id - len(self._pending), entropy=entropy,
+                loss=loss, baseline=baseline, mean_advantage=float(advantages.mean())))
+            self._updates += 1
             self._buffer = []
 
+    def take_update_stats(self) -> list[UpdateStats]:
+        """The updates made since the last call, oldest first, and forget them."""
+        stats, self._update_stats = self._update_stats, []
+        return stats
+
     @abstractmethod
-    def _update(self, actions: torch.Tensor, behaviour_log_prob: torch.Tensor, advantage: torch.Tensor) -> None:
-        """Improve the policy from one full buffer; `behaviour_log_prob` was recorded at ask time."""
+    def _update(
+        self, actions: torch.Tensor, behaviour_log_prob: torch.Tensor, advantage: torch.Tensor
+    ) -> tuple[float, float]:
+        """Improve the policy from one full buffer; `behaviour_log_prob` was recorded at ask time.
+        Returns the loss and the mean entropy of the policy before the first step."""
 
     def _step(self, loss: torch.Tensor) -> None:
         self.optimizer.zero_grad()
@@ -149,6 +185,7 @@ class ControllerStrategy(Strategy):
             "optimizer": self.optimizer.state_dict(),
             "baseline": self._baseline,
             "buffer": self._buffer,
+            "updates": self._updates,
         }
 
     def _load_algorithm_state(self, state: dict[str, Any]) -> None:
@@ -156,10 +193,12 @@ class ControllerStrategy(Strategy):
         self.optimizer.load_state_dict(state["optimizer"])
         self._baseline = state["baseline"]
         self._buffer = list(state["buffer"])
+        self._updates = state.get("updates", 0)  # absent from states saved before the analysis page
 
     def _load_fork_state(self, state: dict[str, Any]) -> None:
         """The parent's policy, Adam moments, baseline and unspent rewards, at the fork's own
         learning rate (the optimizer's saved state would bring back the parent's)."""
         self._load_algorithm_state(state)
+        self._updates = 0  # the fork counts its own updates, as it counts its own trials
         for group in self.optimizer.param_groups:
             group["lr"] = self.config.lr

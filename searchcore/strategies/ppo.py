@@ -19,11 +19,16 @@ class PPO(ControllerStrategy):
     config: PPOConfig
     config_class = PPOConfig
 
-    def _update(self, actions: torch.Tensor, behaviour_log_prob: torch.Tensor, advantage: torch.Tensor) -> None:
+    def _update(
+        self, actions: torch.Tensor, behaviour_log_prob: torch.Tensor, advantage: torch.Tensor
+    ) -> tuple[float, float]:
         low, high = 1 - self.config.clip, 1 + self.config.clip
+        stats = []
         for _ in range(self.config.epochs):
             log_prob, entropy = self.policy.evaluate(actions)
             ratio = torch.exp(log_prob - behaviour_log_prob)
             surrogate = torch.minimum(ratio * advantage, ratio.clamp(low, high) * advantage)
             loss = -surrogate.mean() - self.config.entropy_weight * entropy.mean()
+            stats.append((loss.item(), entropy.mean().item()))
             self._step(loss)
+        return stats[0]

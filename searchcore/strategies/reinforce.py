@@ -19,7 +19,10 @@ class Reinforce(ControllerStrategy):
     config: ReinforceConfig
     config_class = ReinforceConfig
 
-    def _update(self, actions: torch.Tensor, behaviour_log_prob: torch.Tensor, advantage: torch.Tensor) -> None:
+    def _update(
+        self, actions: torch.Tensor, behaviour_log_prob: torch.Tensor, advantage: torch.Tensor
+    ) -> tuple[float, float]:
         log_prob, entropy = self.policy.evaluate(actions)
         loss = -(advantage * log_prob).mean() - self.config.entropy_weight * entropy.mean()
         self._step(loss)
+        return loss.item(), entropy.mean().item()

@@ -166,4 +166,16 @@ def test_launch_watch_inspect_and_compare(page, live_server, celery_worker_proce
     assert page.locator("#search-list[hx-get]").count() == 0
     page.screenshot(path=str(SCREENSHOTS / "e2e-list.png"), full_page=True)
 
+    # -- the first search's analysis page draws its figures (issue 19) ---------------------------
+    page.goto(f"{base}/searches/{search.pk}/")
+    page.click("#search-analysis")
+    page.wait_for_url(f"{base}/searches/{search.pk}/analysis/")
+    page.wait_for_function("() => [...document.querySelectorAll('[data-analysis-figure]')]"
+                           ".every(chart => chart.dataset.drawn === 'true')")
+    for figure in ("curves", "cost", "ops"):
+        chart = page.locator(f"#analysis-{figure}")
+        assert page.locator(f"#analysis-{figure}.js-plotly-plot").count() == 1, chart.inner_text()
+    assert "no controller" in page.locator("#analysis-controller").inner_text()
+    page.screenshot(path=str(SCREENSHOTS / "e2e-analysis.png"), full_page=True)
+
     assert page.js_errors == [], page.js_errors

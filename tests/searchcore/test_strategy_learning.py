@@ -216,3 +216,40 @@ def test_integer_values_for_float_hparams_are_stored_as_floats():
     config = create_strategy("ppo", NasnetCellSpace(num_blocks=2), lr=1, baseline_decay=0).config
     assert (config.lr, config.baseline_decay) == (1.0, 0.0)
     assert isinstance(config.lr, float) and isinstance(config.baseline_decay, float)
+
+
+@pytest.mark.parametrize("name", ["reinforce", "ppo"])
+def test_controller_records_each_updates_stats_once(name):
+    space = NasnetCellSpace(num_blocks=2)
+    strategy = create_strategy(name, space, batch_size=2, baseline_decay=0.5, lr=0.01)
+    trials = [strategy.ask().trial_id for _ in range(6)]
+    for trial_id, reward in zip(trials[:4], (0.2, None, 0.6, 0.4)):
+        strategy.tell(trial_id, reward)
+    (first,) = strategy.take_update_stats()
+    assert strategy.take_update_stats() == []  # taken once
+    # rewards 0.2 then 0.6: advantages 0 and 0.4 against baselines 0.2 and 0.2; then 0.5 · 0.2 + 0.5 · 0.6
+    assert (first.update, first.trials_told) == (0, 3)  # the failed trial counts as told
+    assert first.mean_advantage == pytest.approx(0.2)
+    assert first.baseline == pytest.approx(0.4)
+    most_entropy = sum(np.log(decision.size) for decision in space.decisions())
+    assert 0 < first.entropy <= most_entropy
+    assert np.isfinite(first.loss)
+
+    resumed = create_strategy(name, space, batch_size=2, baseline_decay=0.5, lr=0.01)
+    resumed.load_state_dict(strategy.state_dict())  # the update count is state, the stats are not
+    for trial_id, reward in zip(trials[4:], (0.9, 0.1)):
+        resumed.tell(trial_id, reward)
+    (second,) = resumed.take_update_stats()  # 0.4, buffered before the resume, and 0.9
+    assert (second.update, second.trials_told) == (1, 5)
+    assert second.to_dict()["baseline"] == pytest.approx(0.5 * 0.4 + 0.5 * 0.9)
+
+
+def test_controller_state_saved_before_update_counts_still_loads():
+    strategy = create_strategy("ppo", NasnetCellSpace(num_blocks=2), batch_size=1)
+    strategy.tell(strategy.ask().trial_id, 0.5)
+    state = strategy.state_dict()
+    del state["algorithm"]["updates"]
+    later = create_strategy("ppo", NasnetCellSpace(num_blocks=2), batch_size=1)
+    later.load_state_dict(state)
+    later.tell(later.ask().trial_id, 0.5)
+    assert [stats.update for stats in later.take_update_stats()] == [0]

@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "webapp.transfers",
     "webapp.reviews",
     "webapp.workers",
+    "webapp.analysis",
 ]
 
 # django-axes first: it refuses a locked-out username+IP before any password is checked. Then

@@ -72,6 +72,7 @@ def _advance(search_id: int) -> list[int]:
         issued, issue_changed = _issue_trials(search, strategy, now)
         sends += issued
         changed |= issue_changed
+    _keep_update_stats(search, strategy)
     if search.trials_issued != issued_before or told or handed:
         search.strategy_state = _dump_strategy(strategy)
         changed |= {"strategy_state", "trials_issued"}
@@ -196,6 +197,14 @@ def _proxy_network_sizes(search: Search, genotype: dict) -> dict:
         return {}
     cost = proxy_network_cost(Genotype.from_dict(genotype), config, shape)
     return {"params": cost.params, "mult_adds": cost.mult_adds}
+
+
+def _keep_update_stats(search: Search, strategy) -> None:
+    """Save the controller's updates this step made (the tells above, repeats' included) as the
+    analysis page's rows, in the transaction that saves the state counting them. Strategies
+    without a controller make none."""
+    for stats in getattr(strategy, "take_update_stats", list)():
+        search.controller_updates.create(**stats.to_dict())
 
 
 def _settle_search(search: Search, now, changed: set[str]) -> None:
