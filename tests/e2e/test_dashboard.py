@@ -133,6 +133,12 @@ def test_launch_watch_inspect_and_compare(page, live_server, celery_worker_proce
     second = search_create(user=user, name="e2e random seed 1", space="nasnet", strategy="random",
                            dataset="digits", budget=2, parallelism=1, seed=1,
                            proxy={"epochs": 1, "cells": 1, "filters": 48, "batch_size": 128})
+    # the searches list, left open, shows it finish without a reload
+    page.click("nav >> text=Searches")
+    page.wait_for_url(f"{base}/")
+    page.locator("#searches-table").wait_for()
+    page.wait_for_function("() => document.querySelectorAll('#searches-table .badge-finished').length === 3",
+                           timeout=TRAINING_TIMEOUT_MS)
     assert wait_ended(Search, second.pk, TRAINING_TIMEOUT_MS / 1000) == Search.Status.FINISHED
 
     page.click("nav >> text=Compare")
