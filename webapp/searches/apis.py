@@ -367,6 +367,16 @@ class SearchEnqueueApi(APIView):
         return Response(self.OutputSerializer(result).data, status=status.HTTP_202_ACCEPTED)
 
 
+def _launching_from(request, search_id: int, input_serializer) -> tuple[Search, dict]:
+    """The search that new ones start from (404 outside the user's teams), once the user's role
+    may launch searches in its team (403), and the body as `input_serializer` validates it (400)."""
+    search = search_get_for_user(user=request.user, search_id=search_id)
+    require_perm(request.user, "searches.launch", search.team)
+    serializer = input_serializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return search, serializer.validated_data
+
+
 class SearchForkApi(APIView):
     """POST forks the search from chosen trials: a new search whose strategy goes on from this one's."""
 
@@ -393,11 +403,8 @@ class SearchForkApi(APIView):
                                "population is seeded with the chosen cells). Recorded in both searches' "
                                "activity.")
     def post(self, request, search_id: int):
-        search = search_get_for_user(user=request.user, search_id=search_id)
-        require_perm(request.user, "searches.launch", search.team)
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        fork = services.search_fork(user=request.user, search=search, **serializer.validated_data)
+        search, data = _launching_from(request, search_id, self.InputSerializer)
+        fork = services.search_fork(user=request.user, search=search, **data)
         return search_detail_response(search_get_for_user(user=request.user, search_id=fork.pk),
                                       status_code=status.HTTP_201_CREATED)
 
@@ -430,11 +437,8 @@ class SearchSeedsApi(APIView):
                                "parallelism under each strategy with seeds 0 to N−1, in its team; a seed the team "
                                "already has with these settings is skipped and listed in `existing`.")
     def post(self, request, search_id: int):
-        search = search_get_for_user(user=request.user, search_id=search_id)
-        require_perm(request.user, "searches.launch", search.team)
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        runs = services.search_seeds_create(user=request.user, base=search, **serializer.validated_data)
+        search, data = _launching_from(request, search_id, self.InputSerializer)
+        runs = services.search_seeds_create(user=request.user, base=search, **data)
         result = {"created": [s.pk for s in runs.created], "existing": [s.pk for s in runs.existing],
                   "searches": [s.pk for s in runs.searches]}
         return Response(self.OutputSerializer(result).data, status=status.HTTP_201_CREATED)
