@@ -185,6 +185,25 @@ def transfer_in_subprocess(
     return TransferResult.from_dict(_run_job(job, on_epoch, on_beat, policy))
 
 
+def threads_per_child(children: int, cores: int | None = None) -> int:
+    """Threads for each of `children` trainings that share this machine's cores (`cores`: the
+    ones this process may run on). Left alone, torch gives every child all the cores, and
+    children sharing them oversubscribe: on 2 cores with other load, a 1-epoch 1@48 trial took
+    2 min 2 s instead of 20 s with one thread."""
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, children))
+
+
+def _child_environment(num_threads: int | None) -> dict[str, str] | None:
+    """The child's environment: this one, with OpenMP's and MKL's pools sized to `num_threads`
+    when given, whatever the caller's environment said (torch.set_num_threads in the child
+    sizes torch's own)."""
+    if not num_threads:
+        return None
+    return {**os.environ, "OMP_NUM_THREADS": str(num_threads), "MKL_NUM_THREADS": str(num_threads)}
+
+
 def _run_job(job: dict[str, Any], on_epoch, on_beat, policy: RunnerPolicy) -> dict[str, Any]:
     """Start the child on `job`, supervise it, and return its result dict."""
     events_read, events_write = os.pipe()
@@ -192,6 +211,7 @@ def _run_job(job: dict[str, Any], on_epoch, on_beat, policy: RunnerPolicy) -> di
         process = subprocess.Popen(
             [sys.executable, "-m", "searchcore.runner", str(events_write), str(os.getpid())],
             stdin=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(events_write,), start_new_session=True,
+            env=_child_environment(job["num_threads"]),
         )
     except BaseException:
         os.close(events_read)

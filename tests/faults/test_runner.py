@@ -29,6 +29,7 @@ from searchcore.runner import (
     TrialAborted,
     TrialFailedError,
     run_trial,
+    threads_per_child,
     train_in_subprocess,
 )
 from searchcore.search import RunDirectory, SearchConfig, run_search
@@ -208,3 +209,18 @@ def test_the_real_onednn_crash_is_caught_as_a_process_error(target, monkeypatch)
     target("strided_1x1_backward")
     with pytest.raises(TrainingProcessError, match=r"training process crashed: signal (6 \(SIGABRT\)|11 \(SIGSEGV\))"):
         train()
+
+
+def test_a_training_gets_the_threads_it_is_given_whatever_the_environment_says(target, monkeypatch):
+    """A worker sets its own threads per training: torch would give each child every core."""
+    target("report_threads")
+    monkeypatch.setenv("OMP_NUM_THREADS", "8")
+    given = train(num_threads=1)
+    assert (given.params, given.mult_adds) == (1, 1)
+    left = train()  # no number: the environment's
+    assert left.mult_adds == 8
+
+
+def test_threads_per_child_shares_the_cores():
+    assert [threads_per_child(children, cores=8) for children in (1, 2, 3, 8, 16)] == [8, 4, 2, 1, 1]
+    assert threads_per_child(1) == len(os.sched_getaffinity(0))

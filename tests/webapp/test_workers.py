@@ -4,6 +4,7 @@ worker log, and the capture on a real Celery worker."""
 
 from __future__ import annotations
 
+import os
 import socket
 from datetime import timedelta
 
@@ -217,3 +218,19 @@ def test_a_real_worker_registers_beats_and_keeps_each_trials_log(worker_without_
 
     worker_without_data.stop()
     assert worker_status(worker=Worker.objects.get(pk=worker.pk)) == "stopped"
+
+
+def test_a_worker_shares_the_cores_among_its_trainings_unless_told(settings, monkeypatch):
+    from types import SimpleNamespace
+
+    from searchcore.runner import threads_per_child
+    from webapp.trials.services import WORKER_CONCURRENCY_VARIABLE, threads_per_training
+    from webapp.workers.signals import on_worker_setup
+
+    monkeypatch.setenv(WORKER_CONCURRENCY_VARIABLE, "1")  # restored after the test
+    monkeypatch.setenv("OMP_NUM_THREADS", "64")  # what the environment says does not count
+    settings.CELLSEARCH_THREADS_PER_CHILD = 0
+    on_worker_setup(sender="gpu0@host", instance=SimpleNamespace(concurrency=2))
+    assert threads_per_training() == threads_per_child(2) == max(1, len(os.sched_getaffinity(0)) // 2)
+    settings.CELLSEARCH_THREADS_PER_CHILD = 3
+    assert threads_per_training() == 3

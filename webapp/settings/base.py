@@ -230,6 +230,9 @@ CELLSEARCH_HEARTBEAT_TIMEOUT = env_int("CELLSEARCH_HEARTBEAT_TIMEOUT", 60)
 # progress for STALL_FACTOR x its median epoch time (between MIN_STALL_SECONDS and
 # HEARTBEAT_TIMEOUT), or for STARTUP_SECONDS before its first training step.
 CELLSEARCH_STALL_FACTOR = env_int("CELLSEARCH_STALL_FACTOR", 5)
+# Threads per training on a gpu worker; 0: the machine's cores shared among the worker's
+# concurrency (celery -c), whatever OMP_NUM_THREADS says (searchcore.runner.threads_per_child).
+CELLSEARCH_THREADS_PER_CHILD = env_int("CELLSEARCH_THREADS_PER_CHILD", 0)
 CELLSEARCH_MIN_STALL_SECONDS = env_int("CELLSEARCH_MIN_STALL_SECONDS", 30)
 CELLSEARCH_STARTUP_SECONDS = env_int("CELLSEARCH_STARTUP_SECONDS", 600)
 # A pending trial queued this long ago with no message left in the gpu queue is sent again

@@ -54,11 +54,27 @@ if TYPE_CHECKING:  # a trial reaches its search through its foreign key; trials 
 
 logger = logging.getLogger(__name__)
 
+#: Where a worker notes its pool's concurrency for its trainings (set at start, inherited by
+#: the pool's processes).
+WORKER_CONCURRENCY_VARIABLE = "CELLSEARCH_WORKER_CONCURRENCY"
+
 
 def worker_name() -> str:
     """`host:pid`, the process that holds a claim (the host as naming.worker_host); the pages
     show the worker's stable `host/worker` instead (Trial.worker_label)."""
     return f"{worker_host()}:{os.getpid()}"
+
+
+def threads_per_training() -> int:
+    """Threads each training of this worker uses: CELLSEARCH_THREADS_PER_CHILD when set, else
+    this machine's cores shared among the worker's concurrent trainings (its pool's
+    concurrency, which the worker notes at start: webapp.workers.signals), whatever
+    OMP_NUM_THREADS says; torch would otherwise give every training all the cores."""
+    from searchcore.runner import threads_per_child
+
+    if settings.CELLSEARCH_THREADS_PER_CHILD:
+        return settings.CELLSEARCH_THREADS_PER_CHILD
+    return threads_per_child(int(os.environ.get(WORKER_CONCURRENCY_VARIABLE, "1")))
 
 
 def worker_device(config) -> str:
@@ -224,7 +240,7 @@ def _train(trial: Trial) -> None:
         try:
             outcome = runner.run_trial(
                 trial.genotype, search_proxy_config(search), on_epoch=on_epoch, on_beat=on_beat,
-                checkpoint_path=checkpoint_path, policy=runner_policy(),
+                checkpoint_path=checkpoint_path, num_threads=threads_per_training(), policy=runner_policy(),
             )
         except SearchcoreError as exc:  # TrialAborted, or the search's settings no longer valid
             logger.error("trial %s (search %s) aborts its search: %s", trial.pk, search.pk, exc)

@@ -56,6 +56,14 @@ def _beat_forever(name: str, stop: threading.Event) -> None:
         connections.close_all()  # this thread's connection: opened per beat, never shared
 
 
+def on_worker_setup(sender=None, instance=None, **kwargs) -> None:
+    """Note the pool's concurrency where this worker's trainings read it (trials.services.
+    threads_per_training): set before the pool starts, so its processes inherit it."""
+    from webapp.trials.services import WORKER_CONCURRENCY_VARIABLE
+
+    os.environ[WORKER_CONCURRENCY_VARIABLE] = str(getattr(instance, "concurrency", None) or 1)
+
+
 def on_worker_ready(sender=None, **kwargs) -> None:
     from webapp.workers import services
     from webapp.workers.gpu import gpu_inventory
@@ -125,6 +133,7 @@ def on_task_postrun(sender=None, task_id=None, task=None, retval=None, state=Non
 
 
 def connect() -> None:
+    signals.celeryd_after_setup.connect(on_worker_setup, weak=False, dispatch_uid="cellsearch-workers-setup")
     signals.worker_ready.connect(on_worker_ready, weak=False, dispatch_uid="cellsearch-workers-ready")
     signals.worker_shutdown.connect(on_worker_shutdown, weak=False, dispatch_uid="cellsearch-workers-shutdown")
     signals.task_prerun.connect(on_task_prerun, weak=False, dispatch_uid="cellsearch-workers-prerun")

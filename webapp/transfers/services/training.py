@@ -47,7 +47,7 @@ from webapp import dispatch
 from webapp.storage import StorageWriteError, store_file
 from webapp.transfers.models import Transfer
 from webapp.transfers.services.lifecycle import dataset_root
-from webapp.trials.services import gpu_charge, runner_policy, worker_device, worker_name
+from webapp.trials.services import gpu_charge, runner_policy, threads_per_training, worker_device, worker_name
 
 logger = logging.getLogger(__name__)
 
@@ -232,7 +232,8 @@ def _train(transfer: Transfer, out_dir: str) -> None:
 
     try:
         outcome = runner.run_transfer(transfer.genotype, transfer_config_for_worker(transfer), out_dir=out_dir,
-                                      on_epoch=on_epoch, on_beat=on_beat, policy=runner_policy())
+                                      on_epoch=on_epoch, on_beat=on_beat, num_threads=threads_per_training(),
+                                      policy=runner_policy())
     except SearchcoreError as exc:  # TrialAborted, or stored settings this version refuses
         logger.error("transfer %s aborted: %s", transfer.pk, exc)
         _ours(transfer).update(status=Transfer.Status.FAILED, error=str(exc), finished_at=timezone.now(),
