@@ -25,8 +25,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--username", default="demo")
         parser.add_argument("--budget", type=int, default=30)
+        parser.add_argument("--parallelism", type=int, default=1, help="trials at once: the trainings the workers run")
 
-    def handle(self, *args, username: str, budget: int, **options):
+    def handle(self, *args, username: str, budget: int, parallelism: int, **options):
         password_file = Path(settings.VAR_DIR) / f"{username}_password"
         with transaction.atomic():
             user = get_user_model().objects.filter(username=username).first()
@@ -46,7 +47,8 @@ class Command(BaseCommand):
             if active is None:
                 demo = search_create(
                     user=user, name="demo: PPO on digits", space="nasnet", strategy="ppo", dataset="digits",
-                    budget=budget, parallelism=1, seed=0, proxy=DEMO_PROXY, strategy_options={"batch_size": 5},
+                    budget=budget, parallelism=max(1, min(parallelism, budget)), seed=0, proxy=DEMO_PROXY,
+                    strategy_options={"batch_size": 5},
                 )
                 message = f"launched demo search #{demo.pk} on digits"
             else:
