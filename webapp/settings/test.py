@@ -22,6 +22,9 @@ CELERY_BROKER_URL = os.environ.get("CELLSEARCH_TEST_BROKER_URL", "memory://")
 # Short clocks, so the fault drills (tests/faults) see a dead worker or a lost message within
 # seconds; a drill may shorten them further through the environment of the processes it starts.
 CELLSEARCH_HEARTBEAT_SECONDS = 1
+# One thread per training: the suite runs two pytest processes, each with its workers' trainings,
+# on a machine's cores (a worker alone would give each training all the cores it shares).
+CELLSEARCH_THREADS_PER_CHILD = env_int("CELLSEARCH_THREADS_PER_CHILD", 1)
 CELLSEARCH_HEARTBEAT_TIMEOUT = env_int("CELLSEARCH_HEARTBEAT_TIMEOUT", 5)
 CELLSEARCH_MIN_STALL_SECONDS = 2
 CELLSEARCH_PENDING_TIMEOUT = env_int("CELLSEARCH_PENDING_TIMEOUT", 60)
