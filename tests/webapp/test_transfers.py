@@ -74,7 +74,7 @@ def stand_in(monkeypatch, calls):
     calling `between(epoch, on_beat)` before each; `outcome` replaces the whole training."""
 
     def use(between=None, outcome=None):
-        def run_transfer(genotype, config, *, out_dir, on_epoch=None, on_beat=None, policy=None):
+        def run_transfer(genotype, config, *, out_dir, on_epoch=None, on_beat=None, num_threads=None, policy=None):
             last = os.path.join(out_dir, "last.pt")
             start = 1
             if os.path.exists(last):
