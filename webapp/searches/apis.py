@@ -44,6 +44,9 @@ from webapp.trials.models import Trial
 from webapp.trials.selectors import trial_get_for_user, trial_list_for_search
 from webapp.trials.serializers import TRIAL_SUMMARY_FIELDS, TrialSummarySerializer
 
+#: What a write on one search answers when it refuses: bad input, a role that may not, another team's.
+_REFUSALS = {400: ValidationErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
+
 # -- output shapes shared by several search operations ----------------------------------------
 
 
@@ -277,8 +280,7 @@ class SearchDetailApi(APIView):
         return search_detail_response(search_get_for_user(user=request.user, search_id=search_id))
 
     @extend_schema(operation_id="searches_partial_update", request=SteerInputSerializer,
-                   responses={200: SearchDetailSerializer, 400: ValidationErrorSerializer, 403: ErrorSerializer,
-                              404: ErrorSerializer},
+                   responses={200: SearchDetailSerializer, **_REFUSALS},
                    description="Change a running, paused, queued or finished search's parallelism and budget; "
                                "each change is recorded in its activity.")
     def patch(self, request, search_id: int):
@@ -302,8 +304,7 @@ class _SearchActionApi(APIView):
         return search_detail_response(search_get_for_user(user=request.user, search_id=search_id))
 
 
-_ACTION_RESPONSES = {200: SearchDetailSerializer, 400: ValidationErrorSerializer, 403: ErrorSerializer,
-                     404: ErrorSerializer}
+_ACTION_RESPONSES = {200: SearchDetailSerializer, **_REFUSALS}
 
 
 @extend_schema_view(post=extend_schema(operation_id="searches_pause", request=None, responses=_ACTION_RESPONSES,
@@ -352,8 +353,7 @@ class SearchEnqueueApi(APIView):
             ref_name = "SearchEnqueued"
 
     @extend_schema(operation_id="searches_enqueue", request=InputSerializer,
-                   responses={202: OutputSerializer, 400: ValidationErrorSerializer, 403: ErrorSerializer,
-                              404: ErrorSerializer},
+                   responses={202: OutputSerializer, **_REFUSALS},
                    description="Queue a cell given by hand (exactly one of genotype, darts, cell_hash): the "
                                "search's next trial trains it before anything its strategy draws. Only a "
                                "queued, running or paused search with budget left takes one. Recorded in the "
@@ -396,8 +396,7 @@ class SearchForkApi(APIView):
             ref_name = "SearchFork"
 
     @extend_schema(operation_id="searches_fork", request=InputSerializer,
-                   responses={201: SearchDetailSerializer, 400: ValidationErrorSerializer, 403: ErrorSerializer,
-                              404: ErrorSerializer},
+                   responses={201: SearchDetailSerializer, **_REFUSALS},
                    description="A new search of the same team, space, dataset and proxy config whose strategy "
                                "starts from this search's state (a controller keeps its policy; evolution's "
                                "population is seeded with the chosen cells). Recorded in both searches' "
@@ -431,8 +430,7 @@ class SearchSeedsApi(APIView):
             ref_name = "SearchSeedsResult"
 
     @extend_schema(operation_id="searches_seeds", request=InputSerializer,
-                   responses={201: OutputSerializer, 400: ValidationErrorSerializer, 403: ErrorSerializer,
-                              404: ErrorSerializer},
+                   responses={201: OutputSerializer, **_REFUSALS},
                    description="Matched searches for Figure 6: this search's space, dataset, proxy, budget and "
                                "parallelism under each strategy with seeds 0 to N−1, in its team; a seed the team "
                                "already has with these settings is skipped and listed in `existing`.")
@@ -478,8 +476,7 @@ class TrialCancelApi(APIView):
             fields = ("search", *TRIAL_SUMMARY_FIELDS)
 
     @extend_schema(operation_id="trials_cancel", request=None,
-                   responses={200: OutputSerializer, 400: ValidationErrorSerializer, 403: ErrorSerializer,
-                              404: ErrorSerializer},
+                   responses={200: OutputSerializer, **_REFUSALS},
                    description="Stop one pending, running or waiting trial: its search's strategy is told it "
                                "failed, and the search goes on. Recorded in the search's activity.")
     def post(self, request, trial_id: int):
