@@ -17,14 +17,27 @@ input channels on AVX2, so it is also timed at F = 192, where it runs), and with
 switches that would also avoid it: oneDNN off, and oneDNN held to SSE4.1. Each variant runs
 in a subprocess of its own, so a crash is reported, not suffered.
 
-Run from the repository root:  python bench/train_child.py [--device cuda] [--steps 200] [--onednn]
+With `--per-trial`, it measures what a search pays per trial instead: each of `--trials` random
+cells of the nasnet space gets a new network, trained `--epochs` on the digits under the demo
+proxy (1@48, batch 64) exactly as a trial is (`run_epoch`), once per numerics variant, and the
+clock runs from building the network to the last validation: the plain loop (fp32, NCHW, eager),
+channels_last, bf16 autocast (on a CPU without native bf16 — avx512_bf16 or AMX — it is
+emulated, and the bench says so), and torch.compile, whose compile time every trial pays, since
+every trial is a new network. Variants alternate cell by cell; the ratio is trials per hour
+against the plain loop.
+
+Run from the repository root:
+    python bench/train_child.py [--device cuda] [--steps 200] [--onednn]
+    python bench/train_child.py --per-trial [--device cuda] [--trials 3] [--epochs 1] [--threads 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -33,6 +46,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
 
+import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
@@ -40,7 +54,17 @@ from torch.utils.data import DataLoader, Dataset
 from searchcore.data import DatasetSplits, load_dataset
 from searchcore.known import KNOWN, get_known
 from searchcore.profile import count_params
-from searchcore.train import ChildTrainer, DeviceAugment, ProxyConfig, build_child, resolve_device
+from searchcore.spaces import create_space
+from searchcore.train import (
+    ChildTrainer,
+    DeviceAugment,
+    ProxyConfig,
+    build_child,
+    proxy_dataset,
+    resolve_device,
+    run_epoch,
+    steps_per_epoch,
+)
 
 
 class TorchvisionStyleCIFAR(Dataset):
@@ -188,6 +212,91 @@ def compare_onednn_variants(args: argparse.Namespace) -> None:
         print(f"{name:48s}" + "".join(f"{cell:>26s}" for cell in cells))
 
 
+class VariantTrainer(ChildTrainer):
+    """`ChildTrainer` with its numerics chosen here on any device (the trainer itself keeps
+    bf16 and channels_last for CUDA): the variants --per-trial compares."""
+
+    def __init__(self, model, config: ProxyConfig, total_steps: int, device: torch.device, *, bf16: bool,
+                 channels_last: bool, compiled: bool) -> None:
+        super().__init__(model, config, total_steps, device)
+        self.amp, self.device_type = bf16, device.type
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.model = self.model.to(memory_format=self.memory_format)
+        if compiled:  # attribute reads (set_drop_path_progress) pass through to the network
+            self.model = torch.compile(self.model)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        return torch.autocast(self.device_type, dtype=torch.bfloat16) if self.amp else contextlib.nullcontext()
+
+
+#: --per-trial variants: VariantTrainer's switches.
+TRIAL_VARIANTS = {
+    "plain loop (fp32, NCHW, eager)": {"bf16": False, "channels_last": False, "compiled": False},
+    "channels_last": {"bf16": False, "channels_last": True, "compiled": False},
+    "bf16 autocast": {"bf16": True, "channels_last": False, "compiled": False},
+    "channels_last + bf16 autocast": {"bf16": True, "channels_last": True, "compiled": False},
+    "torch.compile (compile time counted)": {"bf16": False, "channels_last": False, "compiled": True},
+}
+
+
+def trial_seconds(genotype, config: ProxyConfig, data: DatasetSplits, device: torch.device, variant: dict) -> float:
+    """One trial as a worker's child runs it, from building the network to the last validation."""
+    started = time.perf_counter()
+    torch.manual_seed(config.seed)
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    model = build_child(genotype, config, data)
+    total_steps = steps_per_epoch(len(data.train[1]), config.batch_size) * config.epochs
+    trainer = VariantTrainer(model, config, total_steps, device, **variant)
+    train, val = ([t.to(device) for t in split] for split in (data.train, data.val))
+    augment = DeviceAugment(data, config, generator)
+    for epoch in range(1, config.epochs + 1):
+        run_epoch(trainer, epoch, train, val, augment, None, what="bench trial")
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - started
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether bf16 matmuls and convolutions run natively: any CUDA GPU torch supports bf16 on,
+    or a CPU with AVX512-BF16 or AMX (else oneDNN emulates them in fp32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def compare_per_trial(args: argparse.Namespace) -> None:
+    device = resolve_device(args.device)
+    torch.set_num_threads(args.threads)
+    config = ProxyConfig(dataset="digits", cells=1, filters=48, batch_size=64, epochs=args.epochs, device=str(device))
+    data = proxy_dataset(config)
+    space, rng = create_space("nasnet"), np.random.default_rng(args.seed)
+    cells = [space.sample(rng) for _ in range(args.trials)]
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
+        f"{os.cpu_count()} CPU cores ({torch.backends.cpu.get_cpu_capability()}), {args.threads} thread(s)"
+    print(f"device: {device} ({name}), torch {torch.__version__}; {args.trials} random nasnet cells, 1@48 on "
+          f"digits, batch 64, {args.epochs} epoch(s) per trial; bf16 native: {native_bf16(device)}")
+    seconds: dict[str, list[float]] = {variant: [] for variant in TRIAL_VARIANTS}
+    warm = trial_seconds(cells[0], config, data, device, TRIAL_VARIANTS[next(iter(TRIAL_VARIANTS))])
+    print(f"warm-up trial (untimed): {warm:.1f} s")
+    for index, cell in enumerate(cells):  # variants alternate cell by cell: a busy moment hits them all
+        for variant, switches in TRIAL_VARIANTS.items():
+            try:
+                seconds[variant].append(trial_seconds(cell, config, data, device, switches))
+            except Exception as exc:  # a variant this torch or machine cannot run is reported, not fatal
+                seconds[variant].append(float("nan"))
+                print(f"cell {index}: {variant}: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}")
+            print(f"cell {index}: {variant}: {seconds[variant][-1]:.1f} s", flush=True)
+    plain = statistics.mean(seconds[next(iter(TRIAL_VARIANTS))])
+    print(f"{'per trial (mean)':40s} {'seconds':>8s} {'trials/h':>9s} {'vs plain':>9s}")
+    for variant, values in seconds.items():
+        mean = statistics.mean(values)
+        print(f"{variant:40s} {mean:8.1f} {3600 / mean:9.0f} {plain / mean:8.2f}x")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
@@ -202,11 +311,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--samples", type=int, default=5000, help="synthetic training images (default: 5000)")
     parser.add_argument("--onednn", action="store_true", help="time the oneDNN workaround against its alternatives")
     parser.add_argument("--onednn-filters", default="48,192", help="F values for --onednn (default: 48,192)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads for --onednn (default: 1)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for --onednn and --per-trial (default: 1)")
+    parser.add_argument("--per-trial", action="store_true",
+                        help="time whole trials under channels_last, bf16 autocast and torch.compile")
+    parser.add_argument("--trials", type=int, default=3, help="random cells for --per-trial (default: 3)")
+    parser.add_argument("--epochs", type=int, default=1, help="epochs per trial for --per-trial (default: 1)")
+    parser.add_argument("--seed", type=int, default=0, help="the cells' seed for --per-trial (default: 0)")
     parser.add_argument("--variant", help=argparse.SUPPRESS)  # one --onednn measurement, in a subprocess
     args = parser.parse_args(argv)
     if args.variant:
         return run_variant(args.variant, args)
+    if args.per_trial:
+        return compare_per_trial(args)
     if args.onednn:
         return compare_onednn_variants(args)
     if min(args.steps, args.rounds, args.samples // args.batch_size) < 1 or args.warmup < 0 or args.workers < 0:

@@ -57,6 +57,18 @@ def nas_v1_reward(val_accs: list[float]) -> float:
     return max(val_accs[-5:]) ** 3
 
 
+# -- trainers ---------------------------------------------------------------------------------
+
+#: What a trial's child process calls to turn a cell into a result (`ProxyConfig.trainer`), as
+#: "module:function" targets with `searchcore.train.train_child`'s signature: the runner's
+#: child imports them by name, so naming one here imports nothing.
+TRAINERS: Registry[str] = Registry("trainer")
+DEFAULT_TRAINER = "train"
+TRAINERS.register(DEFAULT_TRAINER, "searchcore.train:train_child")
+#: Returns at once: the machinery around training measured alone (bench/control_loop.py).
+TRAINERS.register("noop", "searchcore.noop_trainer:train_nothing")
+
+
 # -- configuration ------------------------------------------------------------------------------
 
 #: The Python types a scalar field (annotated by name, as `from __future__ import annotations` keeps them) accepts;
@@ -120,7 +132,8 @@ class ProxyConfig:
     neither. `grad_clip` 0 and `cutout` 0 turn those off; the auxiliary head is on when
     `auxiliary_weight` > 0. `augment` is pad-and-crop plus a horizontal flip where the
     dataset allows one (not for digits). `amp` (bf16 autocast) and `channels_last` apply on
-    CUDA only.
+    CUDA only. `trainer` names the training in TRAINERS: "noop" trains nothing and returns at
+    once, for measuring the machinery between trials.
     """
 
     dataset: str = "digits"
@@ -145,6 +158,7 @@ class ProxyConfig:
     device: str = "auto"
     amp: bool = True
     channels_last: bool = True
+    trainer: str = DEFAULT_TRAINER
 
     def __post_init__(self) -> None:
         check_field_types(self, "proxy config")
@@ -190,6 +204,7 @@ class ProxyConfig:
         need(self.auxiliary_weight >= 0, "auxiliary_weight", "non-negative (0 = no auxiliary head)")
         need(0 <= self.cutout <= 1024, "cutout", "in 0..1024 (0 = off)")
         need(self.reward in REWARDS, "reward", f"one of {', '.join(REWARDS)}")
+        need(self.trainer in TRAINERS, "trainer", f"one of {', '.join(TRAINERS)}")
         need(0 <= self.seed <= MAX_SEED, "seed", f"in 0..{MAX_SEED}")
         need(re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device) is not None, "device", "auto, cpu, cuda or cuda:N")
 
@@ -206,10 +221,13 @@ class ProxyConfig:
         return network_widths(genotype, base_filters=self.fixed_base_filters)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields, holding only the width that was given: a config without
-        base_filters keeps the form (and the web app's proxy key) it had before that field."""
+        """JSON-ready fields, holding only the width that was given, and the trainer only when
+        it is not the default: a config keeps the form (and the web app's proxy key) it had
+        before those fields."""
         data = asdict(self)
         del data["base_filters" if self.base_filters is None else "filters"]
+        if self.trainer == DEFAULT_TRAINER:
+            del data["trainer"]
         return data
 
     @classmethod

@@ -50,12 +50,13 @@ from dataclasses import asdict, dataclass
 from typing import Any, Generic, Literal, TypeVar
 
 from searchcore.errors import ConfigError, SearchcoreError
-from searchcore.proxy import ProxyConfig
+from searchcore.proxy import DEFAULT_TRAINER, TRAINERS, ProxyConfig
 from searchcore.results import EpochMetrics, TrainingDivergedError, TrainResult
 from searchcore.transfer import TransferConfig, TransferResult
 
-#: The function a child calls to train: `train_child`'s signature. Tests point it at faults.
-DEFAULT_TARGET = "searchcore.train:train_child"
+#: The function a child calls to train with the default trainer: `train_child`'s signature.
+#: Tests point it at faults; a config naming another trainer runs that one (proxy.TRAINERS).
+DEFAULT_TARGET = TRAINERS.get(DEFAULT_TRAINER)
 #: The function a transfer job calls: `train_transfer`'s signature.
 TRANSFER_TARGET = "searchcore.transfer_train:train_transfer"
 _STDERR_LINES_KEPT = 20
@@ -149,7 +150,7 @@ def train_in_subprocess(
     """
     job = {
         "kind": "proxy",
-        "target": target or DEFAULT_TARGET,
+        "target": target or (DEFAULT_TARGET if config.trainer == DEFAULT_TRAINER else TRAINERS.get(config.trainer)),
         "genotype": genotype if isinstance(genotype, dict) else genotype.to_dict(),
         "config": config.to_dict(),
         "checkpoint_path": None if checkpoint_path is None else os.fspath(checkpoint_path),
@@ -532,13 +533,11 @@ def _child_main(events_fd: int, parent_pid: int) -> None:
     job = json.loads(sys.stdin.readline())
     send("beat", epochs=0, steps=0)  # started
     try:
-        import torch
-
         from searchcore.spaces import parse_genotype
 
-        if job["num_threads"]:
-            torch.set_num_threads(job["num_threads"])
-        train = _load_target(job["target"])
+        train = _load_target(job["target"])  # a trainer that needs torch imports it here
+        if job["num_threads"] and "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(job["num_threads"])
         counter = {"epochs": 0, "steps": 0, "sent_at": 0.0}
 
         def on_progress() -> None:

@@ -57,8 +57,9 @@ def search_progress(*, search: Search) -> dict:
         "done": done,
         "failed": counts.get(Trial.Status.FAILED, 0),
         "running": counts.get(Trial.Status.RUNNING, 0),
-        # Not started: waiting for a worker, or for an earlier trial of the same cell.
-        "pending": counts.get(Trial.Status.PENDING, 0) + counts.get(Trial.Status.WAITING, 0),
+        # Not started: waiting for a worker, asked ahead of need, or waiting for an earlier trial
+        # of the same cell.
+        "pending": sum(counts.get(s, 0) for s in Trial.NOT_STARTED),
         "percent": round(100 * done / search.budget) if search.budget else 0,
         "best_reward": best,
     }

@@ -233,6 +233,10 @@ CELLSEARCH_STALL_FACTOR = env_int("CELLSEARCH_STALL_FACTOR", 5)
 # Threads per training on a gpu worker; 0: the machine's cores shared among the worker's
 # concurrency (celery -c), whatever OMP_NUM_THREADS says (searchcore.runner.threads_per_child).
 CELLSEARCH_THREADS_PER_CHILD = env_int("CELLSEARCH_THREADS_PER_CHILD", 0)
+# Trials each search keeps asked beyond its parallelism ("ready"), queued the moment one of its
+# trials ends, so that no worker waits for a control step between trials (searches.services.
+# control); 0 asks only on need: each trial then sees every result but those in flight.
+CELLSEARCH_TRIALS_AHEAD = env_int("CELLSEARCH_TRIALS_AHEAD", 1)
 CELLSEARCH_MIN_STALL_SECONDS = env_int("CELLSEARCH_MIN_STALL_SECONDS", 30)
 CELLSEARCH_STARTUP_SECONDS = env_int("CELLSEARCH_STARTUP_SECONDS", 600)
 # A pending trial queued this long ago with no message left in the gpu queue is sent again

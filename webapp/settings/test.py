@@ -28,6 +28,9 @@ CELLSEARCH_THREADS_PER_CHILD = env_int("CELLSEARCH_THREADS_PER_CHILD", 1)
 CELLSEARCH_HEARTBEAT_TIMEOUT = env_int("CELLSEARCH_HEARTBEAT_TIMEOUT", 5)
 CELLSEARCH_MIN_STALL_SECONDS = 2
 CELLSEARCH_PENDING_TIMEOUT = env_int("CELLSEARCH_PENDING_TIMEOUT", 60)
+# Trials asked on need only, so a test knows which trials a step issues; the tests of asking
+# ahead (tests/webapp/test_trials_ahead.py) set it, on their workers too.
+CELLSEARCH_TRIALS_AHEAD = env_int("CELLSEARCH_TRIALS_AHEAD", 0)
 # Serve static files straight from the app folders: tests run no collectstatic.
 WHITENOISE_USE_FINDERS = True
 # The suite makes thousands of API requests in a minute from one user and one IP (the

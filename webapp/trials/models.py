@@ -17,6 +17,9 @@ DEVICES_PER_RUN = 1
 class Trial(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending"  # queued for a gpu worker
+        #: Asked ahead of need (CELLSEARCH_TRIALS_AHEAD) while its search's parallelism is taken:
+        #: queued the moment one of its search's trials ends (trials.services.ready_trials_queue).
+        READY = "ready"
         RUNNING = "running"  # a worker claimed it and beats its heartbeat
         #: A repeat of a cell that an earlier trial of the search (`reused_from`) is training:
         #: the next control step after that one ends copies its result, or queues this one.
@@ -25,7 +28,10 @@ class Trial(models.Model):
         FAILED = "failed"
         CANCELLED = "cancelled"
 
-    IN_FLIGHT = (Status.PENDING, Status.RUNNING, Status.WAITING)
+    IN_FLIGHT = (Status.PENDING, Status.READY, Status.RUNNING, Status.WAITING)
+    NOT_STARTED = (Status.PENDING, Status.READY, Status.WAITING)
+    #: Counted against the search's parallelism: training, or queued for a worker.
+    TAKING_A_WORKER = (Status.PENDING, Status.RUNNING)
     DONE = (Status.FINISHED, Status.FAILED, Status.CANCELLED)  # told to the strategy (cancelled: as failed)
 
     search = models.ForeignKey("searches.Search", on_delete=models.CASCADE, related_name="trials")

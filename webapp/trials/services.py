@@ -185,9 +185,36 @@ def trial_run(*, trial_id: int) -> Trial | None:
         _train(trial)
     finally:
         with transaction.atomic():
+            # The next trial first (asked ahead of need), so that no worker waits for the step.
+            ready_trials_queue(search_id=trial.search_id)
             dispatch.queue_advance_search(search_id=trial.search_id)
     trial.refresh_from_db()
     return trial
+
+
+def ready_trials_queue(*, search_id: int) -> list[tuple[int, str]]:
+    """Queue the search's ready trials (asked ahead of need), oldest first, while fewer than its
+    parallelism take a worker (pending or running); returns the (trial id, task id)s queued.
+
+    A worker runs this the moment its trial ends, without the search's lock, so the next trial
+    is in the gpu queue before the control step that tells the result has even started (the
+    step queues them too when it finds room: a raised parallelism, a worker that died before
+    this). Each trial is taken by one conditional UPDATE, so two callers never queue it twice."""
+    parallelism = Trial.objects.filter(search_id=search_id).values_list("search__parallelism", flat=True).first()
+    if parallelism is None:
+        return []
+    taken = Trial.objects.filter(search_id=search_id, status__in=Trial.TAKING_A_WORKER).count()
+    ready = Trial.objects.filter(search_id=search_id, status=Trial.Status.READY).order_by("index")
+    now = timezone.now()
+    sends = []
+    for trial_id in ready.values_list("pk", flat=True)[:max(0, parallelism - taken)]:
+        task_id = dispatch.new_task_id()
+        # heartbeat_at of a pending trial: when it was queued (the reconciler's clock).
+        if Trial.objects.filter(pk=trial_id, status=Trial.Status.READY).update(
+                status=Trial.Status.PENDING, task_id=task_id, heartbeat_at=now):
+            sends.append((trial_id, task_id))
+    dispatch.queue_train_trials(trials=sends)
+    return sends
 
 
 def runner_policy():

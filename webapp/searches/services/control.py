@@ -2,9 +2,16 @@
 
 The control loop is event driven. Under the search row's lock, `search_advance` settles the
 trials waiting on another trial of their cell, tells the strategy every result not told yet,
-issues new trials until `parallelism` are in flight, and saves the strategy state in the same
-transaction as the trials it concerns; only after the commit are the new trials queued for the
-gpu workers. Each finished trial queues another step.
+issues new trials until `parallelism` take a worker and CELLSEARCH_TRIALS_AHEAD more are
+ready, and saves the strategy state in the same transaction as the trials it concerns; only
+after the commit are the new trials queued for the gpu workers. Each finished trial queues
+another step.
+
+Issuing ahead of need keeps workers from waiting on this step: a ready trial is asked already,
+so the worker whose trial ends queues it at once (trials.services.ready_trials_queue) and the
+step that tells the result runs while the next trial trains. The price is the strategy's: a
+trial asked ahead was asked before the results of up to `parallelism` trials, one more than
+the parallelism alone gives (CELLSEARCH_TRIALS_AHEAD = 0 asks only on need).
 
 Strategies sample with replacement, as in the papers, so a search may ask for a cell again. A
 repeat is a sampled model (it counts in the budget and in Figure 6) whose result is reused:
@@ -22,6 +29,7 @@ from __future__ import annotations
 import io
 import logging
 
+from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
@@ -31,6 +39,7 @@ from webapp.cells.services import cell_get_or_create
 from webapp.searches.models import Search
 from webapp.searches.services.lifecycle import search_fail
 from webapp.trials.models import Trial
+from webapp.trials.services import ready_trials_queue
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +74,7 @@ def _advance(search_id: int) -> list[int]:
     strategy = _call(_load_strategy, search, failure="could not load the strategy: ")
     handed = _hand_over_enqueued(search, strategy)
     sends = _settle_waiting(search, now)
+    released = ready_trials_queue(search_id=search.pk)  # room a worker's own release did not fill
     told = _tell_results(search, strategy)
     issued_before = search.trials_issued
     changed: set[str] = {"enqueued_cells"} if handed else set()
@@ -78,7 +88,7 @@ def _advance(search_id: int) -> list[int]:
         changed |= {"strategy_state", "trials_issued"}
     _settle_search(search, now, changed)
     dispatch.queue_train_trials(trials=sends)
-    return [trial_id for trial_id, _ in sends]
+    return [trial_id for trial_id, _ in released + sends]
 
 
 # -- the steps ----------------------------------------------------------------------------------
@@ -138,13 +148,16 @@ def _tell_results(search: Search, strategy) -> bool:
 
 
 def _issue_trials(search: Search, strategy, now) -> tuple[list[tuple[int, str]], set[str]]:
-    """Ask the strategy for cells until `parallelism` trials are in flight or the budget is
-    issued. A repeat of a finished cell copies its result, a repeat of a cell in training waits
-    for it, a new cell is trained. Returns the (trial id, task id)s to queue and the search's
+    """Ask the strategy for cells until `parallelism` + CELLSEARCH_TRIALS_AHEAD trials are in
+    flight or the budget is issued. A repeat of a finished cell copies its result, a repeat of a
+    cell in training waits for it, a new cell is queued while fewer than `parallelism` take a
+    worker, and is ready otherwise. Returns the (trial id, task id)s to queue and the search's
     fields changed besides `trials_issued`."""
     sends: list[tuple[int, str]] = []
     in_flight = search.trials.filter(status__in=Trial.IN_FLIGHT).count()
-    while in_flight < search.parallelism and search.trials_issued < search.budget:
+    taking_a_worker = search.trials.filter(status__in=Trial.TAKING_A_WORKER).count()
+    while (in_flight < search.parallelism + settings.CELLSEARCH_TRIALS_AHEAD
+           and search.trials_issued < search.budget):
         try:
             proposal = _call(strategy.ask, passes=(SpaceExhaustedError,))
         except SpaceExhaustedError as exc:
@@ -170,10 +183,15 @@ def _issue_trials(search: Search, strategy, now) -> tuple[list[tuple[int, str]],
         elif (source := _training_trial(search, proposal.cell_hash)) is not None:
             Trial.objects.create(**common, status=Trial.Status.WAITING, reused_from=source)
             in_flight += 1
-        else:
+        elif taking_a_worker < search.parallelism:
             trial = Trial.objects.create(**common, **_proxy_network_sizes(search, common["genotype"]),
                                          status=Trial.Status.PENDING, task_id=dispatch.new_task_id())
             sends.append((trial.pk, trial.task_id))
+            taking_a_worker += 1
+            in_flight += 1
+        else:
+            Trial.objects.create(**common, **_proxy_network_sizes(search, common["genotype"]),
+                                 status=Trial.Status.READY)
             in_flight += 1
         search.trials_issued += 1
     return sends, set()
@@ -284,7 +302,7 @@ def _reusable_trial(search: Search, cell_hash: str) -> Trial | None:
 def _training_trial(search: Search, cell_hash: str) -> Trial | None:
     """This search's trial that trains the cell now or waits for a worker to, if any."""
     return (
-        search.trials.filter(cell_hash=cell_hash, status__in=(Trial.Status.PENDING, Trial.Status.RUNNING),
+        search.trials.filter(cell_hash=cell_hash, status__in=(*Trial.TAKING_A_WORKER, Trial.Status.READY),
                              reused_from__isnull=True)
         .order_by("index")
         .first()

@@ -260,7 +260,7 @@ def search_fail(*, search_id: int, error: str) -> None:
     if search is None or search.status in Search.ENDED:
         return
     logger.error("search %s failed: %s", search_id, error)
-    search.trials.filter(status__in=(Trial.Status.PENDING, Trial.Status.WAITING)).update(
+    search.trials.filter(status__in=Trial.NOT_STARTED).update(
         status=Trial.Status.CANCELLED, finished_at=timezone.now())
     search.status = Search.Status.FAILED
     search.error = error
