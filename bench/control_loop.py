@@ -17,11 +17,14 @@ From the trials' rows it prints, per mode:
 * trials per hour: the trials over the time from the first claim to the last end.
 
 Modes, side by side in one run: asked on need (CELLSEARCH_TRIALS_AHEAD=0) against asked ahead
-(1, the default), for each W in `--workers`.
+(1, the default), for each W in `--workers`. With `--trainer train` the trials train for real
+(the demo's proxy at 1 epoch, `--epochs` for more), each with the threads its worker gives it
+(the machine's cores over W): the whole stack's trials per hour.
 
 Run from the repository root (redis-server on the PATH):
     python bench/control_loop.py [--trials 1000] [--workers 1] [--strategy random]
     python bench/control_loop.py --trials 400 --workers 1,2,4,8 --ahead 1     # scaling
+    python bench/control_loop.py --trainer train --trials 8 --workers 1,2 --ahead 1
 """
 
 from __future__ import annotations
@@ -41,8 +44,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from a checkout
 
-#: The search each mode runs: the demo's small proxy, trained by nobody.
-NOOP_PROXY = {"epochs": 1, "cells": 1, "filters": 48, "trainer": "noop"}
+#: The search each mode runs: the demo's small proxy (quickstart_demo.DEMO_PROXY) with
+#: `--trainer` and `--epochs`.
+PROXY = {"cells": 1, "filters": 48, "batch_size": 64}
 
 
 def free_port() -> int:
@@ -111,26 +115,29 @@ def _connects(port: int) -> bool:
         return False
 
 
-def run_mode(stack: Stack, user, *, trials: int, workers: int, ahead: int, strategy: str, seed: int) -> dict:
-    """One search of the no-op trainer on a fresh control worker and gpu worker; its figures."""
+def run_mode(stack: Stack, user, *, trials: int, workers: int, ahead: int, strategy: str, seed: int,
+             proxy: dict) -> dict:
+    """One search on a fresh control worker and gpu worker; its figures."""
     from django.db import transaction
 
     from webapp.searches.models import Search
     from webapp.searches.services import search_create
 
-    extra = {"CELLSEARCH_TRIALS_AHEAD": str(ahead)}
+    # Threads per training from the worker's cores and concurrency, as a deployed worker's.
+    extra = {"CELLSEARCH_TRIALS_AHEAD": str(ahead), "CELLSEARCH_THREADS_PER_CHILD": "0"}
     stack.start_worker("control", "control", 1, extra)
     stack.start_worker("gpu", "gpu", workers, extra)
     time.sleep(3)  # the workers connect; a search queued earlier would wait for them anyway
     with transaction.atomic():
         search = search_create(user=user, space="nasnet", strategy=strategy, dataset="digits", budget=trials,
-                               parallelism=workers, seed=seed, proxy=dict(NOOP_PROXY))
+                               parallelism=workers, seed=seed, proxy=proxy)
 
     def ended() -> bool:
         search.refresh_from_db()
         return search.status in Search.ENDED
 
-    wait_for(ended, 60 + trials * 2.0, f"search {search.pk} to end")
+    per_trial = 2.0 if proxy["trainer"] == "noop" else 300.0
+    wait_for(ended, 60 + trials * per_trial, f"search {search.pk} to end", every=0.5)
     stack.stop_workers()
     if search.status != Search.Status.FINISHED:
         raise SystemExit(f"search {search.pk} {search.status}: {search.error}")
@@ -181,7 +188,10 @@ def main() -> None:
     parser.add_argument("--workers", default="1", help="gpu worker processes, comma-separated: one mode each")
     parser.add_argument("--ahead", default="0,1", help="CELLSEARCH_TRIALS_AHEAD values, comma-separated")
     parser.add_argument("--strategy", default="random", help="the searches' strategy (random, ppo, ...)")
+    parser.add_argument("--trainer", default="noop", help="the proxy's trainer: noop (default) or train")
+    parser.add_argument("--epochs", type=int, default=1, help="epochs per trial with --trainer train")
     args = parser.parse_args()
+    proxy = {**PROXY, "trainer": args.trainer, "epochs": args.epochs}
     if shutil.which("redis-server") is None:
         raise SystemExit("redis-server is not on the PATH")
     folder = Path(tempfile.mkdtemp(prefix="cellsearch-control-loop-"))
@@ -190,11 +200,12 @@ def main() -> None:
         stack.env = configure(folder, stack.start_redis())
         from webapp.teams.services import user_create
 
-        user = user_create(username=f"bench-{uuid.uuid4().hex[:6]}", password=uuid.uuid4().hex, team_name="bench")
+        # A team of its own: no result of an earlier run in a scratch database is reused.
+        user = user_create(username=f"bench-{uuid.uuid4().hex[:6]}", password=uuid.uuid4().hex)
         from django.db import connection
 
-        print(f"{os.cpu_count()} CPUs, {connection.vendor} database, {args.trials} trials per search of the no-op "
-              f"trainer, strategy {args.strategy}, parallelism = gpu worker processes")
+        print(f"{os.cpu_count()} CPUs, {connection.vendor} database, {args.trials} trials per search of the "
+              f"{args.trainer} trainer ({proxy}), strategy {args.strategy}, parallelism = gpu worker processes")
         print(f"{'processes':>9} {'ahead':>5} | {'gap median':>10} {'gap p95':>8} | {'trial median':>12} | "
               f"{'trials/h':>9}")
         results = {}
@@ -203,7 +214,7 @@ def main() -> None:
             for ahead in [int(a) for a in args.ahead.split(",")]:
                 seed += 1
                 result = run_mode(stack, user, trials=args.trials, workers=workers, ahead=ahead,
-                                  strategy=args.strategy, seed=seed)
+                                  strategy=args.strategy, seed=seed, proxy=proxy)
                 results[workers, ahead] = result
                 print(f"{workers:>9} {ahead:>5} | {result['gap_median']:>7.1f} ms {result['gap_p95']:>5.0f} ms | "
                       f"{result['trial_median']:>9.0f} ms | {result['per_hour']:>9,.0f}", flush=True)
