@@ -12,7 +12,13 @@ worker gives it):
 A third row shows what a worker that set no threads costs: two children at once, each told
 nothing, so torch gives each every core.
 
-Run from the repository root:  OMP_NUM_THREADS=1 python bench/children_per_device.py [--trials 4]
+With `--device cuda`, the children share one GPU instead (a gpu worker `-c N` on one device:
+bin/quickstart's CELLSEARCH_CHILDREN_PER_GPU), under the default proxy (2@96 on the digits,
+`--epochs`), for each N in `--children`: trials per GPU-hour, against one child.
+
+Run from the repository root:
+    OMP_NUM_THREADS=1 python bench/children_per_device.py [--trials 4]
+    python bench/children_per_device.py --device cuda --children 1,2,4,8 [--trials 16] [--epochs 1]
 """
 
 from __future__ import annotations
@@ -55,16 +61,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=4, help="cells trained in each mode")
     parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="cpu (default), or cuda[:N]: children sharing one GPU")
+    parser.add_argument("--children", default="1,2,4,8", help="children at once on the GPU, comma-separated")
     args = parser.parse_args()
     cores = threads_per_child(1)
     space = create_space("nasnet")
     rng = np.random.default_rng(0)
     cells = [space.sample(rng).to_dict() for _ in range(args.trials)]
-    config = ProxyConfig(dataset="digits", epochs=args.epochs, cells=1, filters=48, batch_size=64)
-    print(f"{cores} cores, {args.trials} trials of 1@48, {args.epochs} epoch(s), batch 64, on digits "
-          f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')})")
-    modes = [(f"1 x {cores} threads", 1, cores), (f"{cores} x 1 thread", cores, 1),
-             (f"{cores} x unset (torch's default)", cores, None)]
+    if args.device.startswith("cuda"):
+        config = ProxyConfig(dataset="digits", epochs=args.epochs, device=args.device)
+        counts = [int(n) for n in args.children.split(",")]
+        print(f"{args.device}, {cores} cores, {args.trials} trials of the default proxy ({config.cells}@{config.filters}, "
+              f"batch {config.batch_size}, {args.epochs} epoch(s)) on digits, N children sharing the GPU")
+        modes = [(f"{n} children per GPU", n, threads_per_child(n)) for n in counts]
+    else:
+        config = ProxyConfig(dataset="digits", epochs=args.epochs, cells=1, filters=48, batch_size=64)
+        print(f"{cores} cores, {args.trials} trials of 1@48, {args.epochs} epoch(s), batch 64, on digits "
+              f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')})")
+        modes = [(f"1 x {cores} threads", 1, cores), (f"{cores} x 1 thread", cores, 1),
+                 (f"{cores} x unset (torch's default)", cores, None)]
     rates = {}
     for name, children, threads in modes:
         rates[name] = trials_per_hour(cells, config, children=children, threads=threads)
