@@ -10,8 +10,8 @@ another step.
 Issuing ahead of need keeps workers from waiting on this step: a ready trial is asked already,
 so the worker whose trial ends queues it at once (trials.services.ready_trials_queue) and the
 step that tells the result runs while the next trial trains. The price is the strategy's: a
-trial asked ahead was asked before the results of up to `parallelism` trials, one more than
-the parallelism alone gives (CELLSEARCH_TRIALS_AHEAD = 0 asks only on need).
+trial asked ahead has not seen the results of CELLSEARCH_TRIALS_AHEAD more trials than one
+asked on need, as with that much more parallelism (0 asks only on need).
 
 Strategies sample with replacement, as in the papers, so a search may ask for a cell again. A
 repeat is a sampled model (it counts in the budget and in Figure 6) whose result is reused:
