@@ -1,4 +1,5 @@
-"""One-shot search: the supernet's paths are the standalone children, bad settings name their field."""
+"""One-shot search: the supernet's paths are the standalone children, the two samplers run, a
+killed run resumes exactly, the CLI writes what compare reads, bad settings name their field."""
 
 from __future__ import annotations
 
@@ -9,12 +10,16 @@ import pytest
 import torch
 from torch import nn
 
+from searchcore.checkpoints import load_checkpoint
+from searchcore.cli import main
 from searchcore.data import load_dataset
 from searchcore.errors import ConfigError
 from searchcore.models.supernet import NASNetSupernet
-from searchcore.oneshot import SUPERNETS, OneShotConfig
+from searchcore.oneshot import ONESHOT_CHECKPOINT_FORMAT, SAMPLERS, SUPERNETS, OneShotConfig
+from searchcore.oneshot_train import LAST_CHECKPOINT, RESULT_FILE, train_oneshot
 from searchcore.proxy import ProxyConfig
 from searchcore.registry import import_target
+from searchcore.runner import RunnerPolicy, run_oneshot
 from searchcore.spaces import create_space
 from searchcore.spaces.nasnet import Block, Cell, Genotype
 from searchcore.train import build_child, proxy_network_config
@@ -123,6 +128,85 @@ def test_every_supernet_builds_a_sampled_cells_child(data, space_name):
         assert torch.allclose(model(images), child(images), atol=1e-5)
     with pytest.raises(ConfigError, match="lacks"):
         model.load_child_state_dict(genotype, {})
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS.names())
+def test_every_sampler_trains_shared_weights_and_ranks_cells(tmp_path, data, sampler):
+    config = tiny(sampler=sampler, proxy=ProxyConfig(**{**PROXY.to_dict(), "epochs": 2}))
+    reports = []
+    result = train_oneshot(config, out_dir=tmp_path, on_epoch=reports.append, data=data)
+    assert [r.epoch for r in reports] == [1, 2] and result.history == reports
+    assert all(0.0 <= r.sampled_val_acc <= r.best_val_acc <= 1.0 for r in reports)
+    assert len(result.final) == 4 and 1 <= len(result.top) <= 2
+    assert result.top[0].val_acc == max(c.val_acc for c in result.final)
+    assert json.loads((tmp_path / RESULT_FILE).read_text())["top"][0]["cell_hash"] == result.top[0].cell_hash
+    checkpoint = load_checkpoint(tmp_path / LAST_CHECKPOINT, fmt=ONESHOT_CHECKPOINT_FORMAT, keys=("strategy",))
+    assert checkpoint["epoch"] == 2 and checkpoint["strategy"]["strategy"] == config.strategy
+
+
+def test_a_killed_run_resumes_where_its_checkpoint_left_it(tmp_path, data):
+    config = tiny(controller="ppo", sampler_options={"batch_size": 2})
+    seen_by_killed = []
+
+    def kill_once_an_epoch_is_saved(progress) -> bool:
+        return progress.epochs == 0  # False: the supervisor SIGKILLs the training process
+
+    outcome = run_oneshot(config, out_dir=tmp_path / "killed", on_epoch=seen_by_killed.append,
+                          on_beat=kill_once_an_epoch_is_saved, num_threads=1, policy=RunnerPolicy(beat_seconds=0.01))
+    assert outcome.status == "stopped" and not (tmp_path / "killed" / RESULT_FILE).exists()
+    saved = load_checkpoint(tmp_path / "killed" / LAST_CHECKPOINT, fmt=ONESHOT_CHECKPOINT_FORMAT, keys=("history",))
+    done = saved["epoch"]
+    assert 1 <= done < config.epochs and [r.epoch for r in seen_by_killed][:done] == list(range(1, done + 1))
+
+    seen_by_resumed = []
+    resumed = train_oneshot(config, out_dir=tmp_path / "killed", on_epoch=seen_by_resumed.append, data=data)
+    assert [r.epoch for r in seen_by_resumed] == list(range(done + 1, config.epochs + 1))  # none done again
+    assert [r.to_dict() for r in resumed.history[:done]] == saved["history"]
+    straight = train_oneshot(config, out_dir=tmp_path / "straight", data=data)
+    assert [r.train_loss for r in resumed.history] == pytest.approx([r.train_loss for r in straight.history], rel=1e-5)
+    assert [c.cell_hash for c in resumed.final] == [c.cell_hash for c in straight.final]
+
+    with pytest.raises(ConfigError, match="proxy.lr") as refused:
+        train_oneshot(tiny(controller="ppo", sampler_options={"batch_size": 2},
+                           proxy=ProxyConfig(**{**PROXY.to_dict(), "lr": 0.1})), out_dir=tmp_path / "killed", data=data)
+    assert refused.value.field == "proxy.lr"
+
+
+def test_the_cli_runs_each_sampler_and_compare_reads_both(tmp_path, capsys):
+    proxy = ["--dataset", "synthetic", *[f"--dataset-option={k}={v}" for k, v in DATA_OPTIONS.items()],
+             "--cells", "1", "--filters", "48", "--epochs", "1", "--batch-size", "32", "--device", "cpu", "--quiet",
+             "--space-option", "num_blocks=2", "--space-option", f"ops={json.dumps(SMALL_SPACE['ops'])}"]
+    common = [*proxy, "--controller-steps", "2", "--final-samples", "3", "--top-k", "2"]
+    for sampler in ("enas", "oneshot-random"):
+        assert main(["search", "--strategy", sampler, "--out", str(tmp_path / sampler), *common]) == 0
+        summary = json.loads(capsys.readouterr().out)
+        assert summary["sampler"] == sampler and summary["epochs"] == 1 and summary["ranked"] == 3
+        lines = (tmp_path / sampler / "trials.jsonl").read_text().splitlines()
+        assert len(lines) == 3 and all(json.loads(line)["shared_weights"] for line in lines)
+        best = json.loads((tmp_path / sampler / "best.json").read_text())
+        assert best[0]["cell_hash"] == summary["best_cell"] and best[0]["shared_weights"]
+        assert json.loads((tmp_path / sampler / "best_genotype.json").read_text()) == best[0]["genotype"]
+    assert main(["compare", str(tmp_path / "enas"), str(tmp_path / "oneshot-random"), "--top", "1,2",
+                 "-o", str(tmp_path / "figure")]) == 0
+    compared = json.loads((tmp_path / "figure.json").read_text())
+    assert {run["strategy"] for run in compared["runs"]} == {"enas", "oneshot-random"}
+
+    # a proxy search refuses a one-shot run's directory
+    assert main(["search", "--strategy", "random", "--budget", "1", "--out", str(tmp_path / "enas"), *proxy]) == 2
+    assert "holds a one-shot search" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--strategy", "enas", "--budget", "5"], "--budget: not for one-shot search"),
+    (["--strategy", "ppo", "--controller-steps", "3"], "--controller-steps: only for the one-shot strategies"),
+    (["--strategy", "oneshot-random", "--controller", "ppo"], "controller must be unset"),
+    (["--strategy", "enas", "--top-k", "30"], "top_k must be in 1..final_samples"),
+])
+def test_bad_one_shot_flags_exit_2_with_one_line(tmp_path, capsys, argv, expected):
+    code = main(["search", "--out", str(tmp_path / "run"), *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and expected in err, err
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("changes, field", [
