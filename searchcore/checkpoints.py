@@ -38,8 +38,12 @@ class CheckpointError(SearchcoreError, ValueError):
     """A file is not a transfer checkpoint that loads safely; the message names the file and why."""
 
 
-def load_checkpoint(path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """The checkpoint dict at `path`, loaded without running any pickled code."""
+def load_checkpoint(
+    path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu",
+    fmt: str = TRANSFER_CHECKPOINT_FORMAT, keys: tuple[str, ...] = _KEYS,
+) -> dict[str, Any]:
+    """The checkpoint dict at `path`, loaded without running any pickled code; its `format`
+    must be `fmt` (a transfer checkpoint's by default) and it must hold `keys`."""
     path = Path(path)
     try:
         with warnings.catch_warnings():  # a plain pickle's protocol warning; the refusal below says it all
@@ -53,13 +57,24 @@ def load_checkpoint(path: str | os.PathLike[str], *, map_location: str | torch.d
     except (EOFError, KeyError, RuntimeError, ValueError) as exc:
         raise CheckpointError(f"{path}: not a file torch.save wrote ({type(exc).__name__}: {exc})") from None
     if not isinstance(ckpt, dict) or "format" not in ckpt:
-        raise CheckpointError(f"{path}: not a CellSearch checkpoint (no 'format' key; expected {TRANSFER_CHECKPOINT_FORMAT!r})")
-    if ckpt["format"] != TRANSFER_CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: format {ckpt['format']!r} is not {TRANSFER_CHECKPOINT_FORMAT!r}")
-    missing = [key for key in _KEYS if key not in ckpt]
+        raise CheckpointError(f"{path}: not a CellSearch checkpoint (no 'format' key; expected {fmt!r})")
+    if ckpt["format"] != fmt:
+        raise CheckpointError(f"{path}: format {ckpt['format']!r} is not {fmt!r}")
+    missing = [key for key in keys if key not in ckpt]
     if missing:
         raise CheckpointError(f"{path}: the checkpoint lacks {', '.join(missing)}")
     return ckpt
+
+
+def cpu_copy(state: Any) -> Any:
+    """A state dict's tensors on the CPU (nested dicts and lists too), so a checkpoint loads on any machine."""
+    if isinstance(state, torch.Tensor):
+        return state.detach().to("cpu")
+    if isinstance(state, dict):
+        return {key: cpu_copy(value) for key, value in state.items()}
+    if isinstance(state, list):
+        return [cpu_copy(value) for value in state]
+    return state
 
 
 def load_model(path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu") -> nn.Module:

@@ -67,10 +67,17 @@ def main_exit() -> None:
 # -- commands ---------------------------------------------------------------------------------
 
 def _cmd_search(args: argparse.Namespace) -> int:
+    from searchcore.oneshot import SAMPLERS
     from searchcore.search import SearchConfig, best_unique, run_search
 
+    if args.strategy in SAMPLERS:
+        return _oneshot_search(args)
+    oneshot_only = [flag for flag, dest in _ONESHOT_FLAGS.items() if getattr(args, dest) is not None]
+    if oneshot_only:
+        raise ConfigError(f"{', '.join(oneshot_only)}: only for the one-shot strategies ({', '.join(SAMPLERS)})")
     config = SearchConfig(
-        space=args.space, strategy=args.strategy, budget=args.budget, seed=args.seed,
+        space=args.space, strategy=args.strategy, budget=DEFAULT_BUDGET if args.budget is None else args.budget,
+        seed=args.seed,
         proxy=_proxy_config(args), space_options=_options(args.space_option),
         strategy_options=_options(args.strategy_option), keep_checkpoints=args.keep_checkpoints,
     )
@@ -80,6 +87,56 @@ def _cmd_search(args: argparse.Namespace) -> int:
     summary = {"out": str(args.out), "trials": len(records), "failed": failed,
                "best_reward": best.reward if best else None, "best_cell": best.cell_hash if best else None}
     print(json.dumps(summary))
+    return 0
+
+
+#: The `search` flags of one-shot search alone, and the OneShotConfig field each sets.
+_ONESHOT_FLAGS = {"--controller": "controller", "--controller-steps": "controller_steps",
+                  "--final-samples": "final_samples", "--top-k": "top_k"}
+DEFAULT_BUDGET = 20
+
+
+def _oneshot_search(args: argparse.Namespace) -> int:
+    """A one-shot search in a supervised child process (a lost one resumes from --out), a bar over
+    epochs; at the end the ranked cells go to --out as a search's trials (compare reads them).
+    Exit status 1 when the training itself fails (diverged, out of memory, crashed each time)."""
+    from tqdm import tqdm
+
+    from searchcore.data import check_dataset_root
+    from searchcore.oneshot import OneShotConfig
+    from searchcore.runner import run_oneshot
+    from searchcore.search import check_oneshot_run, save_oneshot_run
+
+    not_oneshot = [flag for flag, given in (("--budget", args.budget is not None),
+                                             ("--keep-checkpoints", args.keep_checkpoints)) if given]
+    if not_oneshot:
+        raise ConfigError(f"{', '.join(not_oneshot)}: not for one-shot search ({args.strategy}); --epochs sets how "
+                          "long the shared weights train, --final-samples how many cells are ranked at the end")
+    given = {dest: getattr(args, dest) for dest in _ONESHOT_FLAGS.values() if getattr(args, dest) is not None}
+    config = OneShotConfig(sampler=args.strategy, proxy=_proxy_config(args), seed=args.seed, space=args.space,
+                           space_options=_options(args.space_option), sampler_options=_options(args.strategy_option),
+                           **given)
+    check_dataset_root(config.proxy.dataset, config.proxy.data_root)
+    check_oneshot_run(args.out)
+    with tqdm(total=config.epochs, unit="epoch", desc=args.strategy, disable=args.quiet, file=sys.stderr) as bar:
+
+        def on_epoch(report: Any) -> None:
+            bar.update(report.epoch - bar.n)
+            bar.set_postfix(best=f"{report.best_val_acc:.4f}", sampled=f"{report.sampled_val_acc:.4f}", refresh=False)
+
+        def on_retry(attempt: int, reason: str) -> None:
+            bar.write(f"searchcore: {reason}; resuming (attempt {attempt + 1})")
+
+        outcome = run_oneshot(config, out_dir=args.out, on_epoch=on_epoch, retry_lost=True, on_retry=on_retry)
+    if outcome.result is None:
+        print(f"searchcore: error: one-shot search {outcome.status}: {outcome.message}", file=sys.stderr)
+        return 1
+    result = outcome.result
+    save_oneshot_run(args.out, config, result)
+    best = result.top[0]
+    print(json.dumps({"out": str(args.out), "sampler": config.sampler, "strategy": config.strategy,
+                      "epochs": len(result.history), "ranked": len(result.final), "best_shared_weight_acc": best.val_acc,
+                      "best_cell": best.cell_hash, "seconds": result.seconds}))
     return 0
 
 
@@ -229,6 +286,8 @@ def _proxy_config(args: argparse.Namespace):
     from searchcore.proxy import ProxyConfig
 
     given = {field: getattr(args, field) for field in _PROXY_FLAGS if getattr(args, field) is not None}
+    if args.dataset_option:
+        given["dataset_options"] = _options(args.dataset_option)
     return ProxyConfig.from_dict({"dataset": args.dataset, "data_root": args.data_root, "seed": args.seed, **given})
 
 
@@ -265,6 +324,7 @@ _REGISTRIES = {
     "ops": ("searchcore.layers.ops", "OPS"),
     "spaces": ("searchcore.spaces", "SPACES"),
     "strategies": ("searchcore.strategies", "STRATEGIES"),
+    "samplers": ("searchcore.oneshot", "SAMPLERS"),
     "datasets": ("searchcore.data", "DATASETS"),
     "known": ("searchcore.known", "KNOWN"),
 }
@@ -310,7 +370,10 @@ def _add_proxy_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dataset", default=default["dataset"], help="digits (ships with scikit-learn), cifar10, "
                    "imagefolder or synthetic")
     g.add_argument("--data-root", help="folder holding the dataset's files (cifar10, imagefolder)")
-    g.add_argument("--epochs", type=int, default=default["epochs"], help="training epochs per trial")
+    g.add_argument("--dataset-option", action="append", metavar="KEY=VALUE",
+                   help="a dataset option (e.g. image_size=8 for digits), repeatable; VALUE is read as JSON when it can be")
+    g.add_argument("--epochs", type=int, default=default["epochs"], help="training epochs per trial (one-shot: of "
+                   "the shared weights)")
     g.add_argument("--cells", type=int, default=default["cells"], metavar="N", help="normal cells per stack")
     width = g.add_mutually_exclusive_group()
     width.add_argument("--filters", type=int, metavar="F", help=f"F as NASNet-A ends at, a multiple of "
@@ -386,8 +449,10 @@ def _build_parser() -> argparse.ArgumentParser:
 
     p = command("search", "run or resume a search")
     p.add_argument("--space", default="nasnet", help="search space (python -m searchcore list spaces)")
-    p.add_argument("--strategy", default="ppo", help="search strategy (python -m searchcore list strategies)")
-    p.add_argument("--budget", type=int, default=20, help="trials to finish; a resumed run may raise or lower it")
+    p.add_argument("--strategy", default="ppo", help="search strategy (python -m searchcore list strategies), or a "
+                   "one-shot sampler (list samplers): enas or oneshot-random")
+    p.add_argument("--budget", type=int, help=f"trials to finish; a resumed run may raise or lower it (default: "
+                   f"{DEFAULT_BUDGET}; not for one-shot)")
     p.add_argument("--out", required=True, help="run directory; re-run with the same one to resume")
     p.add_argument("--space-option", action="append", metavar="KEY=VALUE",
                    help="a search space option, repeatable; VALUE is read as JSON when it can be")
@@ -395,6 +460,17 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="a strategy option (e.g. lr=0.001 for ppo), repeatable; VALUE is read as JSON when it can be")
     p.add_argument("--keep-checkpoints", action="store_true", help="save each trial's proxy checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    from searchcore.oneshot import SAMPLERS, OneShotConfig
+
+    oneshot = {f.name: f.default for f in fields(OneShotConfig)}
+    g = p.add_argument_group(f"one-shot search (--strategy {' or '.join(SAMPLERS)})")
+    g.add_argument("--controller", help=f"enas's controller: {' or '.join(SAMPLERS.get('enas').strategies)} "
+                   "(default: the first)")
+    g.add_argument("--controller-steps", type=int, help="cells scored and told to the sampler after each epoch "
+                   f"(default: {oneshot['controller_steps']})")
+    g.add_argument("--final-samples", type=int, help=f"cells sampled and ranked at the end (default: "
+                   f"{oneshot['final_samples']})")
+    g.add_argument("--top-k", type=int, help=f"best unique cells kept (default: {oneshot['top_k']})")
     _add_proxy_flags(p)
     p.set_defaults(handler=_cmd_search)
 

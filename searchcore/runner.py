@@ -16,9 +16,10 @@ Celery worker, neither of which needs torch for this — supervises it:
   parent-death signal).
 
 `train_in_subprocess` is one such attempt at a proxy training, `transfer_in_subprocess` one at
-a transfer training (searchcore.transfer_train, resumable from its output folder): the same
-child, told by its job's `kind` which training to run. `run_trial` and `run_transfer` apply
-the policy to them, so that every caller judges a training's end alike:
+a transfer training (searchcore.transfer_train, resumable from its output folder) and
+`oneshot_in_subprocess` one at a one-shot search (searchcore.oneshot_train, resumable likewise):
+the same child, told by its job's `kind` which training to run. `run_trial`, `run_transfer`
+and `run_oneshot` apply the policy to them, so that every caller judges a training's end alike:
 
 - a result: the trial is **finished**;
 - the cell's own failure — its loss diverged, or it ran out of memory: the trial is
@@ -50,6 +51,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Generic, Literal, TypeVar
 
 from searchcore.errors import ConfigError, SearchcoreError
+from searchcore.oneshot import OneShotConfig, OneShotEpoch, OneShotResult
 from searchcore.proxy import DEFAULT_TRAINER, TRAINERS, ProxyConfig
 from searchcore.results import EpochMetrics, TrainingDivergedError, TrainResult
 from searchcore.transfer import TransferConfig, TransferResult
@@ -59,6 +61,8 @@ from searchcore.transfer import TransferConfig, TransferResult
 DEFAULT_TARGET = TRAINERS.get(DEFAULT_TRAINER)
 #: The function a transfer job calls: `train_transfer`'s signature.
 TRANSFER_TARGET = "searchcore.transfer_train:train_transfer"
+#: The function a one-shot job calls: `train_oneshot`'s signature.
+ONESHOT_TARGET = "searchcore.oneshot_train:train_oneshot"
 _STDERR_LINES_KEPT = 20
 
 
@@ -186,6 +190,29 @@ def transfer_in_subprocess(
     return TransferResult.from_dict(_run_job(job, on_epoch, on_beat, policy))
 
 
+def oneshot_in_subprocess(
+    config: OneShotConfig,
+    *,
+    out_dir: str | os.PathLike,
+    on_epoch: Callable[[OneShotEpoch], bool | None] | None = None,
+    on_beat: Callable[[Progress], bool | None] | None = None,
+    num_threads: int | None = None,
+    policy: RunnerPolicy = DEFAULT_POLICY,
+    target: str | None = None,
+) -> OneShotResult:
+    """One attempt at `train_oneshot(config, out_dir=out_dir)` in a child process, supervised
+    as `train_in_subprocess`'s; it resumes from what `out_dir` holds."""
+    job = {
+        "kind": "oneshot",
+        "target": target or ONESHOT_TARGET,
+        "config": config.to_dict(),
+        "out_dir": os.fspath(out_dir),
+        "num_threads": num_threads,
+        "beat_seconds": policy.beat_seconds,
+    }
+    return OneShotResult.from_dict(_run_job(job, on_epoch, on_beat, policy))
+
+
 def threads_per_child(children: int, cores: int | None = None) -> int:
     """Threads for each of `children` trainings that share this machine's cores (`cores`: the
     ones this process may run on). Left alone, torch gives every child all the cores, and
@@ -230,7 +257,7 @@ def _run_job(job: dict[str, Any], on_epoch, on_beat, policy: RunnerPolicy) -> di
 
 
 TrialStatus = Literal["finished", "failed", "lost", "stopped"]
-ResultT = TypeVar("ResultT", TrainResult, TransferResult)
+ResultT = TypeVar("ResultT", TrainResult, TransferResult, OneShotResult)
 
 
 @dataclass(frozen=True)
@@ -295,6 +322,28 @@ def run_transfer(
     return _judge(
         lambda: transfer_in_subprocess(genotype, config, out_dir=out_dir, on_epoch=on_epoch, on_beat=on_beat,
                                        num_threads=num_threads, policy=policy),
+        policy, retry_lost, on_retry,
+    )
+
+
+def run_oneshot(
+    config: OneShotConfig,
+    *,
+    out_dir: str | os.PathLike,
+    on_epoch: Callable[[OneShotEpoch], bool | None] | None = None,
+    on_beat: Callable[[Progress], bool | None] | None = None,
+    num_threads: int | None = None,
+    policy: RunnerPolicy = DEFAULT_POLICY,
+    retry_lost: bool = False,
+    on_retry: Callable[[int, str], None] | None = None,
+) -> TrialOutcome[OneShotResult]:
+    """Run a one-shot search in a child process and judge how it ended by `run_trial`'s policy;
+    `.result` is a OneShotResult. A lost attempt (or a later call, on any worker that sees
+    `out_dir`) resumes from `out_dir`'s last checkpoint. Raises TrialAborted for bad settings,
+    a missing dataset or a bug."""
+    return _judge(
+        lambda: oneshot_in_subprocess(config, out_dir=out_dir, on_epoch=on_epoch, on_beat=on_beat,
+                                      num_threads=num_threads, policy=policy),
         policy, retry_lost, on_retry,
     )
 
@@ -434,7 +483,7 @@ def _supervise(process, events_fd: int, job: dict, on_epoch, on_beat, policy: Ru
                         raise TrainingStopped("training stopped: its caller asked")
                 elif kind == "epoch":
                     training = True
-                    metrics = EpochMetrics(**event["metrics"])
+                    metrics = _EPOCH_REPORTS[job["kind"]](**event["metrics"])
                     epoch_seconds.append(metrics.seconds)
                     go_on = on_epoch is None or on_epoch(metrics) is not False
                     _reply(process, "go" if go_on else "stop")
@@ -533,8 +582,6 @@ def _child_main(events_fd: int, parent_pid: int) -> None:
     job = json.loads(sys.stdin.readline())
     send("beat", epochs=0, steps=0)  # started
     try:
-        from searchcore.spaces import parse_genotype
-
         train = _load_target(job["target"])  # a trainer that needs torch imports it here
         if job["num_threads"] and "torch" in sys.modules:
             sys.modules["torch"].set_num_threads(job["num_threads"])
@@ -552,7 +599,7 @@ def _child_main(events_fd: int, parent_pid: int) -> None:
             send("epoch", metrics=asdict(metrics))
             return sys.stdin.readline().strip() == "go"  # end of input: the parent is gone, stop
 
-        result = _JOB_KINDS[job["kind"]](train, parse_genotype(job["genotype"]), job, on_epoch, on_progress)
+        result = _JOB_KINDS[job["kind"]](train, job, on_epoch, on_progress)
     except Exception as exc:
         if is_cells_failure(exc):
             send("failed", message=f"{type(exc).__name__}: {exc}")
@@ -564,22 +611,37 @@ def _child_main(events_fd: int, parent_pid: int) -> None:
     events.close()
 
 
-def _proxy_job(train, genotype, job: dict[str, Any], on_epoch, on_progress) -> TrainResult:
+def _proxy_job(train, job: dict[str, Any], on_epoch, on_progress) -> TrainResult:
+    from searchcore.spaces import parse_genotype
+
     path = job["checkpoint_path"]
     return train(
-        genotype, ProxyConfig.from_dict(job["config"]), on_epoch=on_epoch, on_progress=on_progress,
+        parse_genotype(job["genotype"]), ProxyConfig.from_dict(job["config"]), on_epoch=on_epoch, on_progress=on_progress,
         evaluate_test=job["evaluate_test"],
         checkpoint_sink=None if path is None else lambda checkpoint: save_checkpoint(checkpoint, path),
     )
 
 
-def _transfer_job(train, genotype, job: dict[str, Any], on_epoch, on_progress) -> TransferResult:
-    return train(genotype, TransferConfig.from_dict(job["config"]), out_dir=job["out_dir"], on_epoch=on_epoch,
+def _transfer_job(train, job: dict[str, Any], on_epoch, on_progress) -> TransferResult:
+    from searchcore.spaces import parse_genotype
+
+    return train(parse_genotype(job["genotype"]), TransferConfig.from_dict(job["config"]), out_dir=job["out_dir"],
+                 on_epoch=on_epoch, on_progress=on_progress)
+
+
+def _oneshot_job(train, job: dict[str, Any], on_epoch, on_progress) -> OneShotResult:
+    return train(OneShotConfig.from_dict(job["config"]), out_dir=job["out_dir"], on_epoch=on_epoch,
                  on_progress=on_progress)
 
 
 #: How a child runs each kind of job with its target.
-_JOB_KINDS: dict[str, Callable[..., TrainResult | TransferResult]] = {"proxy": _proxy_job, "transfer": _transfer_job}
+_JOB_KINDS: dict[str, Callable[..., TrainResult | TransferResult | OneShotResult]] = {
+    "proxy": _proxy_job, "transfer": _transfer_job, "oneshot": _oneshot_job,
+}
+#: What each kind of job reports after an epoch.
+_EPOCH_REPORTS: dict[str, Callable[..., EpochMetrics | OneShotEpoch]] = {
+    "proxy": EpochMetrics, "transfer": EpochMetrics, "oneshot": OneShotEpoch,
+}
 
 
 if __name__ == "__main__":

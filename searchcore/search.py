@@ -8,6 +8,11 @@ A run directory holds
   best.json      the best unique cells so far; best_genotype.json the best one alone
   checkpoints/   each trial's proxy checkpoint, when asked for
 
+A one-shot search's directory (`searchcore.oneshot_train`) holds its own `last.pt` and
+`result.json`, and when it ends `oneshot.json` (its config) and the same trials.jsonl, best.json
+and best_genotype.json, written from the cells it ranked (`save_oneshot_run`), so `compare`
+and `train --genotype DIR` read it like any other.
+
 Order of writes per trial: ask, save state.pt (the trial is now pending), train, append the
 trial to trials.jsonl, tell, save state.pt. A crash anywhere leaves either a pending trial
 with no record (trained again on resume) or a record the strategy was not told (told on
@@ -32,6 +37,7 @@ from typing import Any
 import torch
 
 from searchcore.errors import ConfigError
+from searchcore.oneshot import OneShotConfig, OneShotResult
 from searchcore.proxy import ProxyConfig
 from searchcore.results import TrainResult
 from searchcore.runner import DEFAULT_POLICY, RunnerPolicy, run_trial
@@ -44,6 +50,7 @@ STATE_FILE = "state.pt"
 TRIALS_FILE = "trials.jsonl"
 BEST_FILE = "best.json"
 BEST_GENOTYPE_FILE = "best_genotype.json"
+ONESHOT_FILE = "oneshot.json"
 BEST_KEPT = 10
 
 
@@ -99,6 +106,9 @@ class TrialRecord:
     finished_at: float = field(default_factory=time.time)
     #: The trial whose result this one copies, when its cell was sampled before in the run.
     reused_from: int | None = None
+    #: The reward is the cell's validation accuracy with a one-shot search's shared weights,
+    #: not after training the cell on its own.
+    shared_weights: bool = False
 
 
 class RunDirectory:
@@ -156,19 +166,57 @@ class RunDirectory:
             f.flush()
             os.fsync(f.fileno())
 
-    def save_best(self, records: list[TrialRecord]) -> None:
-        best = best_unique(records, BEST_KEPT)
+    def save_best(self, records: list[TrialRecord], limit: int = BEST_KEPT) -> None:
+        best = best_unique(records, limit)
         _atomic_write_text(self.path / BEST_FILE, json.dumps(
             [{"rank": i + 1, "trial_id": r.trial_id, "cell_hash": r.cell_hash, "reward": r.reward,
-              "params": r.params, "mult_adds": r.mult_adds, "genotype": r.genotype} for i, r in enumerate(best)],
+              "params": r.params, "mult_adds": r.mult_adds, "genotype": r.genotype,
+              "shared_weights": r.shared_weights} for i, r in enumerate(best)],
             indent=2))
         if best:
             _atomic_write_text(self.path / BEST_GENOTYPE_FILE, json.dumps(best[0].genotype, indent=2))
+
+    def load_oneshot_config(self) -> OneShotConfig | None:
+        file = self.path / ONESHOT_FILE
+        if not file.exists():
+            return None
+        try:
+            return OneShotConfig.from_dict(json.loads(file.read_text()))
+        except (json.JSONDecodeError, ConfigError) as exc:
+            raise ConfigError(f"{file} is damaged: {exc}") from None
 
     def checkpoint_path(self, trial_id: int) -> Path:
         folder = self.path / "checkpoints"
         folder.mkdir(exist_ok=True)
         return folder / f"trial_{trial_id:05d}.pt"
+
+
+def check_oneshot_run(out: str | os.PathLike) -> None:
+    """Refuse to run a one-shot search in a proxy search's directory (a one-shot run refuses
+    another's settings itself, from its checkpoint)."""
+    run = RunDirectory(out)
+    if (run.path / CONFIG_FILE).exists():
+        raise ConfigError(f"{run.path} holds a proxy search ({CONFIG_FILE}); give another --out")
+
+
+def save_oneshot_run(out: str | os.PathLike, config: OneShotConfig, result: OneShotResult) -> list[TrialRecord]:
+    """Write a finished one-shot search's cells as a search's: each cell sampled at the end a
+    trial whose reward is its shared-weight validation accuracy (`shared_weights`), a repeat
+    naming the first in `reused_from`; best.json holds the top `config.top_k`. Returns the records."""
+    run = RunDirectory(out)
+    first: dict[str, int] = {}
+    records = []
+    for trial_id, cell in enumerate(result.final):
+        source = first.setdefault(cell.cell_hash, trial_id)
+        records.append(TrialRecord(
+            trial_id=trial_id, cell_hash=cell.cell_hash, genotype=cell.genotype, status="finished",
+            reward=cell.val_acc, val_acc=cell.val_acc, reused_from=None if source == trial_id else source,
+            shared_weights=True,
+        ))
+    _atomic_write_text(run.path / TRIALS_FILE, "".join(json.dumps(asdict(r)) + "\n" for r in records))
+    run.save_best(records, config.top_k)
+    _atomic_write_text(run.path / ONESHOT_FILE, json.dumps(config.to_dict(), indent=2))
+    return records
 
 
 def best_unique(records: list[TrialRecord], limit: int) -> list[TrialRecord]:
@@ -209,6 +257,8 @@ def run_search(
     pending, to be trained again on resume.
     """
     run = RunDirectory(out)
+    if (run.path / ONESHOT_FILE).exists():
+        raise ConfigError(f"{run.path} holds a one-shot search ({ONESHOT_FILE}); give another --out")
     saved = run.load_config()
     if saved is not None and replace(saved, budget=config.budget) != config:
         raise ConfigError(f"{run.path} holds a different search ({_first_difference(saved, config)}); "
@@ -329,7 +379,12 @@ def load_run_curves(out: str | os.PathLike, ks, label: str | None = None):
 
     run = RunDirectory(out)
     config = run.load_config()
-    if config is None:
-        raise ConfigError(f"{run.path} is not a search run directory (no {CONFIG_FILE})")
+    oneshot = run.load_oneshot_config() if config is None else None
+    if config is not None:
+        strategy = config.strategy
+    elif oneshot is not None:
+        strategy = oneshot.sampler
+    else:
+        raise ConfigError(f"{run.path} is not a search run directory (no {CONFIG_FILE} nor {ONESHOT_FILE})")
     records = sorted(run.load_trials(), key=lambda r: r.trial_id)
-    return run_curves(label or run.path.name, config.strategy, ((r.cell_hash, r.reward) for r in records), ks)
+    return run_curves(label or run.path.name, strategy, ((r.cell_hash, r.reward) for r in records), ks)

@@ -301,9 +301,11 @@ def steps_per_epoch(num_images: int, batch_size: int) -> int:
 
 def train_epoch(
     trainer: ChildTrainer, images: Tensor, labels: Tensor, augment: DeviceAugment,
-    on_progress: Callable[[], None] | None = None,
+    on_progress: Callable[[], None] | None = None, before_step: Callable[[], None] | None = None,
 ) -> tuple[float, float, float]:
-    """One pass over a fresh shuffle: (mean loss, accuracy, training images per second)."""
+    """One pass over a fresh shuffle: (mean loss, accuracy, training images per second).
+
+    `before_step` runs before every step: one-shot training samples the step's cell there."""
     started = time.perf_counter()
     batch_size = trainer.config.batch_size
     order = torch.randperm(len(labels), generator=augment.generator, device=labels.device)
@@ -312,6 +314,8 @@ def train_epoch(
     seen = 0
     for start in range(0, steps_per_epoch(len(labels), batch_size) * batch_size, batch_size):
         index = order[start : start + batch_size]
+        if before_step is not None:
+            before_step()
         batch_loss, batch_correct = trainer.train_step(augment.train(images[index]), labels[index])
         loss_sum += batch_loss
         correct += batch_correct

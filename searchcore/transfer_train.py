@@ -26,9 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
 
-from searchcore.checkpoints import export_model, load_checkpoint
+from searchcore.checkpoints import cpu_copy, export_model, load_checkpoint
 from searchcore.data import DatasetSplits
 from searchcore.errors import ConfigError
 from searchcore.models import NetworkConfig, build_model
@@ -157,17 +156,6 @@ def train_transfer(
 # -- checkpoints ---------------------------------------------------------------------------------
 
 
-def _cpu(state: Any) -> Any:
-    """A state dict's tensors on the CPU, so a checkpoint loads on any machine."""
-    if isinstance(state, Tensor):
-        return state.detach().to("cpu")
-    if isinstance(state, dict):
-        return {key: _cpu(value) for key, value in state.items()}
-    if isinstance(state, list):
-        return [_cpu(value) for value in state]
-    return state
-
-
 def _checkpoint(
     genotype: GenotypeLike, network: NetworkConfig, config: TransferConfig, trainer: ChildTrainer,
     generator: torch.Generator, device: torch.device, history: list[EpochMetrics], best_val_acc: float,
@@ -180,8 +168,8 @@ def _checkpoint(
         "network": asdict(network),
         "transfer": config.to_dict(),
         "epoch": len(history),
-        "model": _cpu(trainer.model.state_dict()),
-        "optimizer": _cpu(trainer.optimizer.state_dict()),
+        "model": cpu_copy(trainer.model.state_dict()),
+        "optimizer": cpu_copy(trainer.optimizer.state_dict()),
         "rng": {"torch": torch.get_rng_state(), "cuda": cuda},
         "augment": generator.get_state(),
         "best_val_acc": best_val_acc,

@@ -158,22 +158,8 @@ class NASNet(ChildNetwork):
         plans = _plan_cells(config, self.base_filters)
         _check_config(config, plans, widths)
 
-        stem_channels = _stem_channels(config, self.base_filters)
-        if config.stem == "cifar":
-            self.stem = nn.Sequential(
-                nn.Conv2d(config.in_channels, stem_channels, 3, padding=1, bias=False),
-                nn.BatchNorm2d(stem_channels),
-            )
-            stem_halvings = 0
-        else:
-            self.stem = nn.Sequential(
-                nn.Conv2d(config.in_channels, stem_channels, 3, stride=2, padding=0, bias=False),
-                nn.BatchNorm2d(stem_channels),
-            )
-            stem_halvings = 1
-
+        self.stem, stem_map = _build_stem(config, self.base_filters)
         # slim's [None, stem]: the first cell has no two-back input (DARTS prepares the stem as one).
-        stem_map = _FeatureMap(stem_channels, stem_halvings)
         maps: list[_FeatureMap | None] = [stem_map if config.project_stem else None, stem_map]
         cell_maps: list[_FeatureMap] = []
         self.cells = nn.ModuleList()
@@ -207,13 +193,7 @@ class NASNet(ChildNetwork):
                 )
             self.aux_head = AuxiliaryHead(aux_map.channels, config.num_classes, feature_size)
 
-        self.classifier = nn.Sequential(
-            nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-            nn.Dropout(config.dropout),
-            nn.Linear(cell_maps[-1].channels, config.num_classes),
-        )
+        self.classifier = _build_classifier(cell_maps[-1].channels, config)
         self.penultimate_filters = cell_maps[-1].channels
         _init_like_reference(self, config)
         self.set_drop_path_progress(0.0)
@@ -267,6 +247,28 @@ def _plan_cells(config: NetworkConfig, base_filters: int) -> list[_CellPlan]:
             skip = config.skip_reduction_layer_input and stack > 0 and k == 0
             plans.append(_CellPlan("normal", filters, prev_offset=-3 if skip else -2))
     return plans
+
+
+def _build_stem(config: NetworkConfig, base_filters: int) -> tuple[nn.Sequential, _FeatureMap]:
+    """The stem and the map it gives: CIFAR, a 3×3 conv and BN; ImageNet, a 3×3 stride-2 VALID conv and BN."""
+    channels = _stem_channels(config, base_filters)
+    halvings = 0 if config.stem == "cifar" else 1
+    stem = nn.Sequential(
+        nn.Conv2d(config.in_channels, channels, 3, stride=1 + halvings, padding=1 - halvings, bias=False),
+        nn.BatchNorm2d(channels),
+    )
+    return stem, _FeatureMap(channels, halvings)
+
+
+def _build_classifier(channels: int, config: NetworkConfig) -> nn.Sequential:
+    """ReLU → global average pool → dropout → linear, on the last cell's `channels`."""
+    return nn.Sequential(
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Dropout(config.dropout),
+        nn.Linear(channels, config.num_classes),
+    )
 
 
 def _stem_channels(config: NetworkConfig, base_filters: int) -> int:
