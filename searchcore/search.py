@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -52,6 +52,8 @@ BEST_FILE = "best.json"
 BEST_GENOTYPE_FILE = "best_genotype.json"
 ONESHOT_FILE = "oneshot.json"
 BEST_KEPT = 10
+#: A run directory's JSON config: a search's or a one-shot search's.
+ConfigT = TypeVar("ConfigT", "SearchConfig", OneShotConfig)
 
 
 @dataclass(frozen=True)
@@ -118,13 +120,7 @@ class RunDirectory:
         self.path = Path(path)
 
     def load_config(self) -> SearchConfig | None:
-        file = self.path / CONFIG_FILE
-        if not file.exists():
-            return None
-        try:
-            return SearchConfig.from_dict(json.loads(file.read_text()))
-        except (json.JSONDecodeError, ConfigError) as exc:
-            raise ConfigError(f"{file} is damaged: {exc}") from None
+        return self._load_json_config(CONFIG_FILE, SearchConfig.from_dict)
 
     def save_config(self, config: SearchConfig) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -177,11 +173,15 @@ class RunDirectory:
             _atomic_write_text(self.path / BEST_GENOTYPE_FILE, json.dumps(best[0].genotype, indent=2))
 
     def load_oneshot_config(self) -> OneShotConfig | None:
-        file = self.path / ONESHOT_FILE
+        return self._load_json_config(ONESHOT_FILE, OneShotConfig.from_dict)
+
+    def _load_json_config(self, name: str, from_dict: Callable[[dict[str, Any]], ConfigT]) -> ConfigT | None:
+        """The config `name` holds, None when the run has none; a damaged file names itself."""
+        file = self.path / name
         if not file.exists():
             return None
         try:
-            return OneShotConfig.from_dict(json.loads(file.read_text()))
+            return from_dict(json.loads(file.read_text()))
         except (json.JSONDecodeError, ConfigError) as exc:
             raise ConfigError(f"{file} is damaged: {exc}") from None
 
