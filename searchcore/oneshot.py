@@ -20,6 +20,8 @@ from searchcore.strategies import validate_strategy_options
 
 #: The `format` of a one-shot run's checkpoint (`last.pt`).
 ONESHOT_CHECKPOINT_FORMAT = "cellsearch.oneshot/1"
+#: Cells an epoch's report names as the best told so far (`OneShotEpoch.leaders`).
+LEADERS = 5
 #: Past these a typo is likelier than a plan.
 MAX_STEPS = 100_000
 
@@ -160,11 +162,21 @@ class OneShotConfig:
 
 
 @dataclass
+class ScoredCell:
+    """A cell sampled at the end, with its accuracy on the whole validation split under the shared weights."""
+
+    cell_hash: str
+    genotype: dict[str, Any]
+    val_acc: float
+
+
+@dataclass
 class OneShotEpoch:
     """One epoch: the shared-weight training pass (`train_loss`, `train_acc`, on the sampled
     cells' paths, and `lr` at its first step), then the sampler's steps: `sampled_val_acc` is the
     mean shared-weight validation accuracy of the cells it was told, `best_val_acc` the best of
-    any told so far; `seconds` covers both."""
+    any told so far, and `leaders` the best unique cells told so far (LEADERS of them, best
+    first, each at its first score); `seconds` covers both."""
 
     epoch: int
     train_loss: float
@@ -173,18 +185,13 @@ class OneShotEpoch:
     best_val_acc: float
     lr: float
     seconds: float
+    leaders: list[ScoredCell] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.leaders = [c if isinstance(c, ScoredCell) else ScoredCell(**c) for c in self.leaders]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass
-class ScoredCell:
-    """A cell sampled at the end, with its accuracy on the whole validation split under the shared weights."""
-
-    cell_hash: str
-    genotype: dict[str, Any]
-    val_acc: float
 
 
 @dataclass

@@ -38,6 +38,7 @@ from searchcore.data import DatasetSplits
 from searchcore.errors import ConfigError
 from searchcore.models.base import Supernet
 from searchcore.oneshot import (
+    LEADERS,
     ONESHOT_CHECKPOINT_FORMAT,
     SUPERNETS,
     OneShotConfig,
@@ -114,8 +115,8 @@ def train_oneshot(
             history = _restore(resume, trainer, strategy, generator, device, steps_each_epoch)
         stopped = False
         for epoch in range(len(history) + 1, config.epochs + 1):
-            best = max((m.best_val_acc for m in history), default=0.0)
-            metrics = _epoch(epoch, config, trainer, strategy, scorer, (train_images, train_labels), best, on_progress)
+            metrics = _epoch(epoch, config, trainer, strategy, scorer, (train_images, train_labels),
+                             history[-1] if history else None, on_progress)
             history.append(metrics)
             save_checkpoint(_checkpoint(config, trainer, strategy, generator, device, history), out / LAST_CHECKPOINT)
             if on_epoch is not None and on_epoch(metrics) is False and epoch < config.epochs:
@@ -195,7 +196,7 @@ class _Scorer:
 
 def _epoch(
     epoch: int, config: OneShotConfig, trainer: ChildTrainer, strategy: Strategy, scorer: _Scorer,
-    train: tuple[Tensor, Tensor], best_so_far: float, on_progress: Callable[[], None] | None,
+    train: tuple[Tensor, Tensor], before: OneShotEpoch | None, on_progress: Callable[[], None] | None,
 ) -> OneShotEpoch:
     """Epoch `epoch`: a pass of shared-weight training, each minibatch on a sampled cell's path,
     then `config.controller_steps` cells scored and told to the sampler."""
@@ -211,15 +212,17 @@ def _epoch(
     if not math.isfinite(train_loss):
         raise TrainingDivergedError(f"one-shot training diverged: the loss became {train_loss} in epoch {epoch} "
                                     f"(lr {lr:.3g}); lower lr or set grad_clip")
-    rewards = []
+    told = []
     for _ in range(config.controller_steps):
         proposal = strategy.ask()
         reward = scorer.random_batch(proposal.genotype)
         strategy.tell(proposal.trial_id, reward)
-        rewards.append(reward)
+        told.append(ScoredCell(proposal.cell_hash, proposal.genotype.to_dict(), reward))
+    rewards = [cell.val_acc for cell in told]
     return OneShotEpoch(
         epoch=epoch, train_loss=train_loss, train_acc=train_acc, sampled_val_acc=sum(rewards) / len(rewards),
-        best_val_acc=max(best_so_far, *rewards), lr=lr, seconds=time.perf_counter() - started,
+        best_val_acc=max(before.best_val_acc if before else 0.0, *rewards), lr=lr,
+        seconds=time.perf_counter() - started, leaders=top_unique([*(before.leaders if before else []), *told], LEADERS),
     )
 
 

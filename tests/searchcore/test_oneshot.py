@@ -15,7 +15,7 @@ from searchcore.cli import main
 from searchcore.data import load_dataset
 from searchcore.errors import ConfigError
 from searchcore.models.supernet import NASNetSupernet
-from searchcore.oneshot import ONESHOT_CHECKPOINT_FORMAT, SAMPLERS, SUPERNETS, OneShotConfig
+from searchcore.oneshot import LEADERS, ONESHOT_CHECKPOINT_FORMAT, SAMPLERS, SUPERNETS, OneShotConfig, OneShotResult
 from searchcore.oneshot_train import LAST_CHECKPOINT, RESULT_FILE, train_oneshot
 from searchcore.proxy import ProxyConfig
 from searchcore.registry import import_target
@@ -137,6 +137,11 @@ def test_every_sampler_trains_shared_weights_and_ranks_cells(tmp_path, data, sam
     result = train_oneshot(config, out_dir=tmp_path, on_epoch=reports.append, data=data)
     assert [r.epoch for r in reports] == [1, 2] and result.history == reports
     assert all(0.0 <= r.sampled_val_acc <= r.best_val_acc <= 1.0 for r in reports)
+    for report in reports:  # the leaders: unique, best first, the best of them the best told so far
+        scores = [cell.val_acc for cell in report.leaders]
+        assert scores == sorted(scores, reverse=True) and scores[0] == report.best_val_acc
+        assert len({cell.cell_hash for cell in report.leaders}) == len(report.leaders) <= LEADERS
+    assert OneShotResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
     assert len(result.final) == 4 and 1 <= len(result.top) <= 2
     assert result.top[0].val_acc == max(c.val_acc for c in result.final)
     assert json.loads((tmp_path / RESULT_FILE).read_text())["top"][0]["cell_hash"] == result.top[0].cell_hash
