@@ -1,23 +1,15 @@
 """A transfer: one found cell trained at full size (N@F, a long schedule) on a dataset, from
 scratch, on a gpu worker; its checkpoints, exports and model card are kept for download."""
 
-from datetime import datetime
-
 from django.conf import settings
 from django.db import models
 
+from webapp.runs.models import ResumableRun
 
-class Transfer(models.Model):
-    class Status(models.TextChoices):
-        PENDING = "pending"  # queued for a gpu worker (again, after a resume or a lost process)
-        RUNNING = "running"  # a worker claimed it and beats its heartbeat
-        PAUSED = "paused"  # stopped after an epoch; its last checkpoint is kept, resume goes on from it
-        FINISHED = "finished"
-        FAILED = "failed"
-        CANCELLED = "cancelled"
 
-    IN_FLIGHT = (Status.PENDING, Status.RUNNING)
-    ENDED = (Status.FINISHED, Status.FAILED, Status.CANCELLED)
+class Transfer(ResumableRun):
+    """Its state, attempts, heartbeat, cost and epochs (searchcore.results.EpochMetrics) are a
+    ResumableRun's."""
 
     team = models.ForeignKey("teams.Team", on_delete=models.CASCADE, related_name="transfers")
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="transfers")
@@ -42,11 +34,6 @@ class Transfer(models.Model):
     #: searchcore.transfer.TransferConfig.to_dict() less the dataset (its own column) and the data root
     #: (the server's CELLSEARCH_DATA_ROOT/<dataset>, added on the worker).
     config = models.JSONField(default=dict)
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
-    #: A pause asked while running: the worker stops after the current epoch and marks it paused.
-    pause_requested = models.BooleanField(default=False)
-    #: One dict per finished epoch (searchcore.results.EpochMetrics), as they happen, across attempts.
-    epochs = models.JSONField(default=list, blank=True)
     best_val_acc = models.FloatField(null=True, blank=True)
     final_val_acc = models.FloatField(null=True, blank=True)
     test_acc = models.FloatField(null=True, blank=True)
@@ -54,38 +41,19 @@ class Transfer(models.Model):
     mult_adds = models.BigIntegerField(null=True, blank=True)
     #: Training time the runner reported (seconds), once finished.
     train_seconds = models.FloatField(null=True, blank=True)
-    #: Device-seconds spent on it: wall-clock seconds × devices (one per transfer) of every attempt,
-    #: from its claim to its end (paused, lost, failed or finished), a dead worker's attempt included.
-    gpu_seconds = models.FloatField(default=0)
-    #: Not a column: on a worker's in-memory row, the time up to which the current attempt's
-    #: gpu_seconds are recorded (its last heartbeat); None before the first.
-    charged_until: datetime | None = None
-    #: When the current attempt was claimed (started_at is the first attempt's).
-    attempt_started_at = models.DateTimeField(null=True, blank=True)
     #: Per export format, its check: {"file", "max_abs_diff", "ok", "batch"} (TransferResult.exports).
     exports = models.JSONField(default=dict, blank=True)
     #: The last and best checkpoints as the worker uploads them after each epoch (state dicts,
-    #: torch.load(weights_only=True)); `checkpoint_epoch` is the last one's epoch, where a new
-    #: attempt resumes.
+    #: torch.load(weights_only=True)); `checkpoint_epoch` is the last one's epoch.
     last_checkpoint = models.FileField(upload_to="transfers/", blank=True, max_length=255)
     best_checkpoint = models.FileField(upload_to="transfers/", blank=True, max_length=255)
-    checkpoint_epoch = models.PositiveIntegerField(default=0)
     onnx_file = models.FileField(upload_to="transfers/", blank=True, max_length=255)
     torchscript_file = models.FileField(upload_to="transfers/", blank=True, max_length=255)
     #: searchcore.transfer.model_card's Markdown and JSON, written when it finishes.
     model_card_md = models.TextField(blank=True)
     model_card = models.JSONField(default=dict, blank=True)
-    worker = models.CharField(max_length=255, blank=True)
-    #: The accelerator the training reported (e.g. "NVIDIA H100 80GB HBM3"), "" when none was.
-    device = models.CharField(max_length=255, blank=True)
-    task_id = models.CharField(max_length=255, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveIntegerField(default=0)
-    error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
+
+    storage_prefix = "transfers"
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -101,8 +69,3 @@ class Transfer(models.Model):
     def epochs_total(self) -> int | None:
         epochs = self.config.get("epochs")
         return epochs if isinstance(epochs, int) else None
-
-    @property
-    def live(self) -> bool:
-        """Whether its page should keep polling: queued, training, or pausing."""
-        return self.status in self.IN_FLIGHT

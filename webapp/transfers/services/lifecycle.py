@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from searchcore.errors import ConfigError, DatasetNotFoundError, GenotypeError, SearchcoreError, UnknownNameError
 from webapp import dispatch
+from webapp.runs.services.lifecycle import run_cancel, run_pause, run_resume
 from webapp.teams.permissions import require_perm
 from webapp.transfers.models import Transfer
 
@@ -136,62 +137,24 @@ def transfer_create(*, user, source_trial, name: str = "", preset: str | None = 
     return transfer
 
 
-def _locked(transfer: Transfer) -> Transfer:
-    return Transfer.objects.select_for_update().get(pk=transfer.pk)
-
-
-def _refresh_caller(transfer: Transfer, locked: Transfer) -> Transfer:
-    for field in ("status", "pause_requested", "task_id", "finished_at", "error", "updated_at"):
-        setattr(transfer, field, getattr(locked, field))
-    return transfer
-
-
-@transaction.atomic
 def transfer_pause(*, transfer: Transfer) -> Transfer:
     """A queued transfer is paused at once (its message is dropped); a running one stops after
     its current epoch, keeping that epoch's checkpoint, and its worker marks it paused."""
-    locked = _locked(transfer)
-    if locked.status == Transfer.Status.PENDING:
-        dispatch.queue_revoke_tasks(task_ids=[locked.task_id] if locked.task_id else [], terminate=False)
-        locked.status = Transfer.Status.PAUSED
-        locked.save(update_fields=["status", "updated_at"])
-    elif locked.status == Transfer.Status.RUNNING and not locked.pause_requested:
-        locked.pause_requested = True
-        locked.save(update_fields=["pause_requested", "updated_at"])
-    else:
-        raise ValidationError({"status": [f"only a queued or running transfer can be paused; this one is "
-                                          f"{'pausing' if locked.pause_requested else locked.status}"]})
-    return _refresh_caller(transfer, locked)
+    return run_pause(transfer, noun="transfer")
 
 
-@transaction.atomic
 def transfer_resume(*, transfer: Transfer) -> Transfer:
     """Carry on a paused transfer from its last checkpoint (queued again once this commits), or
     take back a pause its worker has not acted on yet."""
-    locked = _locked(transfer)
-    if locked.status == Transfer.Status.RUNNING and locked.pause_requested:
-        locked.pause_requested = False
-        locked.save(update_fields=["pause_requested", "updated_at"])
-    elif locked.status == Transfer.Status.PAUSED:
-        locked.status, locked.pause_requested = Transfer.Status.PENDING, False
-        locked.task_id, locked.heartbeat_at, locked.worker = dispatch.new_task_id(), timezone.now(), ""
-        locked.save(update_fields=["status", "pause_requested", "task_id", "heartbeat_at", "worker", "updated_at"])
-        dispatch.queue_train_transfer(transfer_id=locked.pk, task_id=locked.task_id)
-    else:
-        raise ValidationError({"status": [f"only a paused transfer can be resumed; this one is {locked.status}"]})
-    return _refresh_caller(transfer, locked)
+    return run_resume(transfer, noun="transfer", queue=queue_transfer)
 
 
-@transaction.atomic
 def transfer_cancel(*, transfer: Transfer) -> Transfer:
     """End the transfer for good: a running training is stopped (its task terminated once this
     commits, and its worker's next beat finds it no longer its own). Its checkpoints stay."""
-    locked = _locked(transfer)
-    if locked.status in Transfer.ENDED:
-        raise ValidationError({"status": [f"this transfer has already ended ({locked.status})"]})
-    if locked.task_id:
-        dispatch.queue_revoke_tasks(task_ids=[locked.task_id],
-                                    terminate=locked.status == Transfer.Status.RUNNING)
-    locked.status, locked.pause_requested, locked.finished_at = Transfer.Status.CANCELLED, False, timezone.now()
-    locked.save(update_fields=["status", "pause_requested", "finished_at", "updated_at"])
-    return _refresh_caller(transfer, locked)
+    return run_cancel(transfer, noun="transfer")
+
+
+def queue_transfer(transfer_id: int, task_id: str) -> None:
+    """Send the transfer to the gpu queue once this commits (webapp.runs.services' Queue)."""
+    dispatch.queue_train_transfer(transfer_id=transfer_id, task_id=task_id)

@@ -1,88 +1,16 @@
 """The transfers' reconciler: requeues a transfer whose worker went silent (it resumes from its
-last checkpoint) and resends one whose message looks lost. Run by celery beat
-(`transfers.reconcile`, settings.CELERY_BEAT_SCHEDULE), like searches.reconcile for trials."""
+last checkpoint) and resends one whose message looks lost (webapp.runs.services.runs_reconcile).
+Run by celery beat (`transfers.reconcile`, settings.CELERY_BEAT_SCHEDULE), like searches.reconcile
+for trials."""
 
 from __future__ import annotations
 
-import logging
-from datetime import timedelta
-
-from django.conf import settings
-from django.db import transaction
-from django.db.models import Q
-from django.utils import timezone
-
-from webapp import dispatch
+from webapp.runs.services.reconcile import runs_reconcile
 from webapp.transfers.models import Transfer
-
-logger = logging.getLogger(__name__)
+from webapp.transfers.services.lifecycle import queue_transfer
 
 
 def transfers_reconcile() -> dict[str, list[int]]:
-    """Repair what dead workers and lost messages left behind; returns what it did.
+    """Repair what dead workers and lost messages left behind; returns what it did."""
+    return runs_reconcile(Transfer, queue=queue_transfer)
 
-    - a running transfer whose heartbeat is older than CELLSEARCH_HEARTBEAT_TIMEOUT lost its
-      worker: paused if a pause was asked, failed once CELLSEARCH_MAX_ATTEMPTS attempts ended
-      so, else queued again (the next worker resumes from its last checkpoint);
-    - a pending transfer queued longer than CELLSEARCH_PENDING_TIMEOUT ago is sent again when
-      the gpu queue is empty or cannot say (the claim is atomic: a duplicate is harmless).
-    """
-    now = timezone.now()
-    requeued, failed, paused = _recover_silent(now)
-    requeued += _resend_lost_messages(now)
-    return {"requeued": requeued, "failed": failed, "paused": paused}
-
-
-@transaction.atomic
-def _recover_silent(now) -> tuple[list[int], list[int], list[int]]:
-    limit = settings.CELLSEARCH_MAX_ATTEMPTS
-    stale_before = now - timedelta(seconds=settings.CELLSEARCH_HEARTBEAT_TIMEOUT)
-    stale = Transfer.objects.filter(status=Transfer.Status.RUNNING).filter(
-        Q(heartbeat_at__lt=stale_before) | Q(heartbeat_at__isnull=True))
-    requeued: list[int] = []
-    failed: list[int] = []
-    paused: list[int] = []
-    for pk, heartbeat_at, attempts, pause_requested, error in stale.values_list(
-            "pk", "heartbeat_at", "attempts", "pause_requested", "error"):
-        same = Transfer.objects.filter(pk=pk, status=Transfer.Status.RUNNING, heartbeat_at=heartbeat_at)
-        lost = f"its worker stopped beating in attempt {attempts} of {limit} (the worker process died, or lost " \
-               "its database)"
-        if pause_requested:
-            if same.update(status=Transfer.Status.PAUSED, pause_requested=False, worker="", heartbeat_at=now,
-                           error=f"{lost}; paused, as asked"):
-                paused.append(pk)
-        elif attempts >= limit:
-            earlier = f"; before that: {error}" if error else ""
-            if same.update(status=Transfer.Status.FAILED, finished_at=now, error=f"{lost}{earlier}"):
-                logger.warning("transfer %s: its worker died %s times; failed", pk, attempts)
-                failed.append(pk)
-        else:
-            task_id = dispatch.new_task_id()
-            if same.update(status=Transfer.Status.PENDING, worker="", task_id=task_id, heartbeat_at=now,
-                           error=f"{lost}; queued again"):
-                logger.warning("transfer %s: its worker stopped beating; queued again", pk)
-                dispatch.queue_train_transfer(transfer_id=pk, task_id=task_id)
-                requeued.append(pk)
-    return requeued, failed, paused
-
-
-def _resend_lost_messages(now) -> list[int]:
-    lost_before = now - timedelta(seconds=settings.CELLSEARCH_PENDING_TIMEOUT)
-    waiting = list(Transfer.objects.filter(status=Transfer.Status.PENDING)
-                   .filter(Q(heartbeat_at__lt=lost_before) | Q(heartbeat_at__isnull=True, created_at__lt=lost_before))
-                   .values_list("pk", flat=True))
-    if not waiting:
-        return []
-    size = dispatch.gpu_queue_size()
-    if size:  # messages still wait: this one may be among them
-        return []
-    sent = []
-    with transaction.atomic():
-        for pk in waiting:
-            task_id = dispatch.new_task_id()
-            if Transfer.objects.filter(pk=pk, status=Transfer.Status.PENDING).update(task_id=task_id,
-                                                                                     heartbeat_at=now):
-                dispatch.queue_train_transfer(transfer_id=pk, task_id=task_id)
-                sent.append(pk)
-    logger.warning("queued %d pending transfers again (their messages look lost)", len(sent))
-    return sent
