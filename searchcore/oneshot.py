@@ -161,6 +161,45 @@ class OneShotConfig:
         return cls(**values)
 
 
+#: The options a one-shot search of the web app takes (its `strategy_options`), beside the
+#: settings it shares with a per-trial search: its proxy (the supernet's and the top cells'
+#: training), seed, space and budget (`top_k`: the cells then trained standalone).
+SEARCH_OPTIONS = ("controller", "epochs", "controller_steps", "final_samples", "sampler_options")
+
+
+def oneshot_config_for_search(
+    sampler: str, options: Mapping[str, Any], *, proxy: ProxyConfig, top_k: int, seed: int, space: str = "nasnet",
+    space_options: Mapping[str, Any] | None = None,
+) -> OneShotConfig:
+    """The one-shot config of a search whose strategy is `sampler`: `options` (SEARCH_OPTIONS;
+    `epochs`, the supernet's, defaults to the proxy's) over the search's own settings. Raises
+    ConfigError naming the option at fault (`strategy_options.<key>`) or the proxy setting."""
+    if not isinstance(options, Mapping):
+        raise ConfigError("strategy_options: must be a JSON object", field="strategy_options")
+    for key in options:
+        if key not in SEARCH_OPTIONS:
+            raise ConfigError(f"{key!r} is not an option of one-shot search; known: {', '.join(SEARCH_OPTIONS)}",
+                              field=f"strategy_options.{key}")
+    values = {key: value for key, value in options.items() if key != "epochs"}
+    epochs = options.get("epochs", proxy.epochs)
+    try:
+        supernet_proxy = ProxyConfig.from_dict({**proxy.to_dict(), "epochs": epochs})
+    except ConfigError as exc:
+        raise ConfigError(f"strategy_options.epochs: {exc}", field="strategy_options.epochs") from None
+    try:
+        return OneShotConfig(sampler=sampler, proxy=supernet_proxy, top_k=top_k, seed=seed, space=space,
+                             space_options=dict(space_options or {}), **values)
+    except ConfigError as exc:
+        name = exc.field or ""
+        if name == "top_k":
+            final = values.get("final_samples", OneShotConfig.final_samples)
+            raise ConfigError(f"the top cells trained standalone come from the {final} cells ranked at the end "
+                              f"(strategy_options.final_samples): the budget must be 1 to {final}, got {top_k!r}",
+                              field="budget") from None
+        raise ConfigError(str(exc), field=f"strategy_options.{name}" if name in SEARCH_OPTIONS else name or None) \
+            from None
+
+
 @dataclass
 class ScoredCell:
     """A cell sampled at the end, with its accuracy on the whole validation split under the shared weights."""

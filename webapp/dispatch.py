@@ -24,7 +24,8 @@ ADVANCE_SEARCH = "searches.advance_search"
 FAIL_SEARCH = "searches.fail_search"
 TRAIN_TRIAL = "trials.train_trial"
 TRAIN_TRANSFER = "transfers.train_transfer"
-#: The broker queue train_trial and train_transfer messages wait in (settings.CELERY_TASK_ROUTES).
+TRAIN_ONESHOT = "searches.train_oneshot"
+#: The broker queue train_trial, train_transfer and train_oneshot messages wait in (settings.CELERY_TASK_ROUTES).
 GPU_QUEUE = "gpu"
 
 
@@ -82,6 +83,19 @@ def queue_train_transfer(*, transfer_id: int, task_id: str) -> None:
             celery_app.send_task(TRAIN_TRANSFER, args=(transfer_id,), task_id=task_id)
         except Exception:  # the reconciler requeues pending transfers later
             logger.warning("could not queue train_transfer(%s); the reconciler will", transfer_id, exc_info=True)
+
+    transaction.on_commit(send)
+
+
+def queue_train_oneshot(*, run_id: int, task_id: str) -> None:
+    """After the commit, send a one-shot search's supernet run to the gpu queue under `task_id`
+    (already stored on it, so a pause or cancel can revoke it)."""
+
+    def send() -> None:
+        try:
+            celery_app.send_task(TRAIN_ONESHOT, args=(run_id,), task_id=task_id)
+        except Exception:  # the reconciler requeues pending runs later
+            logger.warning("could not queue train_oneshot(%s); the reconciler will", run_id, exc_info=True)
 
     transaction.on_commit(send)
 

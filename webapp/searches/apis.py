@@ -21,19 +21,21 @@ from rest_framework.views import APIView
 from searchcore.compare import DEFAULT_TOP_K, MAX_TOP_K, parse_int_list, parse_top_k
 from searchcore.data import DATASETS
 from searchcore.errors import ConfigError
+from searchcore.oneshot import SAMPLERS, SEARCH_OPTIONS
 from searchcore.proxy import ProxyConfig
 from searchcore.spaces import SPACES
 from searchcore.strategies import STRATEGIES
 from webapp.api.errors import ErrorSerializer, ValidationErrorSerializer
 from webapp.api.pagination import LimitOffsetPagination, get_paginated_response
 from webapp.searches import services
-from webapp.searches.models import Search
+from webapp.searches.models import OneShotRun, Search
 from webapp.searches.selectors import (
     compare_curves,
     search_activity,
     search_cost,
     search_get_for_user,
     search_list_for_user,
+    search_oneshot_run,
     search_progress,
     search_workers,
     searches_comparable,
@@ -109,6 +111,25 @@ SEARCH_STATE_FIELDS = ("status", "trials_issued", "error", "created_at", "starte
                        "forked_from", "forked_trials")
 
 
+class OneShotRunSerializer(serializers.ModelSerializer):
+    """A one-shot search's supernet phase: one long job on a gpu worker, resumed after a kill."""
+
+    epochs_total = serializers.IntegerField(read_only=True, allow_null=True, help_text="Supernet epochs in all.")
+    epochs = serializers.JSONField(help_text=(
+        "One report per epoch: train_loss and train_acc on the sampled cells' paths, sampled_val_acc (the mean "
+        "shared-weight accuracy of the cells the sampler was told), best_val_acc, lr, seconds, and leaders "
+        "(the best cells told so far: cell_hash, genotype, val_acc)."))
+    top = serializers.JSONField(help_text="Once finished: the best unique cells ranked on the whole validation split "
+                                          "with the shared weights, best first; they become the search's trials.")
+    final = serializers.JSONField(help_text="Once finished: every cell sampled for the ranking, in order.")
+
+    class Meta:
+        model = OneShotRun
+        ref_name = "OneShotRun"
+        fields = ("status", "pause_requested", "config", "epochs", "epochs_total", "checkpoint_epoch", "top", "final",
+                  "gpu_seconds", "device", "worker", "attempts", "error", "heartbeat_at", "started_at", "finished_at")
+
+
 class SearchDetailSerializer(serializers.ModelSerializer):
     """A search's config, state and progress: what every operation on one search returns."""
 
@@ -117,12 +138,13 @@ class SearchDetailSerializer(serializers.ModelSerializer):
     progress = serializers.SerializerMethodField()
     workers = serializers.SerializerMethodField()
     cost = serializers.SerializerMethodField()
+    oneshot = serializers.SerializerMethodField()
 
     class Meta:
         model = Search
         ref_name = "SearchDetail"
         fields = ("id", "name", "team", "owner", *SEARCH_CONFIG_FIELDS, *SEARCH_STATE_FIELDS, "progress", "workers",
-                  "cost")
+                  "cost", "oneshot")
 
     @extend_schema_field(SearchProgressSerializer)
     def get_progress(self, search: Search) -> dict:
@@ -135,6 +157,12 @@ class SearchDetailSerializer(serializers.ModelSerializer):
     @extend_schema_field(SearchCostSerializer)
     def get_cost(self, search: Search) -> dict:
         return search_cost(search=search)
+
+    @extend_schema_field(OneShotRunSerializer(allow_null=True))
+    def get_oneshot(self, search: Search) -> dict | None:
+        """A one-shot search's supernet run, once its first control step started it; null otherwise."""
+        run = search_oneshot_run(search=search)
+        return None if run is None else OneShotRunSerializer(run).data
 
 
 def search_detail_response(search: Search, *, status_code: int = status.HTTP_200_OK) -> Response:
@@ -225,7 +253,10 @@ class SearchListApi(APIView):
         name = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
         space = serializers.CharField(default="nasnet", help_text=f"One of {', '.join(SPACES)}.")
         space_options = serializers.DictField(required=False, default=dict)
-        strategy = serializers.CharField(default="ppo", help_text=f"One of {', '.join(STRATEGIES)}.")
+        strategy = serializers.CharField(default="ppo", help_text=(
+            f"One of {', '.join(STRATEGIES)}; or a one-shot sampler, {' or '.join(SAMPLERS)}: a supernet ranks cells "
+            f"with shared weights, then the best `budget` of them train as trials. A one-shot search's "
+            f"strategy_options: {', '.join(SEARCH_OPTIONS)} (epochs: the supernet's)."))
         strategy_options = serializers.DictField(required=False, default=dict)
         dataset = serializers.CharField(default="digits", help_text=f"One of {', '.join(DATASETS)}.")
         budget = serializers.IntegerField(help_text="How many trials (cells sampled) in all.")

@@ -3,7 +3,9 @@
 from django.conf import settings
 from django.db import models
 
+from searchcore.oneshot import SAMPLERS
 from searchcore.proxy import ProxyConfig
+from webapp.runs.models import ResumableRun
 
 
 class Search(models.Model):
@@ -67,6 +69,41 @@ class Search(models.Model):
         return self.name or f"search {self.pk}"
 
     @property
+    def is_oneshot(self) -> bool:
+        """Whether a supernet ranks its cells first (its strategy a one-shot sampler, `oneshot`)."""
+        return self.strategy in SAMPLERS
+
+    @property
     def proxy_config(self) -> ProxyConfig:
         """The proxy-training config the search's trials train under, dataset included."""
         return ProxyConfig.from_dict({**self.proxy, "dataset": self.dataset})
+
+
+class OneShotRun(ResumableRun):
+    """The supernet phase of a one-shot search (its strategy a searchcore.oneshot sampler): shared
+    weights trained on sampled cells in one long job on a gpu worker, checkpointed every epoch
+    and resumed on any worker (a ResumableRun, as a transfer). When it finishes, the best cells
+    it ranked (`top`) become the search's trials, trained standalone under the search's proxy."""
+
+    search = models.OneToOneField(Search, on_delete=models.CASCADE, related_name="oneshot")
+    #: searchcore.oneshot.OneShotConfig.to_dict() without the data root (the server's
+    #: CELLSEARCH_DATA_ROOT/<dataset>, added on the worker).
+    config = models.JSONField()
+    #: `last.pt` (torch.load(weights_only=True)): the supernet, its optimiser and the sampler.
+    last_checkpoint = models.FileField(upload_to="oneshot/", blank=True, max_length=255)
+    #: OneShotResult.final and .top (searchcore.oneshot.ScoredCell dicts), once it finished.
+    final = models.JSONField(default=list, blank=True)
+    top = models.JSONField(default=list, blank=True)
+
+    storage_prefix = "oneshot"
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "heartbeat_at"])]
+
+    def __str__(self) -> str:
+        return f"one-shot run of search {self.search_id}"
+
+    @property
+    def epochs_total(self) -> int | None:
+        epochs = self.config.get("proxy", {}).get("epochs")
+        return epochs if isinstance(epochs, int) else None

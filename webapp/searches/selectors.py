@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from webapp.ids import MAX_ID
-from webapp.searches.models import Search
+from webapp.searches.models import OneShotRun, Search
 from webapp.trials.models import DEVICES_PER_RUN, Trial
 
 
@@ -45,6 +45,14 @@ def search_get_for_user(*, user, search_id: int) -> Search:
     """One search of the user's teams, or 404 (another team's search does not exist for them)."""
     return get_object_or_404(Search.objects.filter(team__members=user).select_related("owner", "team"),
                              pk=search_id)
+
+
+def search_oneshot_run(*, search: Search) -> OneShotRun | None:
+    """A one-shot search's supernet run, once its first control step started it; None for a
+    per-trial search, or before then."""
+    if not search.is_oneshot:
+        return None
+    return OneShotRun.objects.filter(search=search).first()
 
 
 def search_progress(*, search: Search) -> dict:
@@ -176,6 +184,11 @@ def search_cost(*, search: Search, now: datetime | None = None) -> dict:
         span = (max(ends) - min(starts)).total_seconds() if starts and ends else 0.0
         if span > 0:
             estimate = {"seconds": remaining * span / len(window), "gpu_hours": _hours(remaining * done_seconds / done)}
+    run = search_oneshot_run(search=search)
+    if run is not None:  # the supernet's device-seconds, its running attempt's since its last beat included
+        recorded += run.gpu_seconds
+        if run.status == OneShotRun.Status.RUNNING and run.heartbeat_at is not None:
+            in_flight += min(beat_limit, max(0.0, (now - run.heartbeat_at).total_seconds())) * DEVICES_PER_RUN
     return {
         "gpu_hours": _hours(recorded + in_flight),
         "trials_per_gpu_hour": done / _hours(done_seconds) if done_seconds > 0 else None,
@@ -194,7 +207,8 @@ def search_cost_curve(*, search: Search) -> dict:
             .values_list("status", "reward", "gpu_seconds"))
     hours: list[float] = []
     best: list[float] = []
-    spent, best_so_far = 0.0, None
+    run = search_oneshot_run(search=search)  # a one-shot search's trials come after its supernet's cost
+    spent, best_so_far = (run.gpu_seconds if run is not None else 0.0), None
     for status, reward, seconds in rows.iterator():
         spent += seconds
         if status == Trial.Status.FINISHED and reward is not None and (best_so_far is None or reward > best_so_far):

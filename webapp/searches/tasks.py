@@ -5,6 +5,7 @@ from django.db import OperationalError
 
 from webapp.searches.services.control import search_advance
 from webapp.searches.services.lifecycle import search_fail
+from webapp.searches.services.oneshot import oneshot_run
 from webapp.searches.services.reconcile import searches_reconcile
 
 
@@ -24,3 +25,11 @@ def fail_search(search_id: int, error: str) -> None:
 def reconcile() -> dict:
     """Requeue trials whose worker died or whose message was lost; nudge stalled searches."""
     return searches_reconcile()
+
+
+@shared_task(name="searches.train_oneshot")
+def train_oneshot(run_id: int) -> str:
+    """Claim and train a one-shot search's supernet, resuming from its last checkpoint (a
+    duplicate message finds nothing to claim and returns). Routed to the gpu queue."""
+    run = oneshot_run(run_id=run_id)
+    return "skipped" if run is None else run.status

@@ -200,7 +200,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
-# -- Celery: `gpu` trains trials and transfers (one worker process per GPU), `control` runs strategy
+# -- Celery: `gpu` trains trials, transfers and one-shot supernets (one worker process per GPU), `control` runs strategy
 # steps and the reconcilers.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
 CELERY_RESULT_BACKEND = None
@@ -212,6 +212,7 @@ CELERY_TASK_DEFAULT_QUEUE = "control"
 CELERY_TASK_ROUTES = {
     "trials.train_trial": {"queue": "gpu"},
     "transfers.train_transfer": {"queue": "gpu"},
+    "searches.train_oneshot": {"queue": "gpu"},
     "searches.*": {"queue": "control"},
     "transfers.*": {"queue": "control"},
 }

@@ -45,6 +45,9 @@ class Trial(models.Model):
     #: (or, while `waiting`, will be).
     reused_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     reward = models.FloatField(null=True, blank=True)
+    #: Its accuracy with a supernet's shared weights, for a cell a one-shot search's supernet
+    #: ranked (the trial trains it standalone); null for a cell a per-trial strategy proposed.
+    shared_weight_acc = models.FloatField(null=True, blank=True)
     val_acc = models.FloatField(null=True, blank=True)
     params = models.BigIntegerField(null=True, blank=True)
     mult_adds = models.BigIntegerField(null=True, blank=True)

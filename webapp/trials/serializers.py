@@ -7,15 +7,18 @@ from rest_framework import serializers
 
 from webapp.trials.models import Trial
 
-TRIAL_SUMMARY_FIELDS = ("id", "index", "status", "reward", "val_acc", "params", "mult_adds", "cell_hash", "cell",
-                        "reused_from", "worker", "worker_label", "requeued", "device", "attempts", "gpu_seconds",
-                        "epochs_done", "error", "created_at", "started_at", "finished_at", "seconds")
+TRIAL_SUMMARY_FIELDS = ("id", "index", "status", "reward", "val_acc", "shared_weight_acc", "params", "mult_adds",
+                        "cell_hash", "cell", "reused_from", "worker", "worker_label", "requeued", "device", "attempts",
+                        "gpu_seconds", "epochs_done", "error", "created_at", "started_at", "finished_at", "seconds")
 
 
 class TrialSummarySerializer(serializers.ModelSerializer):
     """The summary columns; subclasses name the model and fields in their Meta."""
 
     epochs_done = serializers.SerializerMethodField(help_text="Epochs trained so far.")
+    shared_weight_acc = serializers.FloatField(read_only=True, allow_null=True, help_text=(
+        "Its validation accuracy with a one-shot search's shared supernet weights, which ranked it among the cells "
+        "this trial trains standalone; null for a cell a per-trial strategy proposed."))
     seconds = serializers.FloatField(read_only=True, allow_null=True, help_text="Training time, once finished.")
     gpu_seconds = serializers.FloatField(read_only=True, help_text=(
         "Device-seconds spent: wall-clock seconds x devices (one) of every attempt, lost ones included."))

@@ -45,6 +45,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from webapp import dispatch
+from webapp.datasets import dataset_root
 from webapp.storage import StorageWriteError, store_file
 from webapp.trials.models import DEVICES_PER_RUN, Trial
 from webapp.trials.naming import current_worker_label, worker_host
@@ -165,11 +166,9 @@ def _ours(trial: Trial):
 
 def search_proxy_config(search: Search):
     """The search's ProxyConfig, with the server's data folder for datasets that need files."""
-    from searchcore.data import DATASETS
-
     config = search.proxy_config
-    if config.data_root is None and DATASETS.get(config.dataset).needs_root:
-        config = replace(config, data_root=os.path.join(settings.CELLSEARCH_DATA_ROOT, config.dataset))
+    if config.data_root is None:
+        config = replace(config, data_root=dataset_root(config.dataset))
     return config
 
 

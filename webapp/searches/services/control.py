@@ -28,16 +28,19 @@ from __future__ import annotations
 
 import io
 import logging
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from searchcore.errors import SpaceExhaustedError
+from searchcore.strategies.base import Proposal
 from webapp import dispatch
 from webapp.cells.services import cell_get_or_create
-from webapp.searches.models import Search
+from webapp.searches.models import OneShotRun, Search
 from webapp.searches.services.lifecycle import search_fail
+from webapp.searches.services.oneshot import oneshot_start
 from webapp.trials.models import Trial
 from webapp.trials.services import ready_trials_queue
 
@@ -71,6 +74,8 @@ def _advance(search_id: int) -> list[int]:
     if search is None or search.status in Search.ENDED:
         return []
     now = timezone.now()
+    if search.is_oneshot and not _supernet_ranked(search):
+        return []
     strategy = _call(_load_strategy, search, failure="could not load the strategy: ")
     handed = _hand_over_enqueued(search, strategy)
     sends = _settle_waiting(search, now)
@@ -171,7 +176,8 @@ def _issue_trials(search: Search, strategy, now) -> tuple[list[tuple[int, str]],
         cell = cell_get_or_create(cell_hash=proposal.cell_hash, genotype=_canonical_dict(proposal.genotype),
                                   space=search.space)
         common = {"search": search, "index": proposal.trial_id, "cell": cell,
-                  "genotype": proposal.genotype.to_dict(), "cell_hash": proposal.cell_hash}
+                  "genotype": proposal.genotype.to_dict(), "cell_hash": proposal.cell_hash,
+                  "shared_weight_acc": getattr(proposal, "shared_weight_acc", None)}
         source = _reusable_trial(search, proposal.cell_hash)
         if source is not None:
             Trial.objects.create(
@@ -243,6 +249,58 @@ def _settle_search(search: Search, now, changed: set[str]) -> None:
     search.save(update_fields=sorted(fields))
 
 
+# -- one-shot searches -------------------------------------------------------------------------
+
+
+def _supernet_ranked(search: Search) -> bool:
+    """Whether a one-shot search's supernet has ranked its cells, so that its trials may be
+    issued. Until then the step starts the run (unless the search is paused) and waits: the run
+    queues the next step when it finishes. A run that failed for good fails the search."""
+    run = search.oneshot if hasattr(search, "oneshot") else None
+    if run is None and search.status != Search.Status.PAUSED:
+        run = oneshot_start(search=search)
+    if run is not None and run.status == OneShotRun.Status.FAILED:
+        raise _SearchCannotGoOn(f"the supernet failed: {run.error}")
+    return run is not None and run.status == OneShotRun.Status.FINISHED
+
+
+@dataclass(frozen=True)
+class RankedProposal(Proposal):
+    """A cell a supernet ranked, with its shared-weight accuracy."""
+
+    shared_weight_acc: float
+
+
+class RankedCells:
+    """The ask/tell face of a finished supernet's ranking: it proposes the cells it ranked best,
+    best first, and learns nothing from their standalone results (the ranking is done)."""
+
+    def __init__(self, search: Search) -> None:
+        from searchcore.spaces import create_space
+
+        self.space = create_space(search.space, **search.space_options)
+        self.top = search.oneshot.top
+        self.asked = search.trials_issued
+
+    def ask(self) -> RankedProposal:
+        if self.asked >= len(self.top):
+            raise SpaceExhaustedError(f"the supernet ranked {len(self.top)} unique cells")
+        cell = self.top[self.asked]
+        proposal = RankedProposal(self.asked, self.space.genotype_from_dict(cell["genotype"]), cell["cell_hash"],
+                                  cell["val_acc"])
+        self.asked += 1
+        return proposal
+
+    def tell(self, trial_id: int, reward: float | None) -> None:
+        """Nothing to learn."""
+
+    def enqueue(self, genotype) -> None:
+        raise ValueError("a one-shot search trains the cells its supernet ranked, not cells given by hand")
+
+    def state_dict(self) -> dict:
+        return {}
+
+
 # -- helpers ------------------------------------------------------------------------------------
 
 
@@ -252,6 +310,8 @@ def _load_strategy(search: Search):
     from searchcore.spaces import create_space
     from searchcore.strategies import create_strategy
 
+    if search.is_oneshot:
+        return RankedCells(search)
     space = create_space(search.space, **search.space_options)
     strategy = create_strategy(search.strategy, space, seed=search.seed, **search.strategy_options)
     if search.strategy_state:

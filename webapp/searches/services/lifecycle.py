@@ -16,10 +16,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from searchcore.errors import ConfigError, DatasetNotFoundError, SearchcoreError, UnknownNameError
+from searchcore.oneshot import SAMPLERS, oneshot_config_for_search
 from searchcore.proxy import MAX_SEED, ProxyConfig
 from searchcore.spaces.registry import sha256_of
 from webapp import dispatch
-from webapp.searches.models import Search
+from webapp.runs.services.lifecycle import run_cancel, run_pause, run_resume
+from webapp.searches.models import OneShotRun, Search
 from webapp.searches.services.activity import search_activity_record
 from webapp.teams.models import Team
 from webapp.teams.permissions import require_perm
@@ -75,6 +77,8 @@ def validate_search_config(
             add("space_options", str(exc))
     if not isinstance(strategy_options, dict):
         add("strategy_options", "must be a JSON object")
+    elif strategy in SAMPLERS:
+        pass  # a one-shot search's options are checked with its proxy, below
     else:
         try:
             validate_strategy_options(strategy, strategy_options)
@@ -103,6 +107,13 @@ def validate_search_config(
         config = _proxy_config_collecting_errors(proxy, dataset, add)
         if config is not None:
             _check_data_files(config.dataset, add)
+    if strategy in SAMPLERS and config is not None and isinstance(strategy_options, dict) and is_int(budget) \
+            and is_int(seed) and isinstance(space_options, dict):
+        try:
+            oneshot_config_for_search(strategy, strategy_options, proxy=config, top_k=budget, seed=seed, space=space,
+                                      space_options=space_options)
+        except ConfigError as exc:
+            add(exc.field or "strategy_options", str(exc))
     if errors:
         raise ValidationError(errors)
     assert config is not None  # each branch that leaves it unset adds an error
@@ -193,6 +204,16 @@ def search_create(
     return search
 
 
+# -- one-shot searches --------------------------------------------------------------------------
+
+ONESHOT_NOUN = "one-shot run"
+
+
+def queue_oneshot(run_id: int, task_id: str) -> None:
+    """Send a one-shot search's supernet run to the gpu queue once this commits (webapp.runs' Queue)."""
+    dispatch.queue_train_oneshot(run_id=run_id, task_id=task_id)
+
+
 # -- steering -------------------------------------------------------------------------------------
 
 
@@ -219,6 +240,9 @@ def search_pause(*, search: Search, user=None) -> Search:
         raise ValidationError({"status": [f"only a queued or running search can be paused; this one is {locked.status}"]})
     locked.status = Search.Status.PAUSED
     locked.save(update_fields=["status", "updated_at"])
+    run = OneShotRun.objects.filter(search=locked, status__in=OneShotRun.IN_FLIGHT, pause_requested=False).first()
+    if run is not None:  # its supernet: a queued run at once, a running one after its epoch
+        run_pause(run, noun=ONESHOT_NOUN)
     return _refresh_caller(search, locked, user=user, message="paused")
 
 
@@ -231,6 +255,9 @@ def search_resume(*, search: Search, user=None) -> Search:
     locked.status = Search.Status.RUNNING if locked.started_at else Search.Status.QUEUED
     locked.save(update_fields=["status", "updated_at"])
     dispatch.queue_advance_search(search_id=locked.pk)
+    run = OneShotRun.objects.filter(search=locked).first()
+    if run is not None and (run.status == OneShotRun.Status.PAUSED or run.pause_requested):
+        run_resume(run, noun=ONESHOT_NOUN, queue=queue_oneshot)  # on from its last checkpoint
     return _refresh_caller(search, locked, user=user, message="resumed")
 
 
@@ -248,6 +275,9 @@ def search_cancel(*, search: Search, user=None) -> Search:
     locked.finished_at = timezone.now()
     locked.save(update_fields=["status", "finished_at", "updated_at"])
     dispatch.queue_revoke_tasks(task_ids=running, terminate=True)
+    run = OneShotRun.objects.filter(search=locked).exclude(status__in=OneShotRun.ENDED).first()
+    if run is not None:  # its supernet stops for good; its checkpoint stays
+        run_cancel(run, noun=ONESHOT_NOUN)
     return _refresh_caller(search, locked, user=user, message="cancelled")
 
 

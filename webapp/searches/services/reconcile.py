@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from webapp import dispatch
 from webapp.searches.models import Search
+from webapp.searches.services.oneshot import oneshot_reconcile
 from webapp.trials.models import Trial
 
 logger = logging.getLogger(__name__)
@@ -32,13 +33,16 @@ def searches_reconcile() -> dict[str, list[int]]:
       holds fewer messages than such trials (Redis restarted without its data); a duplicate
       message is harmless, the claim is atomic;
     - a queued, running or paused search with results not told, or a queued or running one
-      with room for more trials in flight, gets a control step.
+      with room for more trials in flight, gets a control step;
+    - one-shot searches' supernet runs, as transfers are (webapp.runs.services.reconcile).
     """
     now = timezone.now()
     requeued, failed = _recover_dead_workers_trials(now)
     requeued += _requeue_lost_messages(now)
     nudged = _nudge_stalled_searches()
-    return {"requeued": requeued, "failed": failed, "nudged": nudged}
+    supernets = oneshot_reconcile()
+    return {"requeued": requeued, "failed": failed, "nudged": nudged,
+            "supernets_requeued": supernets["requeued"], "supernets_failed": supernets["failed"]}
 
 
 @transaction.atomic

@@ -8,17 +8,16 @@ Imported by the web process: searchcore is used for its torch-free parts only
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Any
 
 from django.apps import apps
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from searchcore.errors import ConfigError, DatasetNotFoundError, GenotypeError, SearchcoreError, UnknownNameError
+from searchcore.errors import ConfigError, DatasetNotFoundError, GenotypeError, SearchcoreError
 from webapp import dispatch
+from webapp.datasets import dataset_root
 from webapp.runs.services.lifecycle import run_cancel, run_pause, run_resume
 from webapp.teams.permissions import require_perm
 from webapp.transfers.models import Transfer
@@ -34,17 +33,6 @@ def transfer_settable_fields() -> list[dataclasses.Field]:
     from searchcore.transfer import TransferConfig
 
     return [f for f in dataclasses.fields(TransferConfig) if f.name not in NOT_SETTABLE]
-
-
-def dataset_root(dataset: str) -> str | None:
-    """Where the workers read a dataset's files: CELLSEARCH_DATA_ROOT/<dataset>, for the datasets that need files."""
-    from searchcore.data import DATASETS
-
-    try:
-        needs_root = DATASETS.get(dataset).needs_root
-    except UnknownNameError:
-        return None
-    return os.path.join(settings.CELLSEARCH_DATA_ROOT, dataset) if needs_root else None
 
 
 def validate_transfer_config(*, genotype: dict, preset: str | None, dataset: str | None,

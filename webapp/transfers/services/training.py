@@ -26,6 +26,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from webapp.datasets import dataset_root
 from webapp.runs.services.training import (
     StoredEpochs,
     attempt_spent,
@@ -45,7 +46,7 @@ from webapp.runs.services.training import (
 )
 from webapp.storage import StorageWriteError
 from webapp.transfers.models import Transfer
-from webapp.transfers.services.lifecycle import dataset_root, queue_transfer
+from webapp.transfers.services.lifecycle import queue_transfer
 from webapp.trials.services import runner_policy, threads_per_training, worker_device
 
 logger = logging.getLogger(__name__)

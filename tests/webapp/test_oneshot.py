@@ -1,0 +1,217 @@
+"""One-shot searches in the web app: launch through the API with validation at the edge, the
+control step that starts the supernet run and later issues its top cells as trials, the gpu
+worker's run (the real runner and supernet, a tiny config), pause/resume/cancel, a lost
+attempt resumed from the stored checkpoint, the reconciler, the page and the cost.
+
+Tests commit (transaction=True), as a worker does. The real-worker test at the end goes through
+Redis and a Celery worker.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+import searchcore.runner
+from searchcore.runner import TrialOutcome
+from webapp import dispatch
+from webapp.celery import app as celery_app
+from webapp.searches.models import OneShotRun, Search
+from webapp.searches.selectors import search_cost
+from webapp.searches.services import search_cancel, search_pause, search_resume
+from webapp.searches.services.control import search_advance
+from webapp.searches.services.oneshot import oneshot_reconcile, oneshot_run
+from webapp.trials.models import Trial
+from webapp.trials.services import trial_run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+#: A supernet of one cell with 4 base filters, in a space of 2 blocks and 3 ops: seconds an epoch on digits.
+TINY = {"epochs": 1, "cells": 1, "base_filters": 4, "batch_size": 256, "device": "cpu"}
+SMALL_SPACE = {"num_blocks": 2, "ops": ["identity", "sep_conv_3x3", "max_pool_3x3"]}
+ONESHOT = {"controller": "reinforce", "epochs": 2, "controller_steps": 2, "final_samples": 4}
+
+
+@pytest.fixture(autouse=True)
+def media(settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+
+
+@pytest.fixture
+def messages(monkeypatch):
+    """The messages the services send, (task name, first argument), instead of a broker."""
+    sent: list[tuple[str, int]] = []
+    monkeypatch.setattr(celery_app, "send_task", lambda name, args=(), **kw: sent.append((name, args[0])))
+    monkeypatch.setattr(celery_app.control, "revoke", lambda *a, **k: None)
+    return sent
+
+
+@pytest.fixture
+def api(user):
+    client = APIClient()
+    client.force_login(user)
+    return client
+
+
+def launch(api, **body) -> Search:
+    response = api.post("/api/searches/", {"space": "nasnet", "strategy": "enas", "dataset": "digits", "budget": 2,
+                                           "parallelism": 2, "seed": 0, "proxy": TINY,
+                                           "space_options": SMALL_SPACE, "strategy_options": ONESHOT, **body}, format="json")
+    assert response.status_code == 201, response.json()
+    return Search.objects.get(pk=response.json()["id"])
+
+
+@pytest.mark.parametrize(("body", "field", "words"), [
+    ({"strategy_options": {**ONESHOT, "controller": "evolution"}}, "strategy_options.controller", "reinforce, ppo"),
+    ({"strategy_options": {"steps": 3}}, "strategy_options.steps", "not an option of one-shot search"),
+    ({"strategy_options": {"epochs": 0}}, "strategy_options.epochs", "epochs must be in 1.."),
+    ({"budget": 5, "strategy_options": {"final_samples": 4}}, "budget", "the budget must be 1 to 4"),
+    ({"proxy": {**TINY, "drop_path_keep": 0.9}}, "proxy.drop_path_keep", "not shared by a supernet"),
+    ({"strategy": "oneshot-random", "strategy_options": {"controller": "ppo"}}, "strategy_options.controller",
+     "oneshot-random has no controller"),
+])
+def test_bad_settings_are_a_400_naming_the_field(api, messages, body, field, words):
+    response = api.post("/api/searches/", {"space": "nasnet", "strategy": "enas", "dataset": "digits", "budget": 2,
+                                           "parallelism": 1, "seed": 0, "proxy": TINY,
+                                           "strategy_options": ONESHOT, **body}, format="json")
+    assert response.status_code == 400
+    errors = response.json()
+    for key in field.split("."):
+        errors = errors[key]
+    assert words in errors[0]
+    assert not Search.objects.exists() and not messages
+
+
+def test_a_one_shot_search_ranks_cells_on_a_supernet_then_trains_the_best_as_trials(api, messages):
+    search = launch(api)
+    assert messages == [(dispatch.ADVANCE_SEARCH, search.pk)]
+
+    search_advance(search_id=search.pk)  # the first step starts the supernet, asks no strategy
+    run = OneShotRun.objects.get(search=search)
+    assert (run.status, run.config["sampler"], run.config["top_k"]) == ("pending", "enas", 2)
+    assert run.config["proxy"]["epochs"] == 2 and run.config["controller_steps"] == 2
+    assert messages[-1] == (dispatch.TRAIN_ONESHOT, run.pk) and not search.trials.exists()
+    search_advance(search_id=search.pk)  # a second step changes nothing: one run, one message
+    assert OneShotRun.objects.count() == 1 and len(messages) == 2
+
+    run = oneshot_run(run_id=run.pk)  # the real runner: a child process trains the supernet
+    assert run.status == OneShotRun.Status.FINISHED, run.error
+    assert [e["epoch"] for e in run.epochs] == [1, 2] and run.checkpoint_epoch == 2 and run.last_checkpoint
+    assert all(e["leaders"] and 0 <= e["sampled_val_acc"] <= e["best_val_acc"] <= 1 for e in run.epochs)
+    assert len(run.final) == 4 and 1 <= len(run.top) <= 2 and run.gpu_seconds > 0 and run.device == "cpu"
+    assert oneshot_run(run_id=run.pk) is None  # a duplicate message finds nothing to claim
+    assert messages[-1] == (dispatch.ADVANCE_SEARCH, search.pk)
+    search.refresh_from_db()
+    assert search.status == Search.Status.RUNNING and search.started_at is not None
+
+    search_advance(search_id=search.pk)  # the ranking's best cells become ordinary trials, best first
+    trials = list(search.trials.order_by("index"))
+    assert [(t.cell_hash, t.shared_weight_acc) for t in trials] == [(c["cell_hash"], c["val_acc"]) for c in run.top]
+    assert all(t.status == Trial.Status.PENDING for t in trials)
+    for trial in trials:
+        assert trial_run(trial_id=trial.pk).status == Trial.Status.FINISHED
+    search_advance(search_id=search.pk)
+    search.refresh_from_db()
+    assert search.status == Search.Status.FINISHED, search.error
+    assert search.budget == len(run.top)  # fewer unique cells than asked end it early, with the reason
+    trained = sum(search.trials.values_list("gpu_seconds", flat=True))
+    assert trained > 0 and search_cost(search=search)["gpu_hours"] * 3600 == pytest.approx(run.gpu_seconds + trained,
+                                                                                           abs=0.01)
+
+    page = api.get(f"/searches/{search.pk}/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Supernet" in html and "shared-weight" in html
+    body = api.get(f"/api/searches/{search.pk}/").json()
+    assert body["oneshot"]["status"] == "finished" and len(body["oneshot"]["epochs"]) == 2
+    listed = api.get(f"/api/searches/{search.pk}/trials/").json()["results"]
+    assert {t["shared_weight_acc"] for t in listed} == {c["val_acc"] for c in run.top}
+
+
+def stopping_after(epochs: int, *, outcome: str):
+    """A run_oneshot that runs the real one for `epochs` epochs, then ends as `outcome`
+    ("lost": the process died after storing them; "paused": its caller's on_epoch said stop)."""
+    real = searchcore.runner.run_oneshot
+
+    def run_oneshot(config, *, out_dir, on_epoch=None, **kwargs):
+        seen = []
+
+        def count(report):
+            seen.append(report.epoch)
+            go_on = on_epoch(report)
+            return go_on if len(seen) < epochs else False
+
+        result = real(config, out_dir=out_dir, on_epoch=count, **kwargs)
+        if outcome == "lost" and len(seen) >= epochs:
+            return TrialOutcome("lost", message="the training process was killed (SIGKILL)")
+        return result
+
+    return run_oneshot
+
+
+def test_a_lost_attempt_resumes_from_the_stored_checkpoint_on_the_next_worker(api, messages, monkeypatch, settings):
+    search = launch(api, strategy_options={**ONESHOT, "epochs": 3})
+    search_advance(search_id=search.pk)
+    run = OneShotRun.objects.get(search=search)
+    monkeypatch.setattr(searchcore.runner, "run_oneshot", stopping_after(1, outcome="lost"))
+    run = oneshot_run(run_id=run.pk)
+    assert (run.status, run.checkpoint_epoch, run.attempts) == ("pending", 1, 1)
+    assert "killed" in run.error and "queued again" in run.error
+    assert messages[-1] == (dispatch.TRAIN_ONESHOT, run.pk)
+
+    monkeypatch.undo()  # the next worker, a fresh temporary folder: it downloads last.pt
+    monkeypatch.setattr(celery_app, "send_task", lambda name, args=(), **kw: messages.append((name, args[0])))
+    run = oneshot_run(run_id=run.pk)
+    assert run.status == OneShotRun.Status.FINISHED, run.error
+    assert [e["epoch"] for e in run.epochs] == [1, 2, 3] and run.attempts == 2
+
+
+def test_pause_stops_the_supernet_after_its_epoch_and_resume_goes_on(api, messages, monkeypatch):
+    search = launch(api, strategy_options={**ONESHOT, "epochs": 2})
+    search_advance(search_id=search.pk)
+    run = OneShotRun.objects.get(search=search)
+    monkeypatch.setattr(searchcore.runner, "run_oneshot", stopping_after(1, outcome="paused"))
+    OneShotRun.objects.filter(pk=run.pk).update(status=OneShotRun.Status.RUNNING, attempts=0)  # claimed below
+    OneShotRun.objects.filter(pk=run.pk).update(status=OneShotRun.Status.PENDING)
+    with transaction.atomic():
+        search_pause(search=search)
+    run.refresh_from_db()
+    assert run.status == OneShotRun.Status.PAUSED  # queued: paused at once, its message dropped
+    assert oneshot_run(run_id=run.pk) is None
+
+    with transaction.atomic():
+        search_resume(search=search)
+    run.refresh_from_db()
+    assert run.status == OneShotRun.Status.PENDING and messages[-1] == (dispatch.TRAIN_ONESHOT, run.pk)
+    with transaction.atomic():  # a pause asked while it trains: its worker stops after the epoch
+        OneShotRun.objects.filter(pk=run.pk).update(pause_requested=True)
+    run = oneshot_run(run_id=run.pk)
+    assert (run.status, run.checkpoint_epoch) == ("paused", 1)
+
+    with transaction.atomic():
+        search_cancel(search=search)
+    run.refresh_from_db()
+    assert run.status == OneShotRun.Status.CANCELLED and run.last_checkpoint  # its checkpoint stays
+    search_advance(search_id=search.pk)
+    assert not search.trials.exists()
+
+
+def test_a_run_whose_worker_died_too_often_fails_its_search(api, messages, settings):
+    search = launch(api)
+    search_advance(search_id=search.pk)
+    silent = timezone.now() - timedelta(seconds=settings.CELLSEARCH_HEARTBEAT_TIMEOUT + 5)
+    OneShotRun.objects.filter(search=search).update(status=OneShotRun.Status.RUNNING, heartbeat_at=silent,
+                                                    attempts=1)
+    done = oneshot_reconcile()
+    run = OneShotRun.objects.get(search=search)
+    assert done["requeued"] == [run.pk] and run.status == OneShotRun.Status.PENDING
+
+    OneShotRun.objects.filter(pk=run.pk).update(status=OneShotRun.Status.RUNNING, heartbeat_at=silent,
+                                                attempts=settings.CELLSEARCH_MAX_ATTEMPTS)
+    assert oneshot_reconcile()["failed"] == [run.pk]
+    search.refresh_from_db()
+    assert search.status == Search.Status.FAILED and "the supernet failed: its worker stopped beating" in search.error
