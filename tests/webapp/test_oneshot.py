@@ -18,6 +18,7 @@ from rest_framework.test import APIClient
 
 import searchcore.runner
 from searchcore.runner import TrialOutcome
+from tests.conftest import wait_until
 from webapp import dispatch
 from webapp.celery import app as celery_app
 from webapp.searches.models import OneShotRun, Search
@@ -175,8 +176,6 @@ def test_pause_stops_the_supernet_after_its_epoch_and_resume_goes_on(api, messag
     search_advance(search_id=search.pk)
     run = OneShotRun.objects.get(search=search)
     monkeypatch.setattr(searchcore.runner, "run_oneshot", stopping_after(1, outcome="paused"))
-    OneShotRun.objects.filter(pk=run.pk).update(status=OneShotRun.Status.RUNNING, attempts=0)  # claimed below
-    OneShotRun.objects.filter(pk=run.pk).update(status=OneShotRun.Status.PENDING)
     with transaction.atomic():
         search_pause(search=search)
     run.refresh_from_db()
@@ -215,3 +214,39 @@ def test_a_run_whose_worker_died_too_often_fails_its_search(api, messages, setti
     assert oneshot_reconcile()["failed"] == [run.pk]
     search.refresh_from_db()
     assert search.status == Search.Status.FAILED and "the supernet failed: its worker stopped beating" in search.error
+
+
+def test_per_trial_steering_is_refused_with_the_reason(api, messages, add_genotype):
+    search = launch(api)
+    for url, body, field in ((f"/api/searches/{search.pk}/", {"budget": 3}, "budget"),
+                             (f"/api/searches/{search.pk}/enqueue/", {"genotype": add_genotype}, "status"),
+                             (f"/api/searches/{search.pk}/fork/", {"trials": [0]}, "trials")):
+        response = api.patch(url, body, format="json") if "budget" in body else api.post(url, body, format="json")
+        assert response.status_code == 400, (url, response.json())
+        assert "a one-shot search takes no" in response.json()[field][0]
+    assert api.patch(f"/api/searches/{search.pk}/", {"parallelism": 1}, format="json").status_code == 200
+
+
+@pytest.mark.slow
+def test_a_tiny_one_shot_search_through_the_api_and_a_real_worker_ends_with_its_top_cells_trained(
+        celery_worker_process, user):
+    """Redis, a Celery worker on the control and gpu queues, the real supernet and trainer."""
+    client = APIClient()
+    client.force_login(user)
+    search = launch(client, strategy="oneshot-random", strategy_options={"epochs": 1, "final_samples": 3})
+
+    def ended() -> bool:
+        search.refresh_from_db()
+        return search.status in Search.ENDED
+
+    wait_until(ended, 240, "the one-shot search to end", logs=celery_worker_process.log)
+    assert search.status == Search.Status.FINISHED, search.error
+    run = OneShotRun.objects.get(search=search)
+    assert run.status == OneShotRun.Status.FINISHED and run.attempts == 1 and len(run.epochs) == 1
+    trials = list(search.trials.order_by("index"))
+    assert [(t.cell_hash, t.shared_weight_acc) for t in trials] == [(c["cell_hash"], c["val_acc"]) for c in run.top]
+    for trial in trials:
+        assert trial.status == Trial.Status.FINISHED and trial.told and 0 <= trial.reward <= 1 and trial.params > 0
+    body = client.get(f"/api/searches/{search.pk}/").json()
+    assert body["status"] == "finished" and body["oneshot"]["top"] == run.top
+    assert body["cost"]["gpu_hours"] * 3600 >= run.gpu_seconds + sum(t.gpu_seconds for t in trials) - 0.01

@@ -37,6 +37,10 @@ ENQUEUEABLE = (Search.Status.QUEUED, Search.Status.RUNNING, Search.Status.PAUSED
 MAX_ENQUEUED = 100
 
 
+#: Why a one-shot search refuses a per-trial search's steering.
+ONESHOT_FIXED = "a one-shot search takes no {what}"
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -66,7 +70,10 @@ def search_steer(*, user, search: Search, parallelism: int | None = None, budget
                                           "paused or finished one can be steered"]})
     new_budget = locked.budget if budget is None else budget
     new_parallelism = locked.parallelism if parallelism is None else parallelism
-    if not _is_int(new_budget) or not 1 <= new_budget <= MAX_BUDGET:
+    if locked.is_oneshot and new_budget != locked.budget:
+        errors["budget"] = [ONESHOT_FIXED.format(what="its budget: the top cells its supernet ranks for standalone "
+                                                      "training are counted when the supernet starts")]
+    elif not _is_int(new_budget) or not 1 <= new_budget <= MAX_BUDGET:
         errors["budget"] = [f"must be a whole number from 1 to {MAX_BUDGET:,}, got {new_budget!r}"]
     elif new_budget < locked.trials_issued:
         errors["budget"] = [f"budget {new_budget} is below the {locked.trials_issued} trials already issued"]
@@ -201,6 +208,9 @@ def search_enqueue(*, user, search: Search, genotype: dict | str | None = None, 
     require_perm(user, "searches.steer", search)
     field, parsed = _genotype_from_input(user=user, genotype=genotype, darts=darts, cell_hash=cell_hash)
     locked = Search.objects.select_for_update().get(pk=search.pk)
+    if locked.is_oneshot:
+        raise ValidationError({"status": [ONESHOT_FIXED.format(what="cells by hand: it trains the cells its supernet "
+                                                                    "ranks best")]})
     if locked.status not in ENQUEUEABLE:
         raise ValidationError({"status": [f"this search is {locked.status}; only a queued, running or paused one "
                                           "takes a cell"]})
@@ -276,6 +286,9 @@ def search_fork(*, user, search: Search, trials: list[int], name: str = "", budg
     ValidationError naming the field otherwise."""
     require_perm(user, "searches.launch", search.team)
     parent = Search.objects.select_for_update().get(pk=search.pk)  # its state as the last control step left it
+    if parent.is_oneshot:
+        raise ValidationError({"trials": [ONESHOT_FIXED.format(what="forks: its sampler's state lives in its "
+                                                                   "supernet's checkpoint, not in a strategy state")]})
     if not parent.strategy_state:
         raise ValidationError({"trials": ["this search has not started: its strategy has nothing to fork yet"]})
     chosen = _fork_trials(parent, trials)
