@@ -159,7 +159,8 @@ def test_the_reconcile_task_runs_the_service(make_search, sent, queue_size):
     from webapp.searches.tasks import reconcile
 
     search = make_search()
-    assert reconcile.run() == {"requeued": [], "failed": [], "nudged": [search.pk]}
+    assert reconcile.run() == {"requeued": [], "failed": [], "nudged": [search.pk], "supernets_requeued": [],
+                               "supernets_failed": []}
 
 
 @pytest.mark.parametrize("ended", [Search.Status.FAILED, Search.Status.CANCELLED])
