@@ -77,25 +77,21 @@ def queue_train_trials(*, trials: list[tuple[int, str]]) -> None:
 def queue_train_transfer(*, transfer_id: int, task_id: str) -> None:
     """After the commit, send the transfer to the gpu queue under `task_id` (already stored on
     it, so a pause or cancel can revoke it)."""
-
-    def send() -> None:
-        try:
-            celery_app.send_task(TRAIN_TRANSFER, args=(transfer_id,), task_id=task_id)
-        except Exception:  # the reconciler requeues pending transfers later
-            logger.warning("could not queue train_transfer(%s); the reconciler will", transfer_id, exc_info=True)
-
-    transaction.on_commit(send)
+    _queue_run(TRAIN_TRANSFER, transfer_id, task_id)
 
 
 def queue_train_oneshot(*, run_id: int, task_id: str) -> None:
     """After the commit, send a one-shot search's supernet run to the gpu queue under `task_id`
     (already stored on it, so a pause or cancel can revoke it)."""
+    _queue_run(TRAIN_ONESHOT, run_id, task_id)
 
+
+def _queue_run(task: str, run_id: int, task_id: str) -> None:
     def send() -> None:
         try:
-            celery_app.send_task(TRAIN_ONESHOT, args=(run_id,), task_id=task_id)
+            celery_app.send_task(task, args=(run_id,), task_id=task_id)
         except Exception:  # the reconciler requeues pending runs later
-            logger.warning("could not queue train_oneshot(%s); the reconciler will", run_id, exc_info=True)
+            logger.warning("could not queue %s(%s); the reconciler will", task, run_id, exc_info=True)
 
     transaction.on_commit(send)
 

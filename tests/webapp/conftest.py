@@ -25,6 +25,16 @@ def other_user(db):
 
 
 @pytest.fixture
+def api(user):
+    """An API client logged in as `user`."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
 def tiny_proxy():
     return dict(TINY_PROXY)
 

@@ -27,13 +27,6 @@ from webapp.searches.services.control import search_advance
 from webapp.trials.models import Trial
 
 
-@pytest.fixture
-def api(user):
-    client = APIClient()
-    client.force_login(user)
-    return client
-
-
 def hand_cell(seed: int = 7, *, add_only: bool = False) -> dict:
     """A cell of the default nasnet space (all blocks adding when `add_only`: DARTS can say it)."""
     genotype = create_space("nasnet").sample(np.random.default_rng(seed))

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from rest_framework.test import APIClient
 
 from searchcore.errors import GenotypeError
 from searchcore.spaces import parse_genotype
@@ -32,13 +31,6 @@ def peak_memory(call: Callable[[], Any]) -> tuple[Any, int]:
         return result, tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-
-
-@pytest.fixture
-def api(user):
-    client = APIClient()
-    client.force_login(user)
-    return client
 
 
 def test_upload_limit_is_set():

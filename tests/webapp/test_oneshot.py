@@ -51,13 +51,6 @@ def messages(monkeypatch):
     return sent
 
 
-@pytest.fixture
-def api(user):
-    client = APIClient()
-    client.force_login(user)
-    return client
-
-
 def launch(api, **body) -> Search:
     response = api.post("/api/searches/", {"space": "nasnet", "strategy": "enas", "dataset": "digits", "budget": 2,
                                            "parallelism": 2, "seed": 0, "proxy": TINY,

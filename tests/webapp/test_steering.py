@@ -254,13 +254,6 @@ def test_trials_cancelled_with_their_search_are_never_told(make_search, user, se
 # -- API ------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def api(user):
-    client = APIClient()
-    client.force_login(user)
-    return client
-
-
 @pytest.mark.django_db
 def test_api_patch_steers_and_400s_name_the_field(api, make_search, sent):
     search = make_search(budget=10, parallelism=2)

@@ -52,13 +52,6 @@ def sent(monkeypatch):
 
 
 @pytest.fixture
-def api(user):
-    client = APIClient()
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def calls():
     return []
 
