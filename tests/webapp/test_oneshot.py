@@ -16,8 +16,6 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-import searchcore.runner
-from searchcore.runner import TrialOutcome
 from tests.conftest import wait_until
 from webapp import dispatch
 from webapp.celery import app as celery_app
@@ -126,49 +124,10 @@ def test_a_one_shot_search_ranks_cells_on_a_supernet_then_trains_the_best_as_tri
     assert {t["shared_weight_acc"] for t in listed} == {c["val_acc"] for c in run.top}
 
 
-def stopping_after(epochs: int, *, outcome: str):
-    """A run_oneshot that runs the real one for `epochs` epochs, then ends as `outcome`
-    ("lost": the process died after storing them; "paused": its caller's on_epoch said stop)."""
-    real = searchcore.runner.run_oneshot
-
-    def run_oneshot(config, *, out_dir, on_epoch=None, **kwargs):
-        seen = []
-
-        def count(report):
-            seen.append(report.epoch)
-            go_on = on_epoch(report)
-            return go_on if len(seen) < epochs else False
-
-        result = real(config, out_dir=out_dir, on_epoch=count, **kwargs)
-        if outcome == "lost" and len(seen) >= epochs:
-            return TrialOutcome("lost", message="the training process was killed (SIGKILL)")
-        return result
-
-    return run_oneshot
-
-
-def test_a_lost_attempt_resumes_from_the_stored_checkpoint_on_the_next_worker(api, messages, monkeypatch, settings):
-    search = launch(api, strategy_options={**ONESHOT, "epochs": 3})
-    search_advance(search_id=search.pk)
-    run = OneShotRun.objects.get(search=search)
-    monkeypatch.setattr(searchcore.runner, "run_oneshot", stopping_after(1, outcome="lost"))
-    run = oneshot_run(run_id=run.pk)
-    assert (run.status, run.checkpoint_epoch, run.attempts) == ("pending", 1, 1)
-    assert "killed" in run.error and "queued again" in run.error
-    assert messages[-1] == (dispatch.TRAIN_ONESHOT, run.pk)
-
-    monkeypatch.undo()  # the next worker, a fresh temporary folder: it downloads last.pt
-    monkeypatch.setattr(celery_app, "send_task", lambda name, args=(), **kw: messages.append((name, args[0])))
-    run = oneshot_run(run_id=run.pk)
-    assert run.status == OneShotRun.Status.FINISHED, run.error
-    assert [e["epoch"] for e in run.epochs] == [1, 2, 3] and run.attempts == 2
-
-
-def test_pause_stops_the_supernet_after_its_epoch_and_resume_goes_on(api, messages, monkeypatch):
+def test_pause_stops_the_supernet_after_its_epoch_and_resume_goes_on(api, messages):
     search = launch(api, strategy_options={**ONESHOT, "epochs": 2})
     search_advance(search_id=search.pk)
     run = OneShotRun.objects.get(search=search)
-    monkeypatch.setattr(searchcore.runner, "run_oneshot", stopping_after(1, outcome="paused"))
     with transaction.atomic():
         search_pause(search=search)
     run.refresh_from_db()
