@@ -102,6 +102,31 @@ def test_rows_name_only_the_users_teams_trials(worker, user, other_user, make_se
     assert theirs.trial is None and theirs.other_team and theirs.status == "busy"
 
 
+@pytest.mark.django_db
+def test_a_worker_on_a_supernet_is_busy_and_names_its_search_to_its_team(worker, user, other_user, make_search,
+                                                                         queued_steps):
+    from webapp.searches.models import OneShotRun
+    from webapp.workers.signals import ONESHOT_TASK, on_task_postrun, on_task_prerun
+
+    search = make_search(name="secret-of-a")
+    run = OneShotRun.objects.create(search=search, config={}, status=OneShotRun.Status.RUNNING)
+    task = type("Task", (), {"name": ONESHOT_TASK, "request": type("Request", (), {"hostname": worker.name})()})()
+    on_task_prerun(task_id="t1", task=task, args=(run.pk,), kwargs={})
+    [mine] = worker_rows_for_user(user=user)
+    [theirs] = worker_rows_for_user(user=other_user)
+    assert mine.oneshot == run and not mine.other_team and mine.status == "busy"
+    assert theirs.oneshot is None and theirs.other_team and theirs.status == "busy"
+    page = _client(user).get(reverse("workers:list")).content.decode()
+    assert reverse("searches:detail", args=[search.pk]) in page and "supernet" in page
+    api = APIClient()
+    api.force_authenticate(user)
+    row = next(r for r in api.get(reverse("api:worker-list")).json()["results"] if r["name"] == worker.name)
+    assert row["current_oneshot_search"] == search.pk and row["status"] == "busy"
+    on_task_postrun(task_id="t1", task=task, retval="finished")
+    [mine] = worker_rows_for_user(user=user)
+    assert mine.oneshot is None and mine.status == "idle"
+
+
 # -- pages and API ----------------------------------------------------------------------------------
 
 
@@ -118,7 +143,7 @@ def test_the_workers_page_and_api(worker, user, other_user, make_search, make_tr
     assert 'href="/workers/"' in _client(user).get(reverse("searches:list")).content.decode()  # the nav
 
     page = _client(other_user).get(reverse("workers:list")).content.decode()
-    assert "gpu-1@host-a" in page and "another team's trial" in page
+    assert "gpu-1@host-a" in page and "another team's work" in page
     assert reverse("trials:detail", args=[trial.pk]) not in page and "secret-of-a" not in page
 
     api = APIClient()

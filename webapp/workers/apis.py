@@ -21,14 +21,16 @@ class WorkerSerializer(serializers.Serializer):
     gpu_memory_mb = serializers.IntegerField(source="worker.gpu_memory_mb", allow_null=True)
     status = serializers.ChoiceField(choices=WORKER_STATUSES,
                                      help_text="lost: no heartbeat for CELLSEARCH_HEARTBEAT_TIMEOUT seconds; "
-                                               "stopped: shut down; busy: on a trial or a transfer; else idle.")
+                                               "stopped: shut down; busy: on a trial, a transfer or a supernet; else idle.")
     heartbeat_at = serializers.DateTimeField(source="worker.heartbeat_at")
     heartbeat_age_seconds = serializers.FloatField(source="heartbeat_age")
     started_at = serializers.DateTimeField(source="worker.started_at")
     trials_done = serializers.IntegerField(source="worker.trials_done")
     current_trial = serializers.SerializerMethodField(help_text="Your teams' trial it trains, else null.")
     current_transfer = serializers.SerializerMethodField(help_text="Your teams' transfer it trains, else null.")
-    other_team = serializers.BooleanField(help_text="It is on another team's trial or transfer.")
+    current_oneshot_search = serializers.SerializerMethodField(
+        help_text="Your teams' one-shot search whose supernet it trains, else null.")
+    other_team = serializers.BooleanField(help_text="It is on another team's trial, transfer or supernet.")
 
     class Meta:
         ref_name = "Worker"
@@ -38,6 +40,9 @@ class WorkerSerializer(serializers.Serializer):
 
     def get_current_transfer(self, row) -> int | None:
         return row.transfer.pk if row.transfer is not None else None
+
+    def get_current_oneshot_search(self, row) -> int | None:
+        return row.oneshot.search_id if row.oneshot is not None else None
 
 
 class WorkerListApi(APIView):

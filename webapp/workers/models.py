@@ -24,6 +24,9 @@ class Worker(models.Model):
                                       related_name="+")
     current_transfer = models.ForeignKey("transfers.Transfer", null=True, blank=True, on_delete=models.SET_NULL,
                                          related_name="+")
+    #: The one-shot search's supernet it trains (searches.OneShotRun), if that is its task.
+    current_oneshot = models.ForeignKey("searches.OneShotRun", null=True, blank=True, on_delete=models.SET_NULL,
+                                        related_name="+")
     trials_done = models.PositiveIntegerField(default=0)
     started_at = models.DateTimeField(default=timezone.now)
     heartbeat_at = models.DateTimeField(default=timezone.now)

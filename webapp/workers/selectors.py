@@ -29,7 +29,8 @@ def worker_status(*, worker: Worker, now: datetime | None = None) -> str:
         return STOPPED
     if (now - worker.heartbeat_at).total_seconds() > settings.CELLSEARCH_HEARTBEAT_TIMEOUT:
         return LOST
-    if worker.current_trial_id is not None or worker.current_transfer_id is not None:
+    if any(task is not None for task in (worker.current_trial_id, worker.current_transfer_id,
+                                         worker.current_oneshot_id)):
         return BUSY
     return IDLE
 
@@ -39,7 +40,8 @@ def queue_health_for_user(*, user) -> dict[str, int]:
     by every team), and how many of the user's teams' trials wait in the gpu queue."""
     now = timezone.now()
     counts = dict.fromkeys(WORKER_STATUSES, 0)
-    for worker in Worker.objects.only("stopped_at", "heartbeat_at", "current_trial_id", "current_transfer_id"):
+    for worker in Worker.objects.only("stopped_at", "heartbeat_at", "current_trial_id", "current_transfer_id",
+                                      "current_oneshot_id"):
         counts[worker_status(worker=worker, now=now)] += 1
     pending = Trial.objects.filter(search__team__members=user, status=Trial.Status.PENDING,
                                    search__status__in=[*Search.ACTIVE, Search.Status.PAUSED]).count()
@@ -47,7 +49,8 @@ def queue_health_for_user(*, user) -> dict[str, int]:
 
 
 def worker_list() -> QuerySet[Worker]:
-    return Worker.objects.select_related("current_trial__search", "current_transfer").order_by("host", "name")
+    return (Worker.objects.select_related("current_trial__search", "current_transfer", "current_oneshot__search")
+            .order_by("host", "name"))
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,8 @@ class WorkerRow:
     heartbeat_age: float  # seconds
     trial: object | None  # the current trial, when it is one of the user's teams'
     transfer: object | None  # likewise the current transfer
-    other_team: bool  # on a trial or a transfer of a team the user is not in
+    oneshot: object | None  # likewise the one-shot search's supernet run it trains
+    other_team: bool  # on a trial, a transfer or a supernet of a team the user is not in
 
 
 def worker_rows_for_user(*, user, workers=None) -> list[WorkerRow]:
@@ -67,15 +71,15 @@ def worker_rows_for_user(*, user, workers=None) -> list[WorkerRow]:
     team_ids = set(user.teams.values_list("pk", flat=True))
     rows = []
     for worker in worker_list() if workers is None else workers:
-        trial, transfer = worker.current_trial, worker.current_transfer
+        trial, transfer, oneshot = worker.current_trial, worker.current_transfer, worker.current_oneshot
         visible_trial = trial if trial is not None and trial.search.team_id in team_ids else None
         visible_transfer = transfer if transfer is not None and transfer.team_id in team_ids else None
+        visible_oneshot = oneshot if oneshot is not None and oneshot.search.team_id in team_ids else None
         rows.append(WorkerRow(
             worker=worker, status=worker_status(worker=worker, now=now),
             heartbeat_age=max(0.0, (now - worker.heartbeat_at).total_seconds()),
-            trial=visible_trial, transfer=visible_transfer,
-            other_team=(trial is not None and visible_trial is None)
-            or (transfer is not None and visible_transfer is None),
+            trial=visible_trial, transfer=visible_transfer, oneshot=visible_oneshot,
+            other_team=(trial, transfer, oneshot) != (visible_trial, visible_transfer, visible_oneshot),
         ))
     return rows
 

@@ -23,7 +23,9 @@ from webapp.trials.naming import worker_host
 
 logger = logging.getLogger(__name__)
 
-TRIAL_TASK, TRANSFER_TASK = "trials.train_trial", "transfers.train_transfer"
+TRIAL_TASK, TRANSFER_TASK, ONESHOT_TASK = "trials.train_trial", "transfers.train_transfer", "searches.train_oneshot"
+#: The argument naming each long task's row, and the worker_task_started keyword it goes to.
+RUN_TASKS = {TRANSFER_TASK: ("transfer_id", "transfer_id"), ONESHOT_TASK: ("run_id", "oneshot_id")}
 _captures: dict[str, object] = {}
 _beating: dict[str, threading.Event] = {}
 
@@ -103,7 +105,7 @@ def on_task_prerun(sender=None, task_id=None, task=None, args=None, kwargs=None,
     from webapp.workers.capture import TrialLogCapture
 
     name = getattr(task, "name", "")
-    if name not in (TRIAL_TASK, TRANSFER_TASK):
+    if name != TRIAL_TASK and name not in RUN_TASKS:
         return
     node = getattr(task.request, "hostname", None) or f"{worker_host()}:{os.getpid()}"
     if name == TRIAL_TASK:
@@ -114,15 +116,16 @@ def on_task_prerun(sender=None, task_id=None, task=None, args=None, kwargs=None,
             capture.attach()
             _captures[task_id] = capture
     else:
-        _quietly("note its transfer", services.worker_task_started, name=node, host=worker_host(),
-                 transfer_id=_first_arg(args, kwargs, "transfer_id"))
+        argument, keyword = RUN_TASKS[name]
+        _quietly("note its task", services.worker_task_started, name=node, host=worker_host(),
+                 **{keyword: _first_arg(args, kwargs, argument)})
 
 
 def on_task_postrun(sender=None, task_id=None, task=None, retval=None, state=None, **extra) -> None:
     from webapp.workers import services
 
     name = getattr(task, "name", "")
-    if name not in (TRIAL_TASK, TRANSFER_TASK):
+    if name != TRIAL_TASK and name not in RUN_TASKS:
         return
     capture = _captures.pop(task_id, None) if task_id else None
     if capture is not None:
