@@ -112,8 +112,24 @@
     document.body.addEventListener("htmx:afterSettle", poll);
   }
 
-  /* A trial's loss and accuracy per epoch, redrawn when the live partial brings new epochs. */
-  function epochCharts(dataId, lossId, accId, emptyId) {
+  /* Loss and accuracy per epoch, redrawn when the live partial brings new epochs: each series is
+     [column, label, colour, dash]. A trial's or transfer's train and validation curves by default
+     (EPOCH_SERIES); a one-shot search's supernet passes SUPERNET_SERIES. */
+  var EPOCH_SERIES = {
+    loss: [["train_loss", "train loss", "#1f77b4"], ["val_loss", "validation loss", "#d62728", "dash"]],
+    acc: [["train_acc", "train accuracy", "#1f77b4"], ["val_acc", "validation accuracy", "#d62728", "dash"]]
+  };
+  /* The supernet trains on a sampled cell's path per minibatch (train_*); its sampled cells are
+     scored with the shared weights on validation batches: their mean, and the best told so far. */
+  var SUPERNET_SERIES = {
+    loss: [["train_loss", "train loss (sampled paths)", "#1f77b4"]],
+    acc: [["train_acc", "train accuracy (sampled paths)", "#1f77b4"],
+          ["sampled_val_acc", "sampled cells' shared-weight accuracy (mean)", "#2ca02c", "dash"],
+          ["best_val_acc", "best cell's shared-weight accuracy", "#d62728", "dot"]]
+  };
+
+  function epochCharts(dataId, lossId, accId, emptyId, series) {
+    series = series || EPOCH_SERIES;
     var shown = -1;
     function draw() {
       var epochs = readJSON(dataId) || [];
@@ -122,14 +138,14 @@
       document.getElementById(emptyId).hidden = epochs.length > 0;
       if (!epochs.length) { return; }
       var x = epochs.map(function (e) { return e.epoch; });
-      function col(name) { return epochs.map(function (e) { return e[name]; }); }
-      function line(name, label, color, dash) {
-        return {x: x, y: col(name), name: label, mode: "lines+markers", line: {color: color, dash: dash || "solid"}};
+      function line(spec) {
+        return {x: x, y: epochs.map(function (e) { return e[spec[0]]; }), name: spec[1], mode: "lines+markers",
+                line: {color: spec[2], dash: spec[3] || "solid"}};
       }
-      Plotly.react(lossId, [line("train_loss", "train loss", "#1f77b4"), line("val_loss", "validation loss", "#d62728", "dash")],
+      Plotly.react(lossId, series.loss.map(line),
                    layout({title: {text: "Loss"}, xaxis: Object.assign({title: {text: "epoch"}}, countTicks(x.length)),
                            yaxis: {title: {text: "cross-entropy"}}}), CONFIG);
-      Plotly.react(accId, [line("train_acc", "train accuracy", "#1f77b4"), line("val_acc", "validation accuracy", "#d62728", "dash")],
+      Plotly.react(accId, series.acc.map(line),
                    layout({title: {text: "Accuracy"}, xaxis: Object.assign({title: {text: "epoch"}}, countTicks(x.length)),
                            yaxis: {title: {text: "accuracy"}, tickformat: ".1%"}}), CONFIG);
     }
@@ -264,4 +280,7 @@
     costPanel(el.id, el.dataset.costPanel);
   });
   each("epochs", function (el) { epochCharts(el.dataset.source, el.dataset.loss, el.dataset.acc, el.dataset.empty); });
+  each("supernet", function (el) {
+    epochCharts(el.dataset.source, el.dataset.loss, el.dataset.acc, el.dataset.empty, SUPERNET_SERIES);
+  });
 })();

@@ -32,7 +32,7 @@ from webapp.cells.services import cell_result_update
 from webapp.reviews import services as review_services
 from webapp.reviews.models import ReviewStatus
 from webapp.reviews.selectors import ReviewSubject
-from webapp.searches.models import Search
+from webapp.searches.models import OneShotRun, Search
 from webapp.teams import services as team_services
 from webapp.teams.models import Membership, Team
 from webapp.transfers.models import Transfer
@@ -161,6 +161,15 @@ def _hand_cell() -> dict:
     return create_space("nasnet").sample(np.random.default_rng(0)).to_dict()
 
 
+def _oneshot_search(w):
+    """Make team A's search a one-shot one whose supernet reported its cell and stored a checkpoint."""
+    Search.objects.filter(pk=w.search.pk).update(strategy="enas")
+    cell = {"cell_hash": w.cell.cell_hash, "genotype": w.cell.genotype, "val_acc": 0.5}
+    run = OneShotRun.objects.create(search=w.search, config={}, checkpoint_epoch=1, epochs=[{"epoch": 1,
+                                                                                            "leaders": [cell]}])
+    run.last_checkpoint.save("last.pt", ContentFile(b"supernet"), save=True)
+
+
 def _pause_search(w):
     Search.objects.filter(pk=w.search.pk).update(status=Search.Status.PAUSED)
 
@@ -205,6 +214,9 @@ MATRIX: dict[str, list[Case]] = {
     "searches:detail": [Case("GET", "viewer", _search)],
     "searches:live": [Case("GET", "viewer", _search)],
     "searches:chart": [Case("GET", "viewer", _search)],
+    "searches:supernet-cell-diagram": [Case("GET", "viewer", lambda w: {"pk": w.search.pk, "cell_hash": w.cell.cell_hash},
+                                            setup=_oneshot_search)],
+    "searches:supernet-checkpoint": [Case("GET", "viewer", _search, setup=_oneshot_search)],
     # -- a search's analysis (pages, figures' data and exports)
     "analysis:page": [Case("GET", "viewer", _search)],
     "analysis:curves": [Case("GET", "viewer", _search)],

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
 from searchcore.data import DATASETS
+from searchcore.oneshot import SAMPLERS, SEARCH_OPTIONS
 from searchcore.proxy import DEFAULT_FILTERS, FILTERS_PER_BASE_FILTER, MAX_SEED
 from searchcore.proxy import INT_BOUNDS as PROXY_BOUNDS
 from searchcore.spaces import SPACES
@@ -19,6 +20,14 @@ from webapp.searches.services.lifecycle import MAX_BUDGET, MAX_PARALLELISM, vali
 DATASET_CHOICES = [(name, f"{name}: {DATASETS.get(name).summary}") for name in DATASETS.names()]
 #: Datasets whose files the workers read from CELLSEARCH_DATA_ROOT/<dataset>.
 DATASETS_NEEDING_ROOT = {name for name in DATASETS.names() if DATASETS.get(name).needs_root}
+
+#: The strategies the form offers: per-trial ones by name, then the one-shot samplers with the
+#: registry's own summary of each.
+STRATEGY_CHOICES = [
+    ("Per trial: every cell sampled is trained", [(name, name) for name in STRATEGIES.names()]),
+    ("One-shot: a supernet's shared weights rank the cells", [
+        (name, f"{name}: {SAMPLERS.get(name).summary}") for name in SAMPLERS.names()]),
+]
 
 #: The proxy-training fields the form shows (each sets the ProxyConfig field of its name; a blank one is left out).
 PROXY_FIELDS = ("epochs", "cells", "filters", "base_filters", "batch_size")
@@ -92,10 +101,15 @@ class SearchCreateForm(forms.Form):
     name = forms.CharField(max_length=200, required=False,
                            widget=forms.TextInput(attrs={"placeholder": "e.g. digits ppo, seed 0"}))
     space = forms.ChoiceField(initial="nasnet", help_text="What a cell may contain.")
-    strategy = forms.ChoiceField(initial="ppo", help_text="How the next cell is chosen.")
+    strategy = forms.ChoiceField(
+        choices=STRATEGY_CHOICES, initial="ppo",
+        help_text="How the next cell is chosen. A one-shot sampler trains one supernet whose weights every cell "
+                  "shares, then trains its best cells (the budget) standalone; its options are under Advanced options.")
     dataset = forms.ChoiceField(choices=DATASET_CHOICES, initial="digits")
     budget = whole_number_field(1, MAX_BUDGET, initial=20,
-                                help_text=f"Trials (child networks) to train in all: 1 to {MAX_BUDGET:,}.")
+                                help_text=f"Trials (child networks) to train in all: 1 to {MAX_BUDGET:,}. For a "
+                                          "one-shot search, the number of top cells its supernet ranks that are "
+                                          "then trained standalone (at most its final_samples).")
     parallelism = whole_number_field(1, MAX_PARALLELISM, initial=1,
                                      help_text=f"Trials training at the same time: 1 to {MAX_PARALLELISM:,}, "
                                                "at most the budget.")
@@ -121,8 +135,10 @@ class SearchCreateForm(forms.Form):
                                         *PROXY_BOUNDS["batch_size"]))
     seed = whole_number_field(0, MAX_SEED, initial=0, help_text=f"0 to {MAX_SEED:,}.")
     keep_checkpoints = forms.BooleanField(required=False, help_text="Store each child's weights for download.")
-    strategy_options = JSONObjectField(required=False, label="Strategy options",
-                                       help_text='Optional JSON, e.g. {"batch_size": 5} for ppo.')
+    strategy_options = JSONObjectField(
+        required=False, label="Strategy options",
+        help_text=f'Optional JSON, e.g. {{"batch_size": 5}} for ppo. A one-shot search takes {", ".join(SEARCH_OPTIONS)} '
+                  '(epochs: the supernet\'s, the proxy\'s by default), e.g. {"controller": "reinforce", "epochs": 10}.')
     space_options = JSONObjectField(required=False, label="Space options",
                                     help_text='Optional JSON, e.g. {"num_blocks": 3}.')
 
@@ -144,7 +160,6 @@ class SearchCreateForm(forms.Form):
                 })
             self.order_fields(["team"])
         self.fields["space"].choices = _choices(SPACES.names())
-        self.fields["strategy"].choices = _choices(STRATEGIES.names())
         root = settings.CELLSEARCH_DATA_ROOT
         self.fields["dataset"].help_text = (
             "What each child network is trained on for its reward. cifar10 and imagefolder read their "

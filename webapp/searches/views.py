@@ -9,9 +9,9 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied, SuspiciousFileOperation, ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from searchcore.compare import DEFAULT_TOP_K, parse_int_list, parse_top_k
 from searchcore.errors import ConfigError
 from searchcore.proxy import ProxyConfig
+from webapp.cells.diagrams import cell_diagram_svg
 from webapp.searches import services
 from webapp.searches.forms import (
     PROXY_FIELDS,
@@ -28,13 +29,14 @@ from webapp.searches.forms import (
     SearchSeedsForm,
     SearchSteerForm,
 )
-from webapp.searches.models import Search
+from webapp.searches.models import OneShotRun, Search
 from webapp.searches.selectors import (
     compare_curves,
     search_activity,
     search_estimate_for_user,
     search_get_for_user,
     search_list_for_user,
+    search_oneshot_run,
     search_progress,
     search_workers,
     searches_comparable,
@@ -146,6 +148,33 @@ def search_estimate(request: HttpRequest) -> HttpResponse:
     return render(request, "searches/_estimate.html", context)
 
 
+#: The per-epoch numbers of a supernet the search page charts (searchcore.oneshot's epoch reports).
+SUPERNET_CHART_KEYS = ("epoch", "train_loss", "train_acc", "sampled_val_acc", "best_val_acc")
+
+
+def _supernet_context(search: Search) -> dict:
+    """A one-shot search's supernet card: its run (None until the first control step starts it),
+    its epochs for the chart, and its best cells, each with the trial that trains it standalone
+    once there is one: the latest epoch's leaders while it trains, `top` once finished. The cells
+    are drawn by `search_supernet_cell_diagram` (images the browser keeps, so a poll stays small)."""
+    run = search_oneshot_run(search=search)
+    if run is None:
+        return {"supernet": None, "supernet_epochs": [], "supernet_cells": []}
+    finished = run.status == OneShotRun.Status.FINISHED
+    cells = run.top if finished else (run.epochs[-1].get("leaders", []) if run.epochs else [])
+    trials = {trial.cell_hash: trial for trial in trial_list_for_search(search=search).filter(
+        cell_hash__in=[cell["cell_hash"] for cell in cells])}
+    return {
+        "supernet": run,
+        "supernet_ranked": finished,
+        "supernet_gpu_hours": run.gpu_seconds / 3600,
+        # the epoch training now: one past the last stored, at most the last
+        "supernet_epoch": min(len(run.epochs) + 1, run.epochs_total or len(run.epochs) + 1),
+        "supernet_epochs": [{key: epoch.get(key) for key in SUPERNET_CHART_KEYS} for epoch in run.epochs],
+        "supernet_cells": [{**cell, "trial": trials.get(cell["cell_hash"])} for cell in cells],
+    }
+
+
 def _trials_context(request: HttpRequest, search: Search) -> dict:
     """The status block and the current page of the trials table (shared by page and partial)."""
     ordering = request.GET.get("sort", DEFAULT_TRIAL_ORDERING)
@@ -168,6 +197,7 @@ def _trials_context(request: HttpRequest, search: Search) -> dict:
             next_sort = f"-{key}" if key in ("index", "reward") else key
         columns.append({"key": key, "label": label, "direction": direction, "sort": next_sort})
     return {
+        **(_supernet_context(search) if search.is_oneshot else {}),
         "search": search,
         "progress": search_progress(search=search),
         "workers": search_workers(search=search),
@@ -191,6 +221,11 @@ def _detail_context(request: HttpRequest, search: Search, steer_form: SearchStee
     context["steer_form"] = steer_form or SearchSteerForm(
         initial={"parallelism": search.parallelism, "budget": search.budget}, auto_id="steer_%s")
     context["enqueue_form"] = enqueue_form or SearchEnqueueForm(auto_id="enqueue_%s")
+    if search.is_oneshot:  # its budget is the supernet's top-k, fixed once the supernet starts (steering refuses it)
+        budget = context["steer_form"].fields["budget"]
+        budget.widget.attrs["readonly"] = True
+        budget.help_text = ("A one-shot search's budget is the number of top cells its supernet ranks for standalone "
+                            "training: fixed at launch.")
     progress = context["progress"]  # no query for the trials in flight when there are none
     context["steer_trials"] = (search.trials.filter(status__in=Trial.IN_FLIGHT).order_by("index")[:100]
                                if progress["running"] + progress["pending"] else [])
@@ -230,6 +265,43 @@ def search_chart_data(request: HttpRequest, pk: int) -> JsonResponse:
     return JsonResponse({"index": index, "reward": reward, "best": best, "failed": failed,
                          "done": len(index) + len(failed), "budget": search.budget,
                          "status": search.status})
+
+
+def _supernet_genotype(run: OneShotRun, cell_hash: str) -> dict | None:
+    """The genotype of a cell the supernet reported (a leader of an epoch, or ranked at the end)."""
+    reported = [cell for epoch in run.epochs for cell in epoch.get("leaders", [])] + run.top + run.final
+    return next((cell["genotype"] for cell in reported if cell.get("cell_hash") == cell_hash), None)
+
+
+@require_GET
+def search_supernet_cell_diagram(request: HttpRequest, pk: int, cell_hash: str) -> HttpResponse:
+    """A cell the search's supernet reported, drawn (its Normal and Reduction cells, as a trial's
+    page draws them): its best cells may not be trials yet, so they have no cell row to draw from."""
+    search = search_get_for_user(user=request.user, search_id=pk)
+    run = search_oneshot_run(search=search)
+    genotype = None if run is None else _supernet_genotype(run, cell_hash)
+    if genotype is None:
+        raise Http404("This search's supernet reported no such cell.")
+    response = HttpResponse(cell_diagram_svg(cell_hash=cell_hash, genotype=genotype), content_type="image/svg+xml")
+    response["Cache-Control"] = "private, max-age=86400"  # a cell never changes
+    return response
+
+
+@require_GET
+def search_supernet_checkpoint(request: HttpRequest, pk: int) -> FileResponse:
+    """The supernet's last checkpoint (`last.pt`: shared weights, optimiser and sampler state, for
+    torch.load(path, weights_only=True)), streamed as stored; 404 until an epoch has stored one,
+    or when its stored name points outside MEDIA_ROOT (storage refuses those)."""
+    search = search_get_for_user(user=request.user, search_id=pk)
+    run = search_oneshot_run(search=search)
+    try:
+        if run is None or not run.last_checkpoint or not run.last_checkpoint.storage.exists(run.last_checkpoint.name):
+            raise Http404("This search's supernet has stored no checkpoint yet.")
+        file = run.last_checkpoint.open("rb")
+    except SuspiciousFileOperation:
+        raise Http404("This search's supernet has stored no checkpoint yet.") from None
+    return FileResponse(file, as_attachment=True, content_type="application/octet-stream",
+                        filename=f"search{search.pk}-supernet-epoch{run.checkpoint_epoch}.pt")
 
 
 def _steer(request: HttpRequest, pk: int, action, verb: str, done: str) -> HttpResponse:

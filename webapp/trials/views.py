@@ -71,8 +71,9 @@ def trial_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "diagram": diagram, "diagram_error": diagram_error, "darts": _darts(trial),
         "genotype_json": genotype_pretty(trial.genotype), "has_checkpoint": trial_has_checkpoint(trial),
         "can_launch_transfer": has_perm(request.user, "transfers.launch", trial.search),
+        # a one-shot search has no strategy state to fork (its sampler lives in the supernet's checkpoint)
         "can_fork": trial.status == Trial.Status.FINISHED and trial.reward is not None
-                    and has_perm(request.user, "searches.launch", trial.search),
+                    and not trial.search.is_oneshot and has_perm(request.user, "searches.launch", trial.search),
     }
     return render(request, "trials/detail.html", context)
 
