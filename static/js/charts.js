@@ -122,10 +122,10 @@
   /* The supernet trains on a sampled cell's path per minibatch (train_*); its sampled cells are
      scored with the shared weights on validation batches: their mean, and the best told so far. */
   var SUPERNET_SERIES = {
-    loss: [["train_loss", "train loss (sampled paths)", "#1f77b4"]],
-    acc: [["train_acc", "train accuracy (sampled paths)", "#1f77b4"],
-          ["sampled_val_acc", "sampled cells' shared-weight accuracy (mean)", "#2ca02c", "dash"],
-          ["best_val_acc", "best cell's shared-weight accuracy", "#d62728", "dot"]]
+    loss: [["train_loss", "train, sampled paths", "#1f77b4"]],
+    acc: [["train_acc", "train, sampled paths", "#1f77b4"],
+          ["sampled_val_acc", "sampled cells, mean", "#2ca02c", "dash"],
+          ["best_val_acc", "best cell so far", "#d62728", "dot"]]
   };
 
   function epochCharts(dataId, lossId, accId, emptyId, series) {

@@ -3,8 +3,9 @@ screen (tables and diagrams scroll in their own box), the navigation folds into 
 phone, and plotly's toolbar stays out of the plot. The rows are made directly: no worker.
 
 Screenshots go to $CELLSEARCH_E2E_SCREENSHOTS (default /tmp): e2e-narrow-<width>-<page>.png for
-each page and width (a transfer's page too: its chart has a title), e2e-narrow-390-menu.png (the
-menu open) and e2e-narrow-1280-cells-preview.png (a thumbnail's preview).
+each page and width (a transfer's page too: its chart has a title; a one-shot search's supernet
+training, its chart and best cells), e2e-narrow-390-menu.png (the menu open) and
+e2e-narrow-1280-cells-preview.png (a thumbnail's preview).
 """
 
 from __future__ import annotations
@@ -95,10 +96,32 @@ def _rows():
     return searches, best, transfer
 
 
+def _oneshot_search(searches, trials):
+    """A one-shot search whose supernet trains its second of three epochs, its leaders drawn:
+    the Supernet card, its chart and its cells (and a trial marked one-shot)."""
+    from webapp.searches.models import OneShotRun, Search
+    from webapp.trials.models import Trial
+
+    search = Search.objects.create(team=searches[0].team, owner=searches[0].owner, name="narrow one-shot search",
+                                   strategy="enas", dataset="digits", proxy=PROXY, proxy_key="o" * 64, budget=2,
+                                   status=Search.Status.RUNNING)
+    leaders = [{"cell_hash": t.cell_hash, "genotype": t.genotype, "val_acc": t.reward - 0.2} for t in trials[2::-1]]
+    epochs = [{"epoch": e, "train_loss": 2.0 / e, "train_acc": 0.3 * e, "sampled_val_acc": 0.2 * e,
+               "best_val_acc": 0.25 * e, "lr": 0.05, "seconds": 3.0, "leaders": leaders} for e in (1, 2)]
+    OneShotRun.objects.create(search=search, config={"proxy": {**PROXY, "epochs": 3}}, status=OneShotRun.Status.RUNNING,
+                              epochs=epochs, checkpoint_epoch=2, attempts=1, gpu_seconds=600,
+                              worker="gpu0@a-rather-long-host-name.cluster.example.org", device="NVIDIA H100 80GB HBM3")
+    Trial.objects.create(search=search, index=0, cell=trials[2].cell, genotype=trials[2].genotype,
+                         cell_hash=trials[2].cell_hash, status=Trial.Status.PENDING, shared_weight_acc=leaders[0]["val_acc"])
+    return search
+
+
 def test_every_main_page_fits_a_phone_and_a_laptop(chromium_browser, live_server):
     searches, best, transfer = _rows()
+    oneshot = _oneshot_search(searches, list(best.search.trials.order_by("index")))
     pages = {
         "searches": "/", "new-search": "/searches/new/", "search": f"/searches/{searches[0].pk}/",
+        "oneshot-search": f"/searches/{oneshot.pk}/",
         "trial": f"/trials/{best.pk}/", "compare": f"/searches/compare/?searches={searches[0].pk},{searches[1].pk}",
         "cells": "/cells/", "review": f"/cells/{best.cell_hash}/review/", "workers": "/workers/",
         "transfers": "/transfers/", "transfer": f"/transfers/{transfer.pk}/", "teams": "/teams/",
@@ -127,6 +150,7 @@ def test_every_main_page_fits_a_phone_and_a_laptop(chromium_browser, live_server
             _check_menu(page, folded=width < NAV_FOLDS_BELOW)
             _check_toolbar_clear(page, f"{live_server.url}/trials/{best.pk}/", "acc-chart")
             _check_toolbar_clear(page, f"{live_server.url}/transfers/{transfer.pk}/", "speed-chart")  # has a title
+            _check_toolbar_clear(page, f"{live_server.url}/searches/{oneshot.pk}/", "supernet-acc-chart")
             if width > 800:
                 _check_thumbnail_preview(page, f"{live_server.url}/cells/")
         finally:

@@ -68,6 +68,7 @@ def test_a_training_supernet_shows_its_epoch_cost_worker_chart_and_best_cells(si
     card = supernet_card(html)
     assert "Supernet" in html and "training Epoch 3 of 3" in card
     assert "1.5 on NVIDIA H100" in card and "gpu0@host-a" in card  # 5400 s = 1.5 GPU-hours
+    assert "Its supernet trains on gpu0@host-a (below)" in html  # the status card's workers
     data = json.loads(re.search(r'id="supernet-epochs-data"[^>]*>(.*?)</script>', html, re.S).group(1))
     assert [(e["epoch"], e["sampled_val_acc"], e["best_val_acc"]) for e in data] == [(1, 0.15, 0.2), (2, 0.3, 0.4)]
     assert 'data-chart="supernet"' in html and 'data-source="supernet-epochs-data"' in html

@@ -109,7 +109,9 @@ class SearchCreateForm(forms.Form):
     budget = whole_number_field(1, MAX_BUDGET, initial=20,
                                 help_text=f"Trials (child networks) to train in all: 1 to {MAX_BUDGET:,}. For a "
                                           "one-shot search, the number of top cells its supernet ranks that are "
-                                          "then trained standalone (at most its final_samples).")
+                                          "then trained standalone (at most its final_samples), as NASNet's search "
+                                          "ended: “the top 250 architectures are then chosen to train until "
+                                          "convergence” (Zoph et al. 2018, appendix A.3).")
     parallelism = whole_number_field(1, MAX_PARALLELISM, initial=1,
                                      help_text=f"Trials training at the same time: 1 to {MAX_PARALLELISM:,}, "
                                                "at most the budget.")
