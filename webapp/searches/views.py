@@ -1,4 +1,5 @@
-"""Pages for searches: the list, the new-search form, a search's live page, the comparison.
+"""Pages for searches: the list, the new-search form, a search's live page (a one-shot search's
+with its supernet, its best cells' diagrams and its checkpoint), the comparison.
 
 Thin views: read through the selectors (always scoped to the user's teams), write through
 the services, render templates. No torch here.
