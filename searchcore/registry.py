@@ -73,7 +73,9 @@ class Registry(Generic[T]):
         return sorted([*self._items, *self._lazy])
 
     def __contains__(self, name: object) -> bool:
-        return name in self._items or name in self._lazy
+        """Whether `name` is registered; anything but a string is not (a JSON list where a name
+        belongs is bad input, not a crash)."""
+        return isinstance(name, str) and (name in self._items or name in self._lazy)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())

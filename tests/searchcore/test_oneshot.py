@@ -242,3 +242,8 @@ def test_config_round_trips_through_json():
     assert OneShotConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     assert config.strategy == "ppo" and tiny(sampler="oneshot-random").strategy == "random"
     assert tiny().strategy == "reinforce" and config.epochs == PROXY.epochs
+
+
+@pytest.mark.parametrize("name", [["enas"], {"enas": 1}, None, 3])
+def test_a_name_that_is_not_a_string_is_simply_not_registered(name):
+    assert name not in SAMPLERS and name not in SUPERNETS  # bad JSON input is refused, not a TypeError
