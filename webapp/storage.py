@@ -16,6 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files import File
 from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404
 from storages.backends.s3 import S3Storage
 
 logger = logging.getLogger(__name__)
@@ -66,3 +67,21 @@ def store_file(*, name: str, path: str) -> str:
         except _FAILURES:
             logger.warning("could not remove the partial file %s", stored, exc_info=True)
         raise StorageWriteError(f"could not store {name}: {_reason(exc)}") from exc
+
+
+def stored_file_exists(file) -> bool:
+    """Whether a FileField holds a name and its file is still in storage. A name that leaves
+    the store (`../`, an absolute path) is never a file we offer."""
+    try:
+        return bool(file.name) and file.storage.exists(file.name)
+    except SuspiciousFileOperation:
+        return False
+
+
+def stored_file_response(file, *, filename: str, missing: str,
+                         content_type: str = "application/octet-stream") -> FileResponse:
+    """A FileField's file as an attachment, streamed as it was saved (never loaded); 404 with
+    `missing` when there is none (see `stored_file_exists`)."""
+    if not stored_file_exists(file):
+        raise Http404(missing)
+    return FileResponse(file.open("rb"), as_attachment=True, filename=filename, content_type=content_type)

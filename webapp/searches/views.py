@@ -10,7 +10,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied, SuspiciousFileOperation, ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -45,6 +45,7 @@ from webapp.searches.selectors import (
     searches_live,
 )
 from webapp.steering import refuse, steer
+from webapp.storage import stored_file_response
 from webapp.teams.context_processors import may_launch_search
 from webapp.teams.models import Team
 from webapp.teams.permissions import has_perm, perms_for, require_perm
@@ -295,14 +296,11 @@ def search_supernet_checkpoint(request: HttpRequest, pk: int) -> FileResponse:
     or when its stored name points outside MEDIA_ROOT (storage refuses those)."""
     search = search_get_for_user(user=request.user, search_id=pk)
     run = search_oneshot_run(search=search)
-    try:
-        if run is None or not run.last_checkpoint or not run.last_checkpoint.storage.exists(run.last_checkpoint.name):
-            raise Http404("This search's supernet has stored no checkpoint yet.")
-        file = run.last_checkpoint.open("rb")
-    except SuspiciousFileOperation:
-        raise Http404("This search's supernet has stored no checkpoint yet.") from None
-    return FileResponse(file, as_attachment=True, content_type="application/octet-stream",
-                        filename=f"search{search.pk}-supernet-epoch{run.checkpoint_epoch}.pt")
+    missing = "This search's supernet has stored no checkpoint yet."
+    if run is None:
+        raise Http404(missing)
+    return stored_file_response(run.last_checkpoint, missing=missing,
+                                filename=f"search{search.pk}-supernet-epoch{run.checkpoint_epoch}.pt")
 
 
 def _steer(request: HttpRequest, pk: int, action, verb: str, done: str) -> HttpResponse:

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import json
 
-from django.core.exceptions import SuspiciousFileOperation
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import Http404, HttpResponse
 
 from webapp.cells.downloads import genotype_json_bytes
+from webapp.storage import stored_file_response
 from webapp.transfers.models import Transfer
 from webapp.transfers.selectors import TRANSFER_FILES, transfer_has_file
 
@@ -23,16 +23,14 @@ def transfer_file_response(transfer: Transfer, kind: str) -> HttpResponse:
     (yet), or a stored name that points outside MEDIA_ROOT (`../`, an absolute path)."""
     if kind not in TRANSFER_FILES:
         raise Http404(f"No such file; the files are {', '.join(TRANSFER_FILES)}.")
-    try:
-        if not transfer_has_file(transfer, kind):
-            raise Http404("This transfer has no such file yet.")
-        field_name, _, content_type = TRANSFER_FILES[kind]
-        filename = transfer_filename(transfer, kind)
-        if field_name is not None:
-            file = getattr(transfer, field_name).open("rb")
-            return FileResponse(file, as_attachment=True, filename=filename, content_type=content_type)
-    except SuspiciousFileOperation:
-        raise Http404("This transfer has no such file yet.") from None
+    missing = "This transfer has no such file yet."
+    field_name, _, content_type = TRANSFER_FILES[kind]
+    filename = transfer_filename(transfer, kind)
+    if field_name is not None:
+        return stored_file_response(getattr(transfer, field_name), filename=filename, missing=missing,
+                                    content_type=content_type)
+    if not transfer_has_file(transfer, kind):
+        raise Http404(missing)
     if kind == "genotype":
         body = genotype_json_bytes(transfer.genotype)
     elif kind == "card.md":

@@ -6,12 +6,12 @@ import statistics
 from typing import Any
 
 from django.apps import apps
-from django.core.exceptions import SuspiciousFileOperation
 from django.db.models import F, QuerySet
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from searchcore.errors import SearchcoreError
+from webapp.storage import stored_file_exists
 from webapp.teams.models import Membership
 from webapp.transfers.models import Transfer
 from webapp.trials.models import Trial
@@ -73,11 +73,7 @@ def transfer_has_file(transfer: Transfer, kind: str) -> bool:
     field_name, _, _ = TRANSFER_FILES[kind]
     if field_name is None:
         return kind == "genotype" or bool(transfer.model_card_md)
-    file = getattr(transfer, field_name)
-    try:
-        return bool(file.name) and file.storage.exists(file.name)
-    except SuspiciousFileOperation:  # a name that leaves MEDIA_ROOT is never a file we offer
-        return False
+    return stored_file_exists(getattr(transfer, field_name))
 
 
 def transfer_downloads(*, transfer: Transfer) -> list[str]:

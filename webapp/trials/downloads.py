@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import posixpath
 
-from django.core.exceptions import SuspiciousFileOperation
-from django.http import FileResponse, Http404
+from django.http import FileResponse
 
-from webapp.trials.selectors import trial_has_checkpoint
+from webapp.storage import stored_file_response
 
 
 def checkpoint_filename(trial) -> str:
@@ -19,11 +18,5 @@ def checkpoint_filename(trial) -> str:
 def checkpoint_response(trial) -> FileResponse:
     """The trial's checkpoint as an attachment, streamed; 404 when it has none, or when its
     stored name points outside MEDIA_ROOT (`../`, an absolute path: storage refuses those)."""
-    try:
-        if not trial_has_checkpoint(trial):
-            raise Http404("This trial kept no checkpoint.")
-        file = trial.checkpoint.open("rb")
-    except SuspiciousFileOperation:
-        raise Http404("This trial kept no checkpoint.") from None
-    return FileResponse(file, as_attachment=True, filename=checkpoint_filename(trial),
-                        content_type="application/octet-stream")
+    return stored_file_response(trial.checkpoint, filename=checkpoint_filename(trial),
+                                missing="This trial kept no checkpoint.")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.core.exceptions import SuspiciousFileOperation
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
@@ -10,6 +9,7 @@ from searchcore.errors import SearchcoreError
 from searchcore.models import NetworkWidths
 from searchcore.spaces import parse_genotype
 from searchcore.spaces.nasnet import Genotype
+from webapp.storage import stored_file_exists
 from webapp.trials.models import Trial
 
 #: Columns the trials table may sort by, and the field behind each.
@@ -62,13 +62,7 @@ def trial_network_widths(*, trial: Trial) -> NetworkWidths | None:
 
 def trial_has_checkpoint(trial: Trial) -> bool:
     """Whether the trial kept a checkpoint and its file is still in storage."""
-    name = trial.checkpoint.name
-    if not name:
-        return False
-    try:
-        return trial.checkpoint.storage.exists(name)
-    except SuspiciousFileOperation:  # a name that leaves MEDIA_ROOT is never a file we offer
-        return False
+    return stored_file_exists(trial.checkpoint)
 
 
 def trial_rewards_for_search(*, search) -> list[tuple[int, float | None, str]]:
