@@ -161,6 +161,9 @@ def test_the_steering_card_hides_per_trial_controls_for_a_one_shot_search(signed
     assert "takes no cell by hand, no fork" in html
     budget = re.search(r'<input[^>]*name="budget"[^>]*>', html[html.index('id="steer-form"'):]).group(0)
     assert "readonly" in budget and 'value="2"' in budget
+    fork = signed_in.get(reverse("searches:fork", args=[oneshot_search.pk]), follow=True)  # a link kept from before
+    assert fork.redirect_chain[-1][0] == reverse("searches:detail", args=[oneshot_search.pk])
+    assert "Not forked: a one-shot search takes no forks" in fork.content.decode()
 
 
 def test_another_teams_one_shot_search_and_its_cells_are_404(client, other_user, oneshot_search, cells):

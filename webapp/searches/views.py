@@ -44,6 +44,7 @@ from webapp.searches.selectors import (
     searches_for_compare,
     searches_live,
 )
+from webapp.searches.services.steering import ONESHOT_NO_FORK
 from webapp.steering import refuse, steer
 from webapp.storage import stored_file_response
 from webapp.teams.context_processors import may_launch_search
@@ -385,6 +386,9 @@ def search_fork(request: HttpRequest, pk: int) -> HttpResponse:
         require_perm(request.user, "searches.launch", search.team)
     except PermissionDenied as error:
         return refuse(request, error, verb="fork", noun="search", to="searches:detail", pk=search.pk)
+    if search.is_oneshot:  # the service refuses it: say why before a form is filled in
+        messages.error(request, f"Not forked: {ONESHOT_NO_FORK}.")
+        return redirect("searches:detail", pk=search.pk)
     initial = {"trials": request.GET.get("trials", "")[:2000], "strategy_options": search.strategy_options}
     form = SearchForkForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():

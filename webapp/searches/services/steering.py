@@ -39,6 +39,8 @@ MAX_ENQUEUED = 100
 
 #: Why a one-shot search refuses a per-trial search's steering.
 ONESHOT_FIXED = "a one-shot search takes no {what}"
+ONESHOT_NO_FORK = ONESHOT_FIXED.format(what="forks: its sampler's state lives in its supernet's checkpoint, not in "
+                                            "a strategy state")
 
 
 def _is_int(value: Any) -> bool:
@@ -287,8 +289,7 @@ def search_fork(*, user, search: Search, trials: list[int], name: str = "", budg
     require_perm(user, "searches.launch", search.team)
     parent = Search.objects.select_for_update().get(pk=search.pk)  # its state as the last control step left it
     if parent.is_oneshot:
-        raise ValidationError({"trials": [ONESHOT_FIXED.format(what="forks: its sampler's state lives in its "
-                                                                   "supernet's checkpoint, not in a strategy state")]})
+        raise ValidationError({"trials": [ONESHOT_NO_FORK]})
     if not parent.strategy_state:
         raise ValidationError({"trials": ["this search has not started: its strategy has nothing to fork yet"]})
     chosen = _fork_trials(parent, trials)
