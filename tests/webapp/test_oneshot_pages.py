@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 
 import pytest
 from django.core.files.base import ContentFile
 from django.urls import reverse
+from django.utils import timezone
 
 from searchcore.spaces import parse_genotype
 from webapp.cells.models import CellResult
@@ -202,3 +204,16 @@ def test_the_new_search_form_puts_a_one_shot_error_on_its_field(signed_in, queue
     assert response.status_code == 200 and not Search.objects.exists()
     errors = response.context["form"].errors
     assert list(errors) == [field] and words in errors[field][0]
+
+
+def test_the_supernets_gpu_hours_count_a_running_attempt_up_to_now(signed_in, oneshot_search, settings):
+    from webapp.searches.selectors import supernet_gpu_seconds
+
+    now, half_the_timeout = timezone.now(), settings.CELLSEARCH_HEARTBEAT_TIMEOUT / 2
+    run = make_run(oneshot_search, status=OneShotRun.Status.RUNNING, gpu_seconds=3600.0,
+                   heartbeat_at=now - timedelta(seconds=half_the_timeout))
+    assert supernet_gpu_seconds(run=run, now=now) == pytest.approx(3600.0 + half_the_timeout)
+    run.heartbeat_at = now - timedelta(hours=2)  # a silent worker: presumed dead after the timeout
+    assert supernet_gpu_seconds(run=run, now=now) == pytest.approx(3600.0 + settings.CELLSEARCH_HEARTBEAT_TIMEOUT)
+    run.status = OneShotRun.Status.PAUSED
+    assert supernet_gpu_seconds(run=run, now=now) == 3600.0

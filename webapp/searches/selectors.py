@@ -55,6 +55,16 @@ def search_oneshot_run(*, search: Search) -> OneShotRun | None:
     return OneShotRun.objects.filter(search=search).first()
 
 
+def supernet_gpu_seconds(*, run: OneShotRun, now: datetime | None = None) -> float:
+    """A supernet's device-seconds: those recorded (up to its last heartbeat), plus a running
+    attempt's since then (at most CELLSEARCH_HEARTBEAT_TIMEOUT: a silent worker is presumed dead)."""
+    seconds = run.gpu_seconds
+    if run.status == OneShotRun.Status.RUNNING and run.heartbeat_at is not None:
+        since_beat = ((now or timezone.now()) - run.heartbeat_at).total_seconds()
+        seconds += min(float(settings.CELLSEARCH_HEARTBEAT_TIMEOUT), max(0.0, since_beat)) * DEVICES_PER_RUN
+    return seconds
+
+
 def search_progress(*, search: Search) -> dict:
     """Counts for the progress bar and status line."""
     counts = dict(search.trials.values_list("status").annotate(n=Count("id")).order_by())
@@ -185,10 +195,8 @@ def search_cost(*, search: Search, now: datetime | None = None) -> dict:
         if span > 0:
             estimate = {"seconds": remaining * span / len(window), "gpu_hours": _hours(remaining * done_seconds / done)}
     run = search_oneshot_run(search=search)
-    if run is not None:  # the supernet's device-seconds, its running attempt's since its last beat included
-        recorded += run.gpu_seconds
-        if run.status == OneShotRun.Status.RUNNING and run.heartbeat_at is not None:
-            in_flight += min(beat_limit, max(0.0, (now - run.heartbeat_at).total_seconds())) * DEVICES_PER_RUN
+    if run is not None:
+        recorded += supernet_gpu_seconds(run=run, now=now)
     return {
         "gpu_hours": _hours(recorded + in_flight),
         "trials_per_gpu_hour": done / _hours(done_seconds) if done_seconds > 0 else None,

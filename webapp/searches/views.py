@@ -43,6 +43,7 @@ from webapp.searches.selectors import (
     searches_comparable,
     searches_for_compare,
     searches_live,
+    supernet_gpu_seconds,
 )
 from webapp.searches.services.steering import ONESHOT_NO_FORK
 from webapp.steering import refuse, steer
@@ -170,7 +171,7 @@ def _supernet_context(search: Search) -> dict:
     return {
         "supernet": run,
         "supernet_ranked": finished,
-        "supernet_gpu_hours": run.gpu_seconds / 3600,
+        "supernet_gpu_hours": supernet_gpu_seconds(run=run) / 3600,
         # the epoch training now: one past the last stored, at most the last
         "supernet_epoch": min(len(run.epochs) + 1, run.epochs_total or len(run.epochs) + 1),
         "supernet_epochs": [{key: epoch.get(key) for key in SUPERNET_CHART_KEYS} for epoch in run.epochs],
