@@ -114,3 +114,36 @@ def report_threads(genotype, config, **kwargs) -> TrainResult:
 
     return TrainResult(reward=0.5, val_acc=0.5, best_val_acc=0.5, test_acc=None, params=torch.get_num_threads(),
                        mult_adds=int(os.environ.get("OMP_NUM_THREADS", "0")), epochs=[], stopped=False, seconds=0.0)
+
+
+def _noting_epochs_dying_once(on_epoch, *, after_epoch: int):
+    """An on_epoch that notes each epoch in CELLSEARCH_FAULT_FILE and passes it on; the first
+    time through (no note yet) the process dies by SIGKILL once epoch `after_epoch` is reported."""
+    note = os.environ["CELLSEARCH_FAULT_FILE"]
+    first_time = not os.path.exists(note)
+
+    def epoch_then_die(report):
+        with open(note, "a") as f:
+            f.write(f"{report.epoch}\n")
+        go = on_epoch(report)
+        if first_time and report.epoch == after_epoch:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return go
+
+    return epoch_then_die
+
+
+def transfer_killed_after_second_epoch(genotype, config, *, out_dir, on_epoch, on_progress):
+    """searchcore.transfer_train.train_transfer, killed once after its second epoch (see above)."""
+    from searchcore.transfer_train import train_transfer
+
+    return train_transfer(genotype, config, out_dir=out_dir, on_progress=on_progress,
+                          on_epoch=_noting_epochs_dying_once(on_epoch, after_epoch=2))
+
+
+def oneshot_killed_after_first_epoch(config, *, out_dir, on_epoch, on_progress):
+    """searchcore.oneshot_train.train_oneshot, killed once after its first epoch (see above)."""
+    from searchcore.oneshot_train import train_oneshot
+
+    return train_oneshot(config, out_dir=out_dir, on_progress=on_progress,
+                         on_epoch=_noting_epochs_dying_once(on_epoch, after_epoch=1))

@@ -3,37 +3,14 @@
 attempt is lost, the run goes back to the queue, and the next attempt, in a fresh folder as on
 another worker, downloads the stored last.pt and trains only the epochs left.
 
-The child imports `killed_after_first_epoch` from this module by name, so its top level imports
-nothing of Django.
+The child imports `oneshot_killed_after_first_epoch` from tests/faults/targets.py by name.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-
 import pytest
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-
-def killed_after_first_epoch(config, *, out_dir, on_epoch, on_progress):
-    """searchcore.oneshot_train.train_oneshot, noting each epoch it trains in
-    CELLSEARCH_FAULT_FILE; the first time through it dies by SIGKILL once epoch 1 is reported."""
-    from searchcore.oneshot_train import train_oneshot
-
-    note = os.environ["CELLSEARCH_FAULT_FILE"]
-    first_time = not os.path.exists(note)
-
-    def epoch_then_die(report):
-        with open(note, "a") as f:
-            f.write(f"{report.epoch}\n")
-        go = on_epoch(report)
-        if first_time:
-            os.kill(os.getpid(), signal.SIGKILL)
-        return go
-
-    return train_oneshot(config, out_dir=out_dir, on_epoch=epoch_then_die, on_progress=on_progress)
 
 
 def test_a_killed_supernet_is_queued_again_and_resumes_from_its_checkpoint(user, settings, tmp_path, monkeypatch):
@@ -58,7 +35,7 @@ def test_a_killed_supernet_is_queued_again_and_resumes_from_its_checkpoint(user,
     note = tmp_path / "epochs"
     monkeypatch.setenv("CELLSEARCH_FAULT_FILE", str(note))
     monkeypatch.chdir(REPO)  # the child imports this module from here
-    monkeypatch.setattr(searchcore.runner, "ONESHOT_TARGET", f"{__name__}:killed_after_first_epoch")
+    monkeypatch.setattr(searchcore.runner, "ONESHOT_TARGET", "tests.faults.targets:oneshot_killed_after_first_epoch")
     with transaction.atomic():
         search = search_create(
             user=user, space="nasnet", strategy="enas", dataset="digits", budget=2, parallelism=1, seed=0,

@@ -3,37 +3,14 @@ training (digits, tiny) in the runner's child, killed by SIGKILL after its secon
 attempt is lost, the transfer goes back to the queue, and the next attempt downloads the
 stored last checkpoint and trains only the epoch left.
 
-The child imports `killed_after_second_epoch` from this module by name, so its top level
-imports nothing of Django.
+The child imports `transfer_killed_after_second_epoch` from tests/faults/targets.py by name.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-
 import pytest
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-
-def killed_after_second_epoch(genotype, config, *, out_dir, on_epoch, on_progress):
-    """searchcore.transfer_train.train_transfer, noting each epoch it trains in
-    CELLSEARCH_FAULT_FILE; the first time through it dies by SIGKILL once epoch 2 is reported."""
-    from searchcore.transfer_train import train_transfer
-
-    note = os.environ["CELLSEARCH_FAULT_FILE"]
-    first_time = not os.path.exists(note)
-
-    def epoch_then_die(metrics):
-        with open(note, "a") as f:
-            f.write(f"{metrics.epoch}\n")
-        go = on_epoch(metrics)
-        if first_time and metrics.epoch == 2:
-            os.kill(os.getpid(), signal.SIGKILL)
-        return go
-
-    return train_transfer(genotype, config, out_dir=out_dir, on_epoch=epoch_then_die, on_progress=on_progress)
 
 
 @pytest.fixture
@@ -70,7 +47,7 @@ def test_a_killed_transfer_is_queued_again_and_resumes_from_its_checkpoint(
     note = tmp_path / "epochs"
     monkeypatch.setenv("CELLSEARCH_FAULT_FILE", str(note))
     monkeypatch.chdir(REPO)  # the child imports this module from here
-    monkeypatch.setattr(searchcore.runner, "TRANSFER_TARGET", f"{__name__}:killed_after_second_epoch")
+    monkeypatch.setattr(searchcore.runner, "TRANSFER_TARGET", "tests.faults.targets:transfer_killed_after_second_epoch")
 
     genotype = {"format": "cellsearch.nasnet/1",
                 "normal": [{"inputs": [0, 1], "ops": ["sep_conv_3x3", "identity"], "combine": "add"}],
